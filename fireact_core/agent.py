@@ -1,0 +1,250 @@
+"""The agent loop: run → trial → step → query → execute, as a generator of events.
+
+`Agent.run()` yields `TrialStarted`, `StepStarted`, `TokenDelta`, `StepDone` and, last,
+`Finished` with the `Trajectory`, so a terminal or a web UI can stream it. Errors caused by
+the model (an unparseable action, a failing tool) become observations and the loop goes
+on; a `BackendError` ends the trajectory as failed with its reason; anything else is a bug
+and propagates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+
+from fireact_core import metrics
+from fireact_core.backends.base import BackendError, Completion, Message, Model
+from fireact_core.errors import ConfigError, check_question
+from fireact_core.methods import METHODS, Prompts, load_prompts
+from fireact_core.tools.base import ToolResult, Tools
+from fireact_core.tools.noisy import NoiseConfig, NoisyToolbox
+from fireact_core.trajectory import Step, Trajectory, parse_action, parse_model_turn
+
+STOP = ("\nObservation:", "\nObservation ")
+
+
+@dataclass
+class AgentConfig:
+    method: str = "react"  # io | cot | react | reflexion
+    finetuned: bool = False  # no instruction, no exemplars: the question alone
+    max_steps: int = 11  # the paper's limit
+    max_tokens: int = 200  # per model call
+    trials: int = 3  # Reflexion
+    exemplars: int = 2
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.max_steps < 1 or self.trials < 1:
+            raise ConfigError("max_steps and trials must be at least 1")
+
+
+@dataclass
+class TrialStarted:
+    trial: int
+    reflections: list[str]
+
+
+@dataclass
+class StepStarted:
+    index: int
+    trial: int
+
+
+@dataclass
+class TokenDelta:
+    index: int
+    text: str
+
+
+@dataclass
+class StepDone:
+    step: Step
+    index: int
+
+
+@dataclass
+class Finished:
+    trajectory: Trajectory
+
+
+Event = TrialStarted | StepStarted | TokenDelta | StepDone | Finished
+
+
+class Agent:
+    """One agent: a model, its tools, a method and a configuration."""
+
+    def __init__(self, model: Model, tools: Tools | None, config: AgentConfig | None = None, *,
+                 prompts: Prompts | None = None, noise_pool: Sequence[str] | None = None) -> None:
+        self.model = model
+        self.tools = tools
+        self.config = config or AgentConfig()
+        self.prompts = prompts or load_prompts()
+        self.noise_pool = noise_pool
+
+    # --- run ------------------------------------------------------------------------------
+    def solve(self, question: str, **kw: object) -> Trajectory:
+        """Run to the end and return the trajectory."""
+        for event in self.run(question, **kw):  # type: ignore[arg-type]
+            if isinstance(event, Finished):
+                return event.trajectory
+        raise AssertionError("the agent loop ended without Finished")
+
+    def run(self, question: str, *, gold: str | None = None, task: str = "", id: str | None = None,
+            meta: dict | None = None) -> Iterator[Event]:
+        cfg = self.config
+        question = check_question(question)
+        traj = Trajectory(question=question, gold=gold, task=task, method=cfg.method, meta=dict(meta or {}),
+                          agent={"model": self.model.name, **asdict(cfg)}, started_at=time.time())
+        if id:
+            traj.id = id
+        t0 = time.perf_counter()
+        trials = cfg.trials if cfg.method == "reflexion" else 1
+        try:
+            for trial in range(trials):
+                yield TrialStarted(trial, list(traj.reflections))
+                yield from self._trial(traj, trial)
+                if trial == trials - 1 or traj.status == "failed" or self._succeeded(traj, trial):
+                    break
+                traj.reflections.append(self._reflect(traj, trial))
+        except BackendError as e:
+            traj.status, traj.reason = "failed", f"model error: {e}"
+        traj.time_s = time.perf_counter() - t0
+        traj.finalize_totals()
+        if gold is not None and traj.answer is not None:
+            traj.em = float(metrics.exact_match(traj.answer, gold, task=task))
+            traj.f1 = metrics.f1(traj.answer, gold, task=task)
+        elif gold is not None:
+            traj.em, traj.f1 = 0.0, 0.0
+        yield Finished(traj)
+
+    # --- one trial -----------------------------------------------------------------------
+    def _trial(self, traj: Trajectory, trial: int) -> Iterator[Event]:
+        cfg = self.config
+        tools = self._tools()
+        session = self.model.session()
+        messages = self._prompt(traj.question, traj.reflections)
+        use_tools = cfg.method in ("react", "reflexion")
+        max_steps = cfg.max_steps if use_tools else 1
+        traj.answer, traj.status, traj.reason = None, "finished", None
+        for _ in range(max_steps):
+            index = len(traj.steps)
+            yield StepStarted(index, trial)
+            step = Step(trial=trial)
+            t = time.perf_counter()
+            text = yield from self._query(session, messages, step, index)
+            self._execute(step, text, tools, use_tools, traj)
+            step.latency_s = time.perf_counter() - t
+            traj.steps.append(step)
+            yield StepDone(step, index)
+            if step.action == "finish" and step.error is None:
+                return
+            messages += [{"role": "assistant", "content": step.raw or step.assistant_text()},
+                         {"role": "user", "content": f"Observation: {step.observation}"}]
+        traj.status = "step_limit"
+        traj.reason = f"reached the step limit ({max_steps}) without finish[...]"
+        traj.answer = ""
+
+    def _query(self, session: Model, messages: list[Message], step: Step, index: int) -> Iterator[Event]:
+        """Ask the model for Thought + Action; re-ask once for a missing Action."""
+        text = yield from self._call(session, messages, step, index)
+        thought, action = parse_model_turn(text)
+        if action is None or parse_action(action) is None:
+            prefix = f"Thought: {thought}\nAction:" if thought else "Action:"
+            yield TokenDelta(index, "\n")
+            more = yield from self._call(session, [*messages, {"role": "assistant", "content": prefix}], step, index)
+            text = f"{prefix} {more.strip()}"
+        return text
+
+    def _call(self, session: Model, messages: Sequence[Message], step: Step, index: int) -> Iterator[Event]:
+        done: Completion | None = None
+        for item in session.stream(messages, stop=STOP, max_tokens=self.config.max_tokens):
+            if isinstance(item, Completion):
+                done = item
+            else:
+                yield TokenDelta(index, item)
+        if done is None:
+            raise BackendError(f"{self.model.name}: the stream ended without a completion")
+        step.tokens_in += done.prompt_tokens
+        step.tokens_out += done.completion_tokens
+        step.prefill_tokens += done.prefill_tokens
+        return done.text
+
+    def _execute(self, step: Step, text: str, tools: Tools | None, use_tools: bool, traj: Trajectory) -> None:
+        thought, action_text = parse_model_turn(text)
+        step.thought, step.has_thought = thought or "", thought is not None
+        parsed = parse_action(action_text) if action_text else None
+        if parsed is None:
+            step.raw = text.strip()
+            shown = (action_text or "").strip() or "(none)"
+            step.error = f"Invalid action: {shown}. Use one of: {self._valid_actions(tools, use_tools)}."
+            step.observation = step.error
+            return
+        step.action, step.argument = parsed
+        if step.action == "finish":
+            traj.answer = step.argument
+            reward = metrics.exact_match(step.argument, traj.gold, task=traj.task) if traj.gold is not None else None
+            step.observation = "Episode finished" + (f", reward = {reward}" if reward is not None else ".")
+            return
+        if not use_tools or tools is None:
+            step.error = f"Invalid action: {step.action}[...] is not available with this method; use finish[answer]."
+            step.observation = step.error
+            return
+        result: ToolResult = tools.run(step.action, step.argument)
+        step.observation, step.noise, step.error = result.observation, result.noise, result.error
+
+    # --- helpers -------------------------------------------------------------------------
+    def _tools(self) -> Tools | None:
+        if self.tools is None:
+            return None
+        if self.config.noise.active:
+            return NoisyToolbox(self.tools, self.config.noise, pool=self.noise_pool)
+        return self.tools
+
+    def _valid_actions(self, tools: Tools | None, use_tools: bool) -> str:
+        names = [f"{n}[...]" for n in (tools.names() if tools and use_tools else [])]
+        return ", ".join([*names, "finish[answer]"])
+
+    def _prompt(self, question: str, reflections: Sequence[str]) -> list[Message]:
+        cfg = self.config
+        if cfg.finetuned:
+            return [{"role": "user", "content": question}]
+        method = "react" if cfg.method == "reflexion" else cfg.method
+        tools_desc = self.tools.describe() if self.tools is not None else ""
+        content = self.prompts.instruction(method, tools=tools_desc)
+        shots = self.prompts.exemplars(method, cfg.exemplars)
+        if shots:
+            content += "\n\nHere are some examples.\n\n" + shots
+        if reflections:
+            content += "\n\nYour earlier attempts at this question failed. Lessons:\n" + "\n".join(
+                f"- {r}" for r in reflections)
+        content += f"\n\nQuestion: {question}"
+        return [{"role": "user", "content": content}]
+
+    def _succeeded(self, traj: Trajectory, trial: int) -> bool:
+        if traj.status != "finished" or not traj.answer:
+            return False
+        if traj.gold is not None:
+            return metrics.exact_match(traj.answer, traj.gold, task=traj.task)
+        verdict = self._ask(self.prompts.instruction("self_eval") + "\n\n" + self._attempt_text(traj, trial)
+                            + f"\nProposed answer: {traj.answer}\nCorrect (yes/no)?", max_tokens=4)
+        return verdict.strip().lower().startswith("yes")
+
+    def _reflect(self, traj: Trajectory, trial: int) -> str:
+        text = self._ask(self.prompts.instruction("reflect") + "\n\n" + self._attempt_text(traj, trial)
+                         + "\n\nReflection:", max_tokens=96)
+        return " ".join(text.split()) or "The previous attempt failed; search more carefully."
+
+    def _attempt_text(self, traj: Trajectory, trial: int) -> str:
+        attempt = Trajectory(question=traj.question, steps=[s for s in traj.steps if s.trial == trial])
+        return f"Question: {traj.question}\n{attempt.render_react()}"
+
+    def _ask(self, content: str, max_tokens: int) -> str:
+        done: Completion | None = None
+        for item in self.model.session().stream([{"role": "user", "content": content}], stop=("\n\n",),
+                                                max_tokens=max_tokens):
+            if isinstance(item, Completion):
+                done = item
+        return done.text if done else ""

@@ -1,0 +1,238 @@
+"""The one trajectory record that flows from the agent loop to the UI, the store and the trainer.
+
+A `Trajectory` is a question, a list of `Step`s (Thought / Action / Observation) and a
+final answer with its scores. It serialises to JSON (`to_dict`/`from_dict`), renders to the
+paper's ReAct text (`render_react`) and parses back from it (`parse_react`), and converts to
+chat messages (`to_messages`) in which each assistant turn is Thought + Action and each
+Observation is its own user turn, the paper's fine-tuning format.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from fireact_core.errors import FormatError
+
+FORMAT_VERSION = 1
+
+# What the noisy tool did to an observation.
+NOISE_CLEAN = "clean"
+NOISE_NONE = "none"  # replaced by the string "None"
+NOISE_RANDOM = "random"  # replaced by a random earlier observation
+NOISE_KINDS = (NOISE_CLEAN, NOISE_NONE, NOISE_RANDOM)
+
+
+@dataclass
+class Step:
+    """One Thought / Action / Observation turn of an agent."""
+
+    thought: str = ""
+    action: str = ""  # tool name: search, lookup, finish, ...
+    argument: str = ""
+    observation: str = ""
+    noise: str = NOISE_CLEAN
+    tokens_in: int = 0  # prompt tokens this call was billed for (whole context for an API)
+    tokens_out: int = 0
+    prefill_tokens: int = 0  # tokens actually encoded (local backend reuses cached keys/values)
+    latency_s: float = 0.0
+    error: str | None = None  # why the action was invalid, the tool failed, ...
+    trial: int = 0  # Reflexion trial this step belongs to
+    raw: str | None = None  # model text when it differs from the rendered Thought/Action
+    has_thought: bool = True  # False for the few released trajectories with no Thought line
+
+    @property
+    def action_text(self) -> str:
+        """`search[argument]`, the Action line's content."""
+        return f"{self.action}[{self.argument}]" if self.action else ""
+
+    def assistant_text(self) -> str:
+        """The assistant turn: `Thought: …\\nAction: …`."""
+        parts = []
+        if self.has_thought:
+            parts.append(f"Thought: {self.thought}")
+        if self.action or self.raw is None:
+            parts.append(f"Action: {self.action_text}")
+        return "\n".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Step:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class Trajectory:
+    """A whole run of one agent on one question."""
+
+    question: str
+    steps: list[Step] = field(default_factory=list)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    task: str = ""
+    gold: str | None = None
+    method: str = "react"
+    agent: dict[str, Any] = field(default_factory=dict)  # model, adapter, method, noise, seed, ...
+    answer: str | None = None
+    em: float | None = None
+    f1: float | None = None
+    reflections: list[str] = field(default_factory=list)
+    preamble: str = ""  # text before the first Thought (e.g. MMLU options), kept verbatim
+    status: str = "finished"  # finished | step_limit | failed
+    reason: str | None = None  # why it did not finish normally
+    started_at: float = 0.0
+    time_s: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    # --- totals -------------------------------------------------------------------------
+    def finalize_totals(self) -> None:
+        """Recompute token totals from the steps."""
+        self.tokens_in = sum(s.tokens_in for s in self.steps)
+        self.tokens_out = sum(s.tokens_out for s in self.steps)
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.steps)
+
+    # --- JSON ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["steps"] = [s.to_dict() for s in self.steps]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Trajectory:
+        if not isinstance(d, dict) or "question" not in d:
+            raise FormatError("a trajectory needs at least a 'question' field")
+        version = d.get("format_version", FORMAT_VERSION)
+        if version > FORMAT_VERSION:
+            raise FormatError(f"trajectory format {version} is newer than this library ({FORMAT_VERSION})")
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["steps"] = [Step.from_dict(s) for s in d.get("steps", [])]
+        return cls(**kw)
+
+    # --- ReAct text ---------------------------------------------------------------------
+    def render_react(self, final_observation: bool = True) -> str:
+        """The paper's ReAct text: `Thought: …\\nAction: …\\nObservation: …` per step."""
+        lines: list[str] = [self.preamble] if self.preamble else []
+        for i, s in enumerate(self.steps):
+            lines.append(s.raw if s.raw is not None else s.assistant_text())
+            last = i == len(self.steps) - 1
+            if not last or final_observation:
+                lines.append(f"Observation: {s.observation}")
+        return "\n".join(lines)
+
+    def to_messages(self, system: str | None = None) -> list[dict[str, str]]:
+        """Chat messages: user question, then assistant Thought+Action / user Observation turns."""
+        msgs: list[dict[str, str]] = []
+        if system:
+            msgs.append({"role": "system", "content": system})
+        msgs.append({"role": "user", "content": self.question})
+        for s in self.steps:
+            text = s.raw if s.raw is not None else s.assistant_text()
+            if self.preamble and s is self.steps[0]:
+                text = f"{self.preamble}\n{text}"
+            msgs.append({"role": "assistant", "content": text})
+            msgs.append({"role": "user", "content": f"Observation: {s.observation}"})
+        return msgs
+
+
+# --- parsing ------------------------------------------------------------------------------
+_ACTION_RE = re.compile(r"^\s*(\w+)\s*\[(.*)\]\s*$", re.S)
+_LINE_KEY_RE = re.compile(r"^(Thought|Action|Observation)(?:\s*\d+)?\s*:\s?", re.M)
+
+
+def parse_action(text: str) -> tuple[str, str] | None:
+    """`search[Paris]` → ("search", "Paris"); None when it is not of that form."""
+    m = _ACTION_RE.match(text.strip())
+    if not m:
+        return None
+    return m.group(1).lower(), m.group(2).strip()
+
+
+def parse_model_turn(text: str) -> tuple[str | None, str | None]:
+    """Split one model completion into (thought, action text). Either may be None if missing.
+
+    Accepts `Thought: … Action: …`, numbered keys (`Thought 1:`), and a bare first line as
+    the thought when the key is missing. Anything after an `Observation` key is dropped.
+    """
+    text = re.split(r"\n\s*Observation(?:\s*\d+)?\s*:", "\n" + text, maxsplit=1)[0].lstrip("\n")
+    thought: str | None = None
+    action: str | None = None
+    m = re.search(r"^\s*Action(?:\s*\d+)?\s*:\s*(.*)", text, re.M | re.S)
+    head = text[: m.start()] if m else text
+    if m:
+        action = m.group(1).strip().split("\n")[0].strip()
+    tm = re.search(r"Thought(?:\s*\d+)?\s*:\s*(.*)", head, re.S)
+    if tm:
+        thought = tm.group(1).strip()
+    elif head.strip():
+        thought = head.strip()
+    return thought, action
+
+
+def _split_blocks(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """Split ReAct text into (preamble, [(key, value), ...]) on line-initial keys."""
+    matches = list(_LINE_KEY_RE.finditer(text))
+    if not matches:
+        raise FormatError("no 'Thought:', 'Action:' or 'Observation:' line found")
+    preamble = text[: matches[0].start()]
+    blocks = []
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        value = text[m.end() : end]
+        if value.endswith("\n"):
+            value = value[:-1]
+        blocks.append((m.group(1), value))
+    return preamble.removesuffix("\n"), blocks
+
+
+def parse_react(question: str, text: str, **kw: Any) -> Trajectory:
+    """Parse the paper's ReAct text (an Alpaca `output`) into a Trajectory.
+
+    Raises `FormatError` when the text has no steps or an Action is not `name[argument]`.
+    """
+    text = text.rstrip()
+    preamble, blocks = _split_blocks(text)
+    steps: list[Step] = []
+    cur: Step | None = None
+    for key, value in blocks:
+        if key == "Thought":
+            cur = Step(thought=value)
+            steps.append(cur)
+        elif key == "Action":
+            if cur is None or cur.action or cur.observation:
+                cur = Step(has_thought=False)
+                steps.append(cur)
+            parsed = parse_action(value)
+            if parsed is None:
+                raise FormatError(f"step {len(steps)}: action {value!r} is not of the form name[argument]")
+            cur.action, cur.argument = parsed
+            if cur.action_text != value:
+                cur.raw = _raw_of(cur, value)
+        else:  # Observation
+            if cur is None:
+                raise FormatError("an Observation comes before any Thought or Action")
+            cur.observation = value
+            cur = None
+    if not steps:
+        raise FormatError("no steps found")
+    traj = Trajectory(question=question, steps=steps, preamble=preamble, **kw)
+    last = steps[-1]
+    if last.action == "finish":
+        traj.answer = last.argument
+    return traj
+
+
+def _raw_of(step: Step, action_value: str) -> str:
+    head = f"Thought: {step.thought}\n" if step.has_thought else ""
+    return f"{head}Action: {action_value}"
