@@ -132,16 +132,21 @@ class Trajectory:
         return "\n".join(lines)
 
     def to_messages(self, system: str | None = None) -> list[dict[str, str]]:
-        """Chat messages: user question, then assistant Thought+Action / user Observation turns."""
+        """Chat messages: user question, then assistant Thought+Action / user Observation turns.
+
+        The preamble (e.g. MMLU options) belongs to the question, so it ends the user turn, as
+        in the paper's chat files. An Observation line the model wrote itself (kept in `raw`)
+        is its own assistant turn, again as in those files.
+        """
         msgs: list[dict[str, str]] = []
         if system:
             msgs.append({"role": "system", "content": system})
-        msgs.append({"role": "user", "content": self.question})
+        question = f"{self.question}\n{self.preamble}" if self.preamble else self.question
+        msgs.append({"role": "user", "content": question})
         for s in self.steps:
             text = s.raw if s.raw is not None else s.assistant_text()
-            if self.preamble and s is self.steps[0]:
-                text = f"{self.preamble}\n{text}"
-            msgs.append({"role": "assistant", "content": text})
+            for part in _OBS_SPLIT_RE.split(text):
+                msgs.append({"role": "assistant", "content": part})
             msgs.append({"role": "user", "content": f"Observation: {s.observation}"})
         return msgs
 
@@ -149,6 +154,7 @@ class Trajectory:
 # --- parsing ------------------------------------------------------------------------------
 _ACTION_RE = re.compile(r"^\s*(\w+)\s*\[(.*)\]\s*$", re.S)
 _LINE_KEY_RE = re.compile(r"^(Thought|Action|Observation)(?:\s*\d+)?\s*:\s?", re.M)
+_OBS_SPLIT_RE = re.compile(r"\n(?=Observation(?:\s*\d+)?\s*:)")
 
 
 def parse_action(text: str) -> tuple[str, str] | None:
@@ -180,8 +186,8 @@ def parse_model_turn(text: str) -> tuple[str | None, str | None]:
     return thought, action
 
 
-def _split_blocks(text: str) -> tuple[str, list[tuple[str, str]]]:
-    """Split ReAct text into (preamble, [(key, value), ...]) on line-initial keys."""
+def _split_blocks(text: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """Split ReAct text into (preamble, [(key, value, source line(s)), ...]) on line-initial keys."""
     matches = list(_LINE_KEY_RE.finditer(text))
     if not matches:
         raise FormatError("no 'Thought:', 'Action:' or 'Observation:' line found")
@@ -189,50 +195,64 @@ def _split_blocks(text: str) -> tuple[str, list[tuple[str, str]]]:
     blocks = []
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        value = text[m.end() : end]
-        if value.endswith("\n"):
-            value = value[:-1]
-        blocks.append((m.group(1), value))
+        source = text[m.start() : end].removesuffix("\n")
+        blocks.append((m.group(1), source[m.end() - m.start() :], source))
     return preamble.removesuffix("\n"), blocks
 
 
 def parse_react(question: str, text: str, **kw: Any) -> Trajectory:
     """Parse the paper's ReAct text (an Alpaca `output`) into a Trajectory.
 
-    Raises `FormatError` when the text has no steps or an Action is not `name[argument]`.
+    Text that the standard rendering would not reproduce (numbered keys, a Thought with no
+    Action, an Observation the model wrote itself) is kept verbatim in `Step.raw`, so
+    `render_react()` gives the source back. Raises `FormatError` when the text has no steps
+    or an Action is not `name[argument]`.
     """
     text = text.rstrip()
     preamble, blocks = _split_blocks(text)
     steps: list[Step] = []
+    sources: list[list[str]] = []  # per step, the source lines of its model text
     cur: Step | None = None
-    for key, value in blocks:
-        if key == "Thought":
+    last_observation = ""
+    for key, value, source in blocks:
+        if key == "Thought" and cur is not None and not cur.action:
+            cur.thought += "\n" + value  # a second Thought in the same turn
+            sources[-1].append(source)
+        elif key == "Thought":
             cur = Step(thought=value)
             steps.append(cur)
+            sources.append([source])
         elif key == "Action":
-            if cur is None or cur.action or cur.observation:
+            if cur is None or cur.action:
                 cur = Step(has_thought=False)
                 steps.append(cur)
+                sources.append([])
             parsed = parse_action(value)
             if parsed is None:
                 raise FormatError(f"step {len(steps)}: action {value!r} is not of the form name[argument]")
             cur.action, cur.argument = parsed
-            if cur.action_text != value:
-                cur.raw = _raw_of(cur, value)
-        else:  # Observation
-            if cur is None:
-                raise FormatError("an Observation comes before any Thought or Action")
-            cur.observation = value
+            sources[-1].append(source)
+        elif cur is not None:  # Observation
+            cur.observation, last_observation = value, source
             cur = None
+        elif steps:
+            # Two Observations in a row (a few released Reflexion trajectories): the model wrote
+            # the first itself after its Action; it stays in the model text, the second is the
+            # environment's.
+            sources[-1].append(last_observation)
+            steps[-1].observation, last_observation = value, source
+        else:
+            raise FormatError("an Observation comes before any Thought or Action")
     if not steps:
         raise FormatError("no steps found")
+    for step, lines in zip(steps, sources):
+        source = "\n".join(lines)
+        if not step.action:
+            step.error = "Invalid action: (none)"
+        if not step.action or source != step.assistant_text():
+            step.raw = source
     traj = Trajectory(question=question, steps=steps, preamble=preamble, **kw)
     last = steps[-1]
     if last.action == "finish":
         traj.answer = last.argument
     return traj
-
-
-def _raw_of(step: Step, action_value: str) -> str:
-    head = f"Thought: {step.thought}\n" if step.has_thought else ""
-    return f"{head}Action: {action_value}"
