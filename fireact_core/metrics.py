@@ -24,8 +24,11 @@ def normalize_answer(s: str) -> str:
 
 
 def _starts_with(pred: str, gold: str) -> bool:
-    p, g = normalize_answer(pred), normalize_answer(gold)
-    return bool(g) and (p == g or p.startswith(g + " "))
+    """The paper's `pred.lower().startswith(gold)`, at a word boundary and past leading
+    spaces and brackets: "B. 12" and "(B)" match B, "Because" does not; "Yes, since…"
+    matches yes, "yesterday" does not. Not normalised: "A" is an article there."""
+    p, g = str(pred).strip().lower().lstrip("([{*\"' "), str(gold).strip().lower()
+    return bool(g) and p.startswith(g) and (len(p) == len(g) or not p[len(g)].isalnum())
 
 
 def _gold_str(gold: object) -> str:
