@@ -73,7 +73,7 @@ class LocalServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> Reply:
         raise NotImplementedError
@@ -110,7 +110,7 @@ class FakeWikipedia(LocalServer):
         if self.fault == "malformed":
             return 200, {"Content-Type": "application/json"}, b'{"batchcomplete": true, "query": {"pages": [{"title'
         if self.fault == "status":
-            return 503, {"Content-Type": "text/html"}, b"<html><body>Wikimedia Error: 503</body></html>"
+            return 503, {"Content-Type": "text/html", "Retry-After": "0"}, b"<html><body>Wikimedia Error: 503</body></html>"
         if self.fault == "apierror" or query.get("action") != "query" or query.get("format") != "json":
             return _json({"error": {"code": "badvalue", "info": f'Unrecognized value for parameter "action": {query.get("action")}.',
                                     "docref": "See https://en.wikipedia.org/w/api.php for API usage."},
@@ -170,7 +170,7 @@ class FakeSerpAPI(LocalServer):
         if self.fault == "malformed":
             return 200, {"Content-Type": "application/json"}, b"<!DOCTYPE html><html>Bad gateway</html>"
         if self.fault == "429":
-            return _json({"error": "Your account has run out of searches."}, 429)
+            return _json({"error": "Your account has run out of searches."}, 429, {"Retry-After": "0"})
         q = query.get("q", "")
         meta = {"id": "6650c0ffee", "status": "Success", "json_endpoint": f"https://serpapi.com/searches/x/{len(self.requests)}.json",
                 "created_at": "2024-05-24 10:00:00 UTC", "processed_at": "2024-05-24 10:00:00 UTC",
