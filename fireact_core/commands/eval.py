@@ -1,0 +1,55 @@
+"""`fireact eval --task T --split S`: run an agent over a task split and print EM, F1, steps,
+time and tokens per trial; write the trajectories as JSONL."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fireact_core.commands._agent_opts import add_agent_args, agent_description, agent_factory
+
+
+def _nonneg(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
+    return n
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from fireact_core.tasks import TASKS
+
+    valid = ", ".join(f"{n} ({'/'.join(c.splits)})" for n, c in TASKS.items())
+    p = sub.add_parser("eval", help="evaluate an agent on a task split",
+                       description="Run an agent over a task split, print EM, F1, mean steps, time/trial and "
+                                   f"tokens/trial, and write the trajectories as JSONL. Tasks (splits): {valid}.")
+    p.add_argument("--task", required=True, help=f"task: {', '.join(TASKS)}")
+    p.add_argument("--split", default=None, help="split (default: the task's first, e.g. dev)")
+    p.add_argument("--limit", type=_nonneg, default=None, help="evaluate the first N examples (default: all)")
+    p.add_argument("--offset", type=_nonneg, default=0, help="skip the first N examples (default: 0)")
+    p.add_argument("--data-dir", default=None, help="folder with the task files (default: $FIREACT_DATA, "
+                                                    "../shared/data/fireact, data/)")
+    p.add_argument("--out", default=None, help="trajectories JSONL to write (default: runs/<task>-<split>.jsonl)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_agent_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fireact_core.evaluate import evaluate
+    from fireact_core.tasks import load_task
+
+    task = load_task(args.task, args.split, data_dir=args.data_dir)  # before loading the model
+    end = None if args.limit is None else args.offset + args.limit
+    examples = task.examples[args.offset:end]
+    out = args.out or f"runs/{task.name}-{task.split}.jsonl"
+    make = agent_factory(args)
+    print(f"fireact eval: {task.name} {task.split}, {len(examples)} of {len(task)} examples, model {args.model}, "
+          f"method {args.method}, noise {args.noise}", file=sys.stderr)
+    summary = evaluate(lambda i: make(args.offset + i), examples, out=out, progress=not args.no_progress,
+                       agent_info=agent_description(args))
+    print(summary.format())
+    return 0
