@@ -268,7 +268,7 @@ def start_in_thread(models: Mapping[str, Model], host: str = "127.0.0.1", port: 
                     quiet: bool = True) -> tuple[Server, threading.Thread]:
     """Start a server in a daemon thread (tests, notebooks). Stop it with `server.shutdown()`."""
     server = make_server(models, host, port, quiet=quiet)
-    thread = threading.Thread(target=server.serve_forever, name="fireact-serve", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fireact-serve", daemon=True)
     thread.start()
     return server, thread
 
