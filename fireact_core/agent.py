@@ -83,6 +83,7 @@ class Agent:
         self.config = config or AgentConfig()
         self.prompts = prompts or load_prompts()
         self.noise_pool = noise_pool
+        self._cost_usd = 0.0  # dollars spent by the current run (API backends report it per call)
 
     # --- run ------------------------------------------------------------------------------
     def solve(self, question: str, **kw: object) -> Trajectory:
@@ -101,6 +102,7 @@ class Agent:
         if id:
             traj.id = id
         t0 = time.perf_counter()
+        self._cost_usd = 0.0
         trials = cfg.trials if cfg.method == "reflexion" else 1
         try:
             for trial in range(trials):
@@ -113,6 +115,7 @@ class Agent:
             traj.status, traj.reason = "failed", f"model error: {e}"
         traj.time_s = time.perf_counter() - t0
         traj.finalize_totals()
+        traj.cost_usd = self._cost_usd
         if gold is not None and traj.answer is not None:
             traj.em = float(metrics.exact_match(traj.answer, gold, task=task))
             traj.f1 = metrics.f1(traj.answer, gold, task=task)
@@ -170,6 +173,7 @@ class Agent:
         step.tokens_in += done.prompt_tokens
         step.tokens_out += done.completion_tokens
         step.prefill_tokens += done.prefill_tokens
+        self._cost_usd += done.cost_usd
         return done.text
 
     def _execute(self, step: Step, text: str, tools: Tools | None, use_tools: bool, traj: Trajectory) -> None:
@@ -247,4 +251,6 @@ class Agent:
                                                 max_tokens=max_tokens):
             if isinstance(item, Completion):
                 done = item
+        if done is not None:
+            self._cost_usd += done.cost_usd
         return done.text if done else ""

@@ -181,3 +181,15 @@ def test_price_file(tmp_path, monkeypatch):
     (tmp_path / "p.json").write_text('{"my-model": "cheap"}')
     with pytest.raises(ConfigError, match="must be \\[input, output\\]"):
         load_model("openai:my-model", base_url=s.url)
+
+
+def test_trajectory_cost_sums_its_calls():
+    with ScriptedOpenAI(["Thought: x\nAction: search[France]", "Thought: y\nAction: finish[Paris]"]) as s:
+        model = load_model("openai:gpt-4o-mini", base_url=s.url)
+        tools = {"search": lambda q: "Paris is the capital of France."}
+        from fireact_core.tools.base import Toolbox
+
+        traj = Agent(model, Toolbox(tools), AgentConfig(method="react")).solve("Capital of France?", gold="Paris")
+    assert traj.answer == "Paris" and len(traj.steps) == 2
+    assert traj.tokens_in == 22 and traj.tokens_out == 8
+    assert traj.cost_usd == pytest.approx((22 * 0.15 + 8 * 0.60) / 1e6)
