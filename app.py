@@ -1,0 +1,99 @@
+"""FireAct Arena: prompted vs fine-tuned agents side by side, crowd ratings, a leaderboard.
+
+    python app.py                # the embedded default: SmolLM2, the offline world, the bundled adapter
+    python app.py --fake         # scripted fake models (no weights): a UI demo, the browser tests, bench/app.py
+
+`create_app(config)` builds the Blocks without launching them: one module per tab under
+`space/` (arena, annotate, leaderboard), each built as its own Blocks and `.render()`ed here.
+On a Hugging Face Space (SPACE_ID set) the app listens on 0.0.0.0, shows the HF login
+button (README front matter: `hf_oauth: true`), defaults to blind mode, and reads its
+database path from FIREACT_DB (put it on a mounted storage bucket).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr
+
+from fireact_core.errors import FireActError
+from space import annotate, arena, leaderboard
+from space.config import AppConfig
+from space.runtime import Runtime
+
+log = logging.getLogger("fireact.app")
+HEADER = """# 🔥 FireAct Arena
+Prompted vs fine-tuned language agents, step by step, with a noisy search tool one click away
+([FireAct, Chen et al. 2023](https://arxiv.org/abs/2310.05915))."""
+
+
+def create_app(config: AppConfig | None = None) -> gr.Blocks:
+    """The app's Blocks (not launched). Raises `StoreLockedError` if another process holds the database."""
+    cfg = config or AppConfig.from_env()
+    rt = Runtime(cfg)
+    # Tabs are built as separate Blocks first, then rendered into the page's tabs.
+    arena_tab = arena.build(rt)
+    annotate_tab = annotate.build(rt)
+    board = leaderboard.build(rt)
+    with gr.Blocks(title=cfg.title, analytics_enabled=False) as demo:
+        with gr.Row():
+            gr.Markdown(HEADER)
+            if cfg.space:  # LoginButton needs the Space's OAuth setup; elsewhere it fails to build
+                gr.LoginButton(scale=0, min_width=220)
+        with gr.Tabs():
+            with gr.Tab("Arena", id="arena"):
+                arena_tab.blocks.render()
+            with gr.Tab("Annotate", id="annotate"):
+                annotate_tab.blocks.render()
+            with gr.Tab("Leaderboard", id="leaderboard") as board_tab:
+                board.blocks.render()
+        board_tab.select(board.refresh, None, board.outputs, api_visibility="private")
+    demo.queue(default_concurrency_limit=8)
+    demo.fireact_runtime = rt  # tests and benchmarks read the store through it
+    return demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="FireAct Arena")
+    p.add_argument("--fake", action="store_true", help="scripted fake models and search (no weights)")
+    p.add_argument("--db", help="DuckDB file (default: $FIREACT_DB or ~/.cache/fireact/app.duckdb)")
+    p.add_argument("--host", default=None, help="default 127.0.0.1; 0.0.0.0 on a Space")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--blind", action=argparse.BooleanOptionalAction, default=None, help="blind mode by default")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.fake:
+        from space.fakes import fake_config
+
+        db = args.db or os.environ.get("FIREACT_DB") or str(Path.home() / ".cache" / "fireact" / "fake-app.duckdb")
+        cfg = fake_config(db, blind_default=args.blind)
+    else:
+        cfg = AppConfig.from_env()
+        if args.db:
+            cfg.db_path = args.db
+        cfg.blind_default = args.blind
+    try:
+        demo = create_app(cfg)
+    except FireActError as e:
+        print(f"fireact app: {e}", file=sys.stderr)
+        return 2
+    rt: Runtime = demo.fireact_runtime
+    if cfg.hub_dataset and os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("1", "true", "yes"):
+        from fireact_core.store import start_hub_sync
+
+        folder = Path(os.environ.get("FIREACT_CACHE") or Path.home() / ".cache" / "fireact") / "hub-snapshots"
+        start_hub_sync(rt.store, cfg.hub_dataset, folder=folder)
+        log.info("syncing Parquet snapshots to the Hub dataset %s", cfg.hub_dataset)
+    host = args.host or ("0.0.0.0" if cfg.space else "127.0.0.1")
+    demo.launch(server_name=host, server_port=args.port, show_error=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""The Arena tab: one question, a prompted and a fine-tuned agent side by side, live; then a vote.
+
+Blind mode shuffles the sides and hides their names until the vote (A better / B better /
+tie / both bad); the names are revealed after it and the buttons close. Thumbs up/down on
+each trajectory and per-step labels are stored too. Noise settings apply to both sides
+identically (same mode, probability, seed and pool of earlier observations).
+"""
+
+# No `from __future__ import annotations` here: Gradio reads the handlers' type hints
+# (gr.Request, gr.OAuthProfile) at runtime.
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from fireact_core.errors import InputError, check_question
+from fireact_core.methods import METHODS
+from fireact_core.tools.noisy import NoiseConfig
+from fireact_core.trajectory import Trajectory
+from space.config import parse_finetuned
+from space.render import CSS, SideView, render_message, render_reveal, render_side
+from space.runner import Battle, SideSpec, run_battle
+from space.runtime import Runtime, stream_user_errors, user_errors
+
+VOTES = (("a", "👈 A is better", "fa-vote-a"), ("b", "👉 B is better", "fa-vote-b"), ("tie", "🤝 Tie", "fa-vote-tie"),
+         ("bad", "👎 Both are bad", "fa-vote-bad"))
+METHOD_LABELS = {"io": "IO", "cot": "CoT", "react": "ReAct", "reflexion": "Reflexion"}
+NOISE_CHOICES = [("off", "off"), ('"None"', "none"), ("random earlier observation", "random")]
+INTRO = """Ask a multi-hop question. The **prompted** agent (a base or API model with a few-shot prompt) and the
+**fine-tuned** agent (an adapter trained on agent trajectories, FireAct) answer it at once with the same search tool.
+Each step shows its Thought, Action and Observation. Then vote for the better trajectory."""
+
+
+@dataclass
+class Tab:
+    blocks: gr.Blocks
+
+
+def _side_specs(p_model: str, p_method: str, p_shots: float, f_choice: str) -> tuple[SideSpec, SideSpec]:
+    if not p_model:
+        raise InputError("choose a prompted model")
+    if p_method not in METHODS:
+        raise InputError(f"choose a method: {', '.join(METHODS)}")
+    prompted = SideSpec("prompted", p_model, None, p_method, int(p_shots or 0))
+    f_model, adapter = parse_finetuned(f_choice)
+    return prompted, SideSpec("finetuned", f_model, adapter, "react", 0)
+
+
+def _role_label(spec: SideSpec) -> str:
+    return f"{spec.role}: {spec.name}"
+
+
+def _view(title: str, spec: SideSpec, blind: bool) -> SideView:
+    return SideView(title=title, subtitle="" if blind else _role_label(spec))
+
+
+def _view_of(side: dict[str, Any], reveal: bool) -> SideView:
+    traj = Trajectory.from_dict(side["trajectory"]) if side.get("trajectory") else None
+    return SideView(title=side["title"], subtitle=side["label"] if reveal else side["subtitle"],
+                    steps=list(traj.steps) if traj else [], status=side["status"], message=side.get("message"),
+                    trajectory=traj, elapsed_s=side.get("elapsed_s", 0.0))
+
+
+def build(rt: Runtime) -> Tab:
+    cfg = rt.cfg
+    bank = rt.bank
+    prompted = cfg.prompted_choices()
+    finetuned = cfg.finetuned_choices()
+    with gr.Blocks() as blocks:
+        gr.Markdown(INTRO)
+        with gr.Row(equal_height=True):
+            question = gr.Textbox(label="Question", lines=2, scale=5, elem_id="fa-question",
+                                  placeholder="e.g. Which country is the birthplace of the founder of …?")
+            with gr.Column(scale=1, min_width=180):
+                run_btn = gr.Button("Run both ▶", variant="primary", elem_id="fa-run")
+                rand_btn = gr.Button("🎲 Random question", elem_id="fa-random")
+        examples = bank.examples()
+        if examples:
+            gr.Examples([[q.question] for q in examples], inputs=[question], label="Examples")
+        elif bank.notes:
+            gr.Markdown("No question set found: " + "; ".join(bank.notes))
+        with gr.Accordion("Agents, noise and blind mode", open=not cfg.space):
+            with gr.Row():
+                with gr.Column():
+                    gr.Markdown("**Prompted agent**")
+                    p_model = gr.Dropdown(prompted, value=prompted[0][1] if prompted else None, label="Model",
+                                          allow_custom_value=True, elem_id="fa-p-model",
+                                          info="local base model or an OpenAI model (set OPENAI_API_KEY)")
+                    p_method = gr.Radio([(METHOD_LABELS[m], m) for m in METHODS], value="react", label="Method")
+                    p_shots = gr.Slider(0, 6, value=2, step=1, label="Few-shot exemplars")
+                with gr.Column():
+                    gr.Markdown("**Fine-tuned agent**")
+                    f_choice = gr.Dropdown(finetuned, value=finetuned[0][1] if finetuned else None,
+                                           label="Adapter or fine-tuned model", allow_custom_value=True,
+                                           elem_id="fa-f-model",
+                                           info="bundled, a local folder, a Hub repo id (owner/name) or an OpenAI ft: model")
+            with gr.Row():
+                noise_mode = gr.Radio(NOISE_CHOICES, value="off", label="Noisy search tool (both sides)")
+                noise_p = gr.Slider(0, 1, value=0.5, step=0.05, label="Noise probability p")
+                noise_seed = gr.Number(value=0, precision=0, label="Noise seed")
+                blind = gr.Checkbox(value=cfg.blind, label="Blind: shuffle sides, hide names until the vote")
+        status = gr.HTML(elem_id="fa-status")
+        with gr.Row(equal_height=False):
+            sides, thumbs = [], []
+            for name in ("A", "B"):
+                with gr.Column():
+                    sides.append(gr.HTML(render_side(SideView(f"Agent {name}")), css_template=CSS, js_on_load=None,
+                                         elem_id=f"fa-side-{name.lower()}", min_height=120))
+                    with gr.Row():
+                        thumbs.append(gr.Button(f"👍 {name}", size="sm", interactive=False, elem_id=f"fa-up-{name.lower()}"))
+                        thumbs.append(gr.Button(f"👎 {name}", size="sm", interactive=False,
+                                                elem_id=f"fa-down-{name.lower()}"))
+        with gr.Row():
+            vote_btns = [gr.Button(label, interactive=False, elem_id=eid) for _, label, eid in VOTES]
+        reveal = gr.HTML(css_template=CSS, js_on_load=None, elem_id="fa-reveal")
+        with gr.Accordion("Label a step", open=False):
+            with gr.Row():
+                step_side = gr.Radio(["A", "B"], value="A", label="Side")
+                step_no = gr.Number(value=1, precision=0, minimum=1, label="Step")
+                thought = gr.Radio([("right", "right"), ("wrong", "wrong"), ("no label", "")], value="", label="Thought")
+                action = gr.Radio([("useful", "useful"), ("useless", "useless"), ("no label", "")], value="",
+                                  label="Action")
+            comment = gr.Textbox(label="Comment (optional)", lines=1)
+            save_step = gr.Button("Save step label", elem_id="fa-save-step")
+        rate_msg = gr.HTML(css_template=CSS, js_on_load=None, elem_id="fa-rate-msg")
+        state = gr.State(None)
+
+        # --- handlers ----------------------------------------------------------------------
+        def random_question() -> str:
+            q = rt.bank.random()
+            return q.question if q else ""
+
+        closed = [gr.Button(interactive=False)] * 8
+
+        @stream_user_errors(14, 0, on_error={13: lambda: gr.Button(interactive=True)})
+        def battle(q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float, nseed: float,
+                   is_blind: bool, request: gr.Request, profile: gr.OAuthProfile | None):
+            text = check_question(q)
+            left, right = _side_specs(pm, pmeth, pshots, fchoice)
+            noise = NoiseConfig(nmode or "off", float(np_ or 0.0), int(nseed or 0))
+            rater = rt.rater(profile, request)
+            rt.battle_limiter.check(rater.id)
+            known = rt.bank.lookup(text)
+            specs = [left, right]
+            if is_blind:
+                random.shuffle(specs)
+            views = [_view(f"Agent {n}", s, is_blind) for n, s in zip("AB", specs)]
+            pool = rt.store.noise_pool() if noise.active and noise.mode == "random" else None
+            b = Battle(text, gold=known.answer if known else None, task=known.task if known else "",
+                       noise=noise, noise_pool=pool or None, max_steps=cfg.max_steps)
+            yield (render_message("Running both agents…"), *[render_side(v) for v in views], *closed, "", None,
+                   gr.Button(interactive=False))
+            for vs in run_battle(b, specs, views, pool=rt.pool, make_tools=cfg.make_tools, tick_s=cfg.tick_s, gpu=rt.gpu):
+                yield (gr.skip(), *[render_side(v) for v in vs], *[gr.skip()] * 8, gr.skip(), gr.skip(), gr.skip())
+            yield _finish(b, specs, views, is_blind, rater.id)
+
+        def _finish(b: Battle, specs: list[SideSpec], views: list[SideView], is_blind: bool, rater_id: str):
+            trajs = [v.trajectory for v in views]
+            ok = all(t is not None and t.status != "failed" for t in trajs)
+            battle_id = uuid.uuid4().hex[:16] if ok else None
+            if ok:
+                rt.store.save_battle(battle_id, run_a=trajs[0], run_b=trajs[1], key_a=specs[0].key, key_b=specs[1].key,
+                                     adapter_a=specs[0].adapter, adapter_b=specs[1].adapter, blind=is_blind,
+                                     rater_id=rater_id)
+                msg = render_message("Both agents finished. Which trajectory is better?" +
+                                     ("" if is_blind else " (Not blind: this vote will not count on the leaderboard.)"),
+                                     "ok")
+            else:
+                for t, s in zip(trajs, specs):
+                    if t is not None:
+                        rt.store.save_run(t, source="arena", agent_key=s.key, adapter=s.adapter)
+                msg = render_message("One side could not finish (see its error), so this battle cannot be voted on.",
+                                     "warn")
+            st = {"battle_id": battle_id, "blind": is_blind, "voted": False, "sides": [
+                {"title": v.title, "subtitle": v.subtitle, "label": _role_label(s), "key": s.key, "status": v.status,
+                 "message": v.message, "elapsed_s": v.elapsed_s, "run_id": v.trajectory.id if v.trajectory else None,
+                 "trajectory": v.trajectory.to_dict() if v.trajectory else None} for v, s in zip(views, specs)]}
+            thumbs_on = [gr.Button(interactive=t is not None) for t in trajs for _ in (0, 1)]
+            votes_on = [gr.Button(interactive=ok)] * 4
+            return (msg, *[render_side(v) for v in views], *thumbs_on, *votes_on, "", st, gr.Button(interactive=True))
+
+        def make_vote(choice: str):
+            @user_errors(8, 0)
+            def vote(st: dict | None, request: gr.Request, profile: gr.OAuthProfile | None):
+                if not st or not st.get("battle_id"):
+                    raise InputError("Run a battle first; then vote.")
+                if st.get("voted"):
+                    raise InputError("You already voted on this battle.")
+                rater = rt.rater(profile, request)
+                rt.rate_limiter.check(rater.id)
+                rt.store.record_vote(st["battle_id"], rater.id, choice)
+                st = {**st, "voted": True}
+                a, b = st["sides"]
+                return (render_reveal(a["label"], b["label"], choice), render_side(_view_of(a, True)),
+                        render_side(_view_of(b, True)), st, *[gr.Button(interactive=False)] * 4)
+
+            vote.__name__ = f"vote_{choice}"
+            return vote
+
+        def make_thumb(side: int, score: int):
+            @user_errors(1, 0)
+            def thumb(st: dict | None, request: gr.Request, profile: gr.OAuthProfile | None):
+                run_id = _run_of(st, side)
+                rater = rt.rater(profile, request)
+                rt.rate_limiter.check(rater.id)
+                rt.store.rate(run_id, rater.id, source="arena", score=score)
+                return render_message(f"Saved: {'👍' if score > 0 else '👎'} for {'AB'[side]}.", "ok")
+
+            return thumb
+
+        @user_errors(1, 0)
+        def rate_step(st: dict | None, side: str, n: float, th: str, ac: str, text: str, request: gr.Request,
+                      profile: gr.OAuthProfile | None):
+            run_id = _run_of(st, 0 if side == "A" else 1)
+            rater = rt.rater(profile, request)
+            rt.rate_limiter.check(rater.id)
+            idx = int(n or 0) - 1
+            rt.store.rate(run_id, rater.id, source="arena", step_idx=idx, thought_ok={"right": True, "wrong": False}.get(th),
+                          action_ok={"useful": True, "useless": False}.get(ac), comment=text)
+            return render_message(f"Saved your label for step {idx + 1} of {side}.", "ok")
+
+        rand_btn.click(random_question, outputs=question, api_name="random_question", queue=False)
+        inputs = [question, p_model, p_method, p_shots, f_choice, noise_mode, noise_p, noise_seed, blind]
+        outputs = [status, *sides, *thumbs, *vote_btns, reveal, state, run_btn]
+        run_btn.click(battle, inputs, outputs, api_name="battle", concurrency_limit=cfg.battle_concurrency,
+                      concurrency_id="battle")
+        question.submit(battle, inputs, outputs, api_visibility="private", concurrency_id="battle")
+        for (choice, _, _), btn in zip(VOTES, vote_btns):
+            btn.click(make_vote(choice), [state], [reveal, *sides, state, *vote_btns], api_name=f"vote_{choice}",
+                      concurrency_limit=None)
+        for i, btn in enumerate(thumbs):
+            side, score = divmod(i, 2)
+            btn.click(make_thumb(side, 1 if score == 0 else -1), [state], [rate_msg],
+                      api_name=f"thumb_{'ab'[side]}_{'up' if score == 0 else 'down'}", concurrency_limit=None)
+        save_step.click(rate_step, [state, step_side, step_no, thought, action, comment], [rate_msg], api_name="rate_step",
+                        concurrency_limit=None)
+    return Tab(blocks)
+
+
+def _run_of(st: dict | None, side: int) -> str:
+    if not st or not st.get("sides"):
+        raise InputError("Run a battle first; then rate its trajectories.")
+    run_id = st["sides"][side].get("run_id")
+    if not run_id:
+        raise InputError(f"Side {'AB'[side]} has no trajectory to rate.")
+    return run_id

@@ -1,0 +1,318 @@
+"""The app's configuration: where things come from, injectable so tests use fake models.
+
+`AppConfig` names the store, the model loader, the tools, the question bank, the choices
+offered on each side, and the limits. `AppConfig.from_env()` is what `python app.py` and a
+Space use; tests build one with `FakeModel`s and a temporary DuckDB file. Missing pieces
+(no trained adapter, no OpenAI key, a backend not installed) degrade into a clear entry in
+the dropdown or an error on that side, never a crash.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import hmac
+import importlib.util
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fireact_core.backends.base import Model
+from fireact_core.errors import ConfigError, FireActError, InputError
+from fireact_core.store import Store, default_db_path
+from fireact_core.tools.base import Tools
+
+log = logging.getLogger("fireact.app")
+ROOT = Path(__file__).resolve().parents[1]
+ADAPTERS_DIR = ROOT / "data" / "adapters"
+DEFAULT_ADAPTER = ADAPTERS_DIR / "default"
+OPENAI_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4o", "gpt-3.5-turbo")
+TASK_SPLITS = (("world", "dev"), ("hotpotqa", "dev"), ("bamboogle", "test"), ("strategyqa", "dev"), ("mmlu", "dev"))
+Choice = tuple[str, str]  # (label, value)
+
+
+def on_space() -> bool:
+    return bool(os.environ.get("SPACE_ID"))
+
+
+# --- questions ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answer: str | None
+    task: str
+
+
+class QuestionBank:
+    """The questions offered (examples, random button) and a gold lookup by question text."""
+
+    def __init__(self, questions: list[Question], notes: list[str] | None = None) -> None:
+        self.questions = questions
+        self.notes = notes or []
+        self._by_text = {_norm(q.question): q for q in questions}
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def random(self, rng: random.Random | None = None) -> Question | None:
+        return (rng or random).choice(self.questions) if self.questions else None
+
+    def lookup(self, text: str) -> Question | None:
+        return self._by_text.get(_norm(text))
+
+    def examples(self, n: int = 6) -> list[Question]:
+        """A few questions from each task, for the examples table."""
+        seen: dict[str, int] = collections.Counter()
+        out = []
+        for q in self.questions:
+            if seen[q.task] < max(1, n // 3):
+                out.append(q)
+                seen[q.task] += 1
+            if len(out) >= n:
+                break
+        return out
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def load_question_bank(tasks: tuple[tuple[str, str], ...] = TASK_SPLITS, per_task: int = 500) -> QuestionBank:
+    """The offline world's questions, plus HotpotQA/Bamboogle/StrategyQA/MMLU where their data is present."""
+    try:
+        from fireact_core.tasks import load_task
+    except ImportError as e:
+        return QuestionBank([], [f"question sets unavailable: {e}"])
+    questions: list[Question] = []
+    notes = []
+    for name, split in tasks:
+        try:
+            task = load_task(name, split)
+        except FireActError as e:
+            notes.append(f"{name}: {str(e).splitlines()[0]}")
+            continue
+        for ex in list(task)[:per_task]:
+            questions.append(Question(ex.id, ex.question, ex.answer, ex.task))
+    return QuestionBank(questions, notes)
+
+
+# --- models and tools -----------------------------------------------------------------------
+class CachedLoader:
+    """`factory.load_model` with heavy (local) models loaded once per (spec, adapter)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str | None], Model] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, spec: str, adapter: str | None = None) -> Model:
+        from fireact_core import factory
+
+        kind = spec.split(":", 1)[0]
+        heavy = kind in ("smollm2", "local")
+        with self._lock:
+            if heavy and (spec, adapter) in self._cache:
+                return self._cache[(spec, adapter)]
+            try:
+                model = factory.load_model(spec, adapter=adapter) if adapter else factory.load_model(spec)
+            except ImportError as e:
+                raise ConfigError(f"the model backend for {spec!r} is not available here ({e})") from None
+            if heavy:
+                self._cache[(spec, adapter)] = model
+            return model
+
+
+def default_tools() -> Tools | None:
+    from fireact_core import factory
+
+    try:
+        return factory.load_tools("corpus")
+    except ImportError as e:
+        raise ConfigError(f"the search tool is not available here ({e})") from None
+
+
+def _adapter_ok(path: Path) -> bool:
+    return (path / "adapter_config.json").is_file()
+
+
+def default_prompted_choices() -> list[Choice]:
+    out = [("SmolLM2-135M-Instruct (local base model)", "smollm2")]
+    if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
+        out += [(f"OpenAI {m}", f"openai:{m}") for m in OPENAI_MODELS]
+    return out
+
+
+def default_finetuned_choices() -> list[Choice]:
+    """The bundled adapter, local adapter folders, Hub adapters tagged `fireact`, OpenAI `ft:` models."""
+    out: list[Choice] = []
+    if _adapter_ok(DEFAULT_ADAPTER):
+        out.append(("FireAct SmolLM2 (bundled default adapter)", f"adapter:{DEFAULT_ADAPTER}"))
+    else:
+        out.append(("Default adapter — not trained yet (data/adapters/default missing)", f"adapter:{DEFAULT_ADAPTER}"))
+    if ADAPTERS_DIR.is_dir():
+        for p in sorted(ADAPTERS_DIR.iterdir()):
+            if p != DEFAULT_ADAPTER and p.is_dir() and _adapter_ok(p):
+                out.append((f"Local adapter: {p.name}", f"adapter:{p}"))
+    out += hub_adapter_choices()
+    for m in [x.strip() for x in os.environ.get("FIREACT_OPENAI_FT_MODELS", "").split(",") if x.strip()]:
+        out.append((f"OpenAI fine-tuned {m}", f"model:openai:{m}"))
+    return out
+
+
+def hub_adapter_choices() -> list[Choice]:
+    """Hub adapters tagged `fireact` (only online, and only once `train/hub.py` offers a listing)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or importlib.util.find_spec("train") is None:
+        return []
+    try:
+        hub = importlib.import_module("train.hub")
+    except ImportError:
+        return []
+    lister = getattr(hub, "list_adapters", None) or getattr(hub, "find_adapters", None)
+    if lister is None:
+        return []
+    try:
+        found = lister()
+    except Exception as e:  # the Hub is an outside service: no listing, no crash
+        log.warning("could not list Hub adapters: %s", e)
+        return []
+    out = []
+    for item in found:
+        repo = item if isinstance(item, str) else getattr(item, "repo_id", None) or getattr(item, "id", None)
+        if repo:
+            out.append((f"Hub: {repo}", f"adapter:{repo}"))
+    return out
+
+
+def parse_finetuned(value: str) -> tuple[str, str | None]:
+    """A fine-tuned side's choice → (model spec, adapter).
+
+    `adapter:<folder or repo id>` → the local base with that adapter; `model:<spec>` → a
+    whole model (e.g. `openai:ft:…`). Typed values: `ft:…` (OpenAI), `openai:…`, an
+    existing folder, or a Hub repo id `owner/name`.
+    """
+    v = (value or "").strip()
+    if not v:
+        raise InputError("choose a fine-tuned agent")
+    if v.startswith("adapter:"):
+        adapter = v.removeprefix("adapter:")
+        if adapter == str(DEFAULT_ADAPTER) and not _adapter_ok(DEFAULT_ADAPTER):
+            raise ConfigError("The default adapter is not there yet (data/adapters/default/ has no adapter_config.json). "
+                              "Train it with `fireact train`, or pick another adapter.")
+        return "smollm2", adapter
+    if v.startswith("model:"):
+        return v.removeprefix("model:"), None
+    if v.startswith("ft:"):
+        return f"openai:{v}", None
+    if v.startswith("openai:") or v.startswith("fake"):
+        return v, None
+    if Path(v).expanduser().is_dir():
+        return "smollm2", str(Path(v).expanduser())
+    parts = v.split("/")
+    if len(parts) == 2 and all(parts):
+        return "smollm2", v
+    raise InputError(f"{v!r} is not an adapter folder, a Hub repo id (owner/name) or an OpenAI ft: model")
+
+
+def gpu_decorator() -> Callable[[Callable], Callable] | None:
+    """`spaces.GPU` on ZeroGPU hardware; None elsewhere (`spaces` is imported only if installed)."""
+    if not os.environ.get("SPACES_ZERO_GPU") or importlib.util.find_spec("spaces") is None:
+        return None
+    import spaces
+
+    return functools.partial(spaces.GPU, duration=120)
+
+
+# --- raters, limits, admin ------------------------------------------------------------------
+class RateLimiter:
+    """At most `per_minute` actions per rater in any 60 s window."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._hits: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self._lock = threading.Lock()
+
+    def check(self, rater: str) -> None:
+        """Record one action; raise `InputError` when the rater is over the limit."""
+        if self.per_minute <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits[rater]
+            while hits and now - hits[0] > 60:
+                hits.popleft()
+            if len(hits) >= self.per_minute:
+                wait = 60 - (now - hits[0])
+                raise InputError(f"Too many actions in a minute (limit {self.per_minute}); try again in {wait:.0f} s.")
+            hits.append(now)
+
+
+@dataclass
+class Rater:
+    id: str
+    kind: str  # hf | anon
+    name: str | None = None
+
+
+def rater_of(profile: Any, session_hash: str | None) -> Rater:
+    """A Hugging Face login gives the rater id; otherwise an anonymous per-session id."""
+    if profile is not None and getattr(profile, "username", None):
+        return Rater(f"hf:{profile.username}", "hf", getattr(profile, "name", None) or profile.username)
+    import hashlib
+
+    h = hashlib.sha256((session_hash or "no-session").encode()).hexdigest()[:12]
+    return Rater(f"anon:{h}", "anon")
+
+
+# --- the config -----------------------------------------------------------------------------
+@dataclass
+class AppConfig:
+    """Everything the app needs; every callable is injectable."""
+
+    db_path: str | Path | None = None  # None: $FIREACT_DB or the cache folder
+    store: Store | None = None
+    load_model: Callable[[str, str | None], Model] = field(default_factory=CachedLoader)
+    make_tools: Callable[[], Tools | None] = default_tools
+    questions: Callable[[], QuestionBank] = load_question_bank
+    prompted_choices: Callable[[], list[Choice]] = default_prompted_choices
+    finetuned_choices: Callable[[], list[Choice]] = default_finetuned_choices
+    space: bool = field(default_factory=on_space)
+    blind_default: bool | None = None  # None: on a Space only
+    k_raters: int = 3
+    rate_per_minute: int = 60  # rating actions per rater
+    battles_per_minute: int = 20
+    model_limits: dict[str, int] = field(default_factory=lambda: {"local": 1, "openai": 8, "fake": 64})
+    battle_concurrency: int = 8
+    max_steps: int = 8
+    tick_s: float = 0.1
+    admin_token: str | None = field(default_factory=lambda: os.environ.get("FIREACT_ADMIN_TOKEN") or None)
+    space_owner: str | None = field(default_factory=lambda: os.environ.get("SPACE_AUTHOR_NAME") or None)
+    hub_dataset: str | None = field(default_factory=lambda: os.environ.get("FIREACT_HUB_DATASET") or None)
+    export_dir: str | Path | None = None  # None: a temporary folder per export
+    title: str = "FireAct Arena"
+
+    @property
+    def blind(self) -> bool:
+        return self.space if self.blind_default is None else self.blind_default
+
+    def open_store(self) -> Store:
+        if self.store is None:
+            self.store = Store.open(self.db_path or default_db_path())
+        return self.store
+
+    def is_admin(self, profile: Any, token: str | None) -> bool:
+        """The Space owner, or whoever has the admin token; locally without a token set, the user."""
+        if self.admin_token and token and hmac.compare_digest(self.admin_token.encode(), token.strip().encode()):
+            return True
+        if self.space:
+            return bool(profile is not None and self.space_owner and getattr(profile, "username", None) == self.space_owner)
+        return not self.admin_token
+
+    @classmethod
+    def from_env(cls) -> AppConfig:
+        return cls(db_path=os.environ.get("FIREACT_DB") or None)

@@ -1,0 +1,107 @@
+"""A scripted stand-in world for tests, benchmarks and `python app.py --fake`: no model weights.
+
+Models are `FakeModel`s whose replies are functions of the conversation: search the
+question's key phrase, then answer from the observation. Special model specs exercise the
+failure paths: `fake:raise` (a bug: RuntimeError), `fake:down` (a `BackendError`, as when an
+endpoint is down), `fake:slow` (0.2 s per call). The search tool answers from `ARTICLES`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fireact_core.backends.base import BackendError, Message
+from fireact_core.backends.fake import FakeModel
+from fireact_core.tools.base import Toolbox
+from space.config import AppConfig, Question, QuestionBank
+
+XSS = '<img src=x onerror="window.__fireactXss=1"><script>window.__fireactXss=2</script>'
+ARTICLES = {
+    "france": "France is a country in Western Europe. Its capital is Paris.",
+    "paris": "Paris is the capital and largest city of France. The Seine flows through Paris.",
+    "seine": "The Seine is a river in northern France. It flows through Paris into the English Channel.",
+    "mallory": f"Mallory's page says: {XSS} and nothing else.",
+}
+QUESTIONS = [
+    Question("fake-1", "What is the capital of France?", "Paris", "world"),
+    Question("fake-2", "Which river flows through the capital of France?", "Seine", "world"),
+    Question("fake-3", "What does Mallory's page say?", "nothing", "world"),
+]
+ANSWERS = {"capital of france": "Paris", "river": "Seine", "mallory": "nothing"}
+
+
+def search(query: str) -> str:
+    """Search the fake encyclopedia for an article."""
+    q = query.lower()
+    for key, text in ARTICLES.items():
+        if key in q:
+            return text
+    return f"Could not find [{query}]. Similar: {list(ARTICLES)}."
+
+
+def lookup(keyword: str) -> str:
+    """Look up a keyword in the current article."""
+    return f"(Result 1 / 1) {keyword} is mentioned once."
+
+
+def fake_tools() -> Toolbox:
+    return Toolbox({"search": search, "lookup": lookup}, timeout_s=5)
+
+
+def _question(messages: Sequence[Message]) -> str:
+    text = messages[0]["content"]
+    m = re.findall(r"Question: (.*)", text)
+    return (m[-1] if m else text).strip()
+
+
+def _topic(question: str) -> str:
+    q = question.lower()
+    for key in ("mallory", "river", "capital of france"):
+        if key in q:
+            return {"capital of france": "France", "river": "Seine", "mallory": "Mallory"}[key]
+    return question
+
+
+def scripted_reply(messages: Sequence[Message], delay_s: float = 0.0) -> str:
+    """Search the question's topic once, then finish with the answer the fake world knows."""
+    if delay_s:
+        time.sleep(delay_s)
+    q = _question(messages)
+    searched = any(m["role"] == "user" and m["content"].startswith("Observation") for m in messages[1:])
+    if not searched:
+        return f"Thought: I need to search {_topic(q)}.\nAction: search[{_topic(q)}]"
+    answer = next((a for k, a in ANSWERS.items() if k in q.lower()), "unknown")
+    return f"Thought: The observation answers it.\nAction: finish[{answer}]"
+
+
+def fake_loader(spec: str, adapter: str | None = None) -> FakeModel:
+    """A fresh scripted `FakeModel` per call (FakeModels keep per-run state)."""
+    kind = spec.split(":", 1)[-1] if ":" in spec else ""
+    name = spec + (f"+{adapter}" if adapter else "")
+    if kind == "raise":
+        return FakeModel([RuntimeError("the fake backend exploded")], name=name)
+    if kind == "down":
+        return FakeModel([BackendError("fake endpoint is down (HTTP 503)")], name=name)
+    delay = 0.2 if kind == "slow" else 0.0
+    return FakeModel([lambda m: scripted_reply(m, delay)] * 40, name=name)
+
+
+def fake_config(db_path: str | Path, **overrides: Any) -> AppConfig:
+    """An `AppConfig` on the fake world: scripted models, the fake search tool, three questions."""
+    kw: dict[str, Any] = dict(
+        db_path=str(db_path),
+        load_model=fake_loader,
+        make_tools=fake_tools,
+        questions=lambda: QuestionBank(list(QUESTIONS)),
+        prompted_choices=lambda: [("Fake scripted model", "fake:scripted"), ("Fake slow model", "fake:slow"),
+                                  ("Fake raising model", "fake:raise")],
+        finetuned_choices=lambda: [("Fake fine-tuned", "model:fake:tuned"), ("Fake endpoint down", "model:fake:down")],
+        model_limits={"fake": 64},
+        tick_s=0.05,
+    )
+    kw.update(overrides)
+    return AppConfig(**kw)

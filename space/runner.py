@@ -1,0 +1,262 @@
+"""Run two agents at once and merge their event streams into side views for the arena.
+
+Each side runs in its own thread; its events go to one queue, and `run_battle` folds them
+into `SideView`s and yields both views every `tick_s` (token deltas are batched, so a fast
+model does not flood the page). A side that fails (a model that cannot load, a backend or
+tool that raises) ends with an error on its own view; the other side goes on. Per-kind
+semaphores (`ModelPool.slot`) cap how many agents use a model kind at once (one local
+model, many API calls); the local backend has its own lock as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fireact_core.agent import Agent, AgentConfig, Finished, StepDone, StepStarted, TokenDelta, TrialStarted
+from fireact_core.backends.base import Completion, Message, Model
+from fireact_core.errors import FireActError
+from fireact_core.store import agent_key, redact
+from fireact_core.tools.base import Tools
+from fireact_core.tools.noisy import NoiseConfig
+from space.render import SideView
+
+log = logging.getLogger("fireact.app")
+
+
+@dataclass(frozen=True)
+class SideSpec:
+    """One agent of a battle: which model (and adapter), which method, prompted or fine-tuned."""
+
+    role: str  # prompted | finetuned
+    model: str  # model spec: smollm2, openai:gpt-4o-mini, fake:..., openai:ft:...
+    adapter: str | None = None
+    method: str = "react"
+    exemplars: int = 2
+    label: str = ""  # how the UI names it; default: the agent key
+
+    @property
+    def finetuned(self) -> bool:
+        return self.role == "finetuned"
+
+    @property
+    def key(self) -> str:
+        """The agent configuration's key on the leaderboard."""
+        return agent_key(self.model, adapter=self.adapter, method=self.method, finetuned=self.finetuned,
+                         exemplars=None if self.finetuned else self.exemplars)
+
+    @property
+    def kind(self) -> str:
+        """The concurrency class of its model: local, openai, fake, ..."""
+        k = self.model.split(":", 1)[0]
+        return "local" if k in ("smollm2", "local") else k
+
+    @property
+    def name(self) -> str:
+        return self.label or self.key
+
+
+class ModelPool:
+    """Loads models through `loader(spec, adapter)` and caps concurrent use per model kind."""
+
+    def __init__(self, loader: Callable[[str, str | None], Model], limits: dict[str, int] | None = None,
+                 default_limit: int = 4) -> None:
+        self.loader = loader
+        self.limits = dict(limits or {})
+        self.default_limit = default_limit
+        self._sems: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    def semaphore(self, kind: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            if kind not in self._sems:
+                self._sems[kind] = threading.BoundedSemaphore(self.limits.get(kind, self.default_limit))
+            return self._sems[kind]
+
+    @contextlib.contextmanager
+    def slot(self, kind: str, stop: threading.Event) -> Iterator[bool]:
+        """Hold one of the kind's slots; yields False if `stop` was set while waiting."""
+        sem = self.semaphore(kind)
+        while not sem.acquire(timeout=0.1):
+            if stop.is_set():
+                yield False
+                return
+        try:
+            yield True
+        finally:
+            sem.release()
+
+    def load(self, spec: SideSpec) -> Model:
+        return self.loader(spec.model, spec.adapter)
+
+
+class Metered:
+    """A model view that sums the cost of every completion passing through (the agent does not)."""
+
+    def __init__(self, model: Model, total: list[float] | None = None) -> None:
+        self.model = model
+        self.name = model.name
+        self.total = total if total is not None else [0.0]
+
+    @property
+    def cost_usd(self) -> float:
+        return self.total[0]
+
+    def session(self) -> Metered:
+        return Metered(self.model.session(), self.total)
+
+    def stream(self, messages: Sequence[Message], *, stop: Sequence[str], max_tokens: int) -> Iterator[str | Completion]:
+        for item in self.model.stream(messages, stop=stop, max_tokens=max_tokens):
+            if isinstance(item, Completion):
+                self.total[0] += item.cost_usd or 0.0
+            yield item
+
+
+@dataclass
+class _Queued:
+    message: str
+
+
+@dataclass
+class _Started:
+    pass
+
+
+@dataclass
+class _Failed:
+    message: str
+
+
+@dataclass
+class _Ended:
+    pass
+
+
+@dataclass
+class Battle:
+    """What a battle needs besides the two sides."""
+
+    question: str
+    gold: str | None = None
+    task: str = ""
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    noise_pool: Sequence[str] | None = None
+    max_steps: int = 8
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def side_events(spec: SideSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
+                stop: threading.Event, gpu: Callable[[Callable], Callable] | None = None) -> Iterator[object]:
+    """The events of one side: queued/started markers, then the agent's own events."""
+    yield _Queued(f"waiting for a free {spec.kind} model slot…")
+    with pool.slot(spec.kind, stop) as got:
+        if not got:
+            return
+        yield _Started()
+        model = pool.load(spec)
+        tools = make_tools()
+        cfg = AgentConfig(method="react" if spec.finetuned else spec.method, finetuned=spec.finetuned,
+                          exemplars=spec.exemplars, noise=battle.noise, max_steps=battle.max_steps)
+        metered = Metered(model)
+        agent = Agent(metered, tools, cfg, noise_pool=battle.noise_pool)
+
+        def events() -> Iterator[object]:
+            yield from agent.run(battle.question, gold=battle.gold, task=battle.task, meta=dict(battle.meta))
+
+        # On ZeroGPU the local model's GPU work must run inside `@spaces.GPU` (a generator is allowed).
+        run = gpu(events) if gpu is not None and spec.kind == "local" else events
+        for ev in run():
+            if isinstance(ev, Finished):
+                t = ev.trajectory
+                t.agent.update(adapter=spec.adapter, role=spec.role, key=spec.key)
+                if not t.cost_usd:
+                    t.cost_usd = metered.cost_usd
+            yield ev
+            if stop.is_set():
+                return
+
+
+def _worker(i: int, spec: SideSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
+            out: queue.Queue, stop: threading.Event, gpu: Callable[[Callable], Callable] | None) -> None:
+    try:
+        for ev in side_events(spec, battle, pool, make_tools, stop, gpu):
+            out.put((i, ev))
+    except FireActError as e:
+        out.put((i, _Failed(redact(str(e)))))
+    except Exception as e:  # a side's bug or a failing backend must not take the other side down
+        log.exception("side %s (%s) failed", i, spec.key)
+        out.put((i, _Failed(redact(f"internal error ({type(e).__name__}): {e}"))))
+    finally:
+        out.put((i, _Ended()))
+
+
+def apply_event(view: SideView, ev: object, t0: float) -> None:
+    """Fold one event into a side view."""
+    view.elapsed_s = time.perf_counter() - t0
+    if isinstance(ev, _Queued):
+        view.status, view.message = "queued", ev.message
+    elif isinstance(ev, _Started):
+        view.status, view.message = "running", None
+    elif isinstance(ev, TrialStarted):
+        view.trial, view.reflections = ev.trial, list(ev.reflections)
+    elif isinstance(ev, StepStarted):
+        view.live_index, view.live_text = ev.index, ""
+    elif isinstance(ev, TokenDelta):
+        view.live_text += ev.text
+    elif isinstance(ev, StepDone):
+        view.steps.append(ev.step)
+        view.live_index, view.live_text = None, ""
+    elif isinstance(ev, Finished):
+        view.trajectory = ev.trajectory
+        view.steps = list(ev.trajectory.steps)
+        view.live_index = None
+        if ev.trajectory.status == "failed":
+            view.status, view.message = "error", ev.trajectory.reason or "the agent failed"
+        else:
+            view.status = "done"
+    elif isinstance(ev, _Failed):
+        view.status, view.message, view.live_index = "error", ev.message, None
+    elif isinstance(ev, _Ended) and view.status not in ("done", "error"):
+        view.status, view.message = "error", view.message or "the agent stopped without an answer"
+
+
+def run_battle(battle: Battle, specs: Sequence[SideSpec], views: Sequence[SideView], *, pool: ModelPool,
+               make_tools: Callable[[], Tools | None], tick_s: float = 0.1,
+               gpu: Callable[[Callable], Callable] | None = None) -> Iterator[Sequence[SideView]]:
+    """Run the sides concurrently; yield the (mutated) views as they change, last when all ended."""
+    out: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=_worker, args=(i, s, battle, pool, make_tools, out, stop, gpu), daemon=True,
+                                name=f"fireact-side-{i}") for i, s in enumerate(specs)]
+    for th in threads:
+        th.start()
+    ended: set[int] = set()
+    last = 0.0
+    try:
+        while len(ended) < len(threads):
+            try:
+                i, ev = out.get(timeout=tick_s)
+            except queue.Empty:
+                for v in views:
+                    if v.status in ("queued", "running"):
+                        v.elapsed_s = time.perf_counter() - t0
+                yield views
+                last = time.perf_counter()
+                continue
+            apply_event(views[i], ev, t0)
+            if isinstance(ev, _Ended):
+                ended.add(i)
+            now = time.perf_counter()
+            if now - last >= tick_s or isinstance(ev, (StepDone, Finished, _Failed, _Ended)):
+                yield views
+                last = now
+        yield views
+    finally:
+        stop.set()  # the page went away: the workers stop after their current event

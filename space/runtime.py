@@ -1,0 +1,104 @@
+"""What the tabs share in one app process: the store, the model pool, the questions, the limits."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fireact_core.errors import FireActError
+from fireact_core.store import Store, redact
+from space.config import AppConfig, QuestionBank, RateLimiter, Rater, gpu_decorator, rater_of
+from space.render import render_message
+from space.runner import ModelPool
+
+log = logging.getLogger("fireact.app")
+
+
+class Runtime:
+    def __init__(self, cfg: AppConfig) -> None:
+        self.cfg = cfg
+        self.store: Store = cfg.open_store()
+        self.pool = ModelPool(cfg.load_model, cfg.model_limits)
+        self.rate_limiter = RateLimiter(cfg.rate_per_minute)
+        self.battle_limiter = RateLimiter(cfg.battles_per_minute)
+        self.gpu = gpu_decorator()
+        self._bank: QuestionBank | None = None
+        self._bank_lock = threading.Lock()
+        self._touched: set[str] = set()
+        self._touch_lock = threading.Lock()
+
+    @property
+    def bank(self) -> QuestionBank:
+        with self._bank_lock:
+            if self._bank is None:
+                self._bank = self.cfg.questions()
+            return self._bank
+
+    def rater(self, profile: Any, request: Any) -> Rater:
+        """The rater of a request (stored in `raters` the first time this process sees them)."""
+        r = rater_of(profile, getattr(request, "session_hash", None))
+        with self._touch_lock:
+            new = r.id not in self._touched
+            self._touched.add(r.id)
+        if new:
+            self.store.touch_rater(r.id, r.kind, r.name)
+        return r
+
+
+def user_errors(n_outputs: int, message_index: int = 0) -> Callable[[Callable], Callable]:
+    """Turn a handler's `FireActError` into a message in output `message_index` (others unchanged).
+
+    Unexpected errors are logged and shown as a short generic message: no traceback reaches a user.
+    """
+    import gradio as gr
+
+    def wrap(fn: Callable) -> Callable:
+        def fail(text: str, kind: str) -> Any:
+            out = [gr.skip()] * n_outputs
+            out[message_index] = render_message(text, kind)
+            return tuple(out) if n_outputs > 1 else out[0]
+
+        @functools.wraps(fn)
+        def handler(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except FireActError as e:
+                return fail(redact(str(e)), "warn")
+            except Exception:
+                log.exception("handler %s failed", fn.__name__)
+                return fail("Something went wrong on our side; the error is in the server log.", "error")
+
+        return handler
+
+    return wrap
+
+
+def stream_user_errors(n_outputs: int, message_index: int = 0,
+                       on_error: dict[int, Callable[[], Any]] | None = None) -> Callable[[Callable], Callable]:
+    """`user_errors` for generator handlers; `on_error` gives outputs to reset on failure (index → value)."""
+    import gradio as gr
+
+    def fail(text: str, kind: str) -> tuple:
+        out: list[Any] = [gr.skip()] * n_outputs
+        for i, make in (on_error or {}).items():
+            out[i] = make()
+        out[message_index] = render_message(text, kind)
+        return tuple(out)
+
+    def wrap(fn: Callable[..., Iterator]) -> Callable[..., Iterator]:
+        @functools.wraps(fn)
+        def handler(*args: Any, **kwargs: Any) -> Iterator:
+            try:
+                yield from fn(*args, **kwargs)
+            except FireActError as e:
+                yield fail(redact(str(e)), "warn")
+            except Exception:
+                log.exception("handler %s failed", fn.__name__)
+                yield fail("Something went wrong on our side; the error is in the server log.", "error")
+
+        return handler
+
+    return wrap
