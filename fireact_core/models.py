@@ -232,7 +232,7 @@ def resolve_adapter(adapter: str | os.PathLike) -> str:
         if not (DEFAULT_ADAPTER / "adapter_config.json").is_file():
             raise ConfigError(
                 f"the default adapter is not there yet ({DEFAULT_ADAPTER} has no adapter_config.json); "
-                f"train it with `fireact train --recipe smollm2-world` or pass --adapter <folder or hub id>")
+                f"train it (`fireact train`, see train/recipes/) or pass --adapter <folder or hub id>")
         return str(DEFAULT_ADAPTER)
     path = Path(name).expanduser()
     if path.is_dir():
