@@ -1,0 +1,174 @@
+"""The adapter folder's model card (`README.md` with Hub YAML metadata) and `fireact.json` manifest.
+
+The card's `base_model` is the Hub id of the base (PEFT and TRL write the local path they
+loaded from, which means nothing on another machine); `adapter_config.json` is fixed the same
+way so that `fireact_core.models.check_adapter` compares ids, not paths.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fireact_core import __version__
+from train.config import TrainConfig
+from train.data import DataSummary
+
+MANIFEST = "fireact.json"
+MANIFEST_VERSION = 1
+TAGS = ["fireact", "agent", "react", "lora", "qlora"]
+PROMPT_FORMAT = {
+    "template": "chatml",
+    "system_prompt": None,
+    "user": "the question alone (multiple-choice options follow it)",
+    "assistant": "Thought: <reasoning>\nAction: <tool>[<argument>]  (finish[<answer>] ends the episode)",
+    "observation": "a user turn 'Observation: <tool output>'",
+    "stop": ["<|im_end|>", "\nObservation:"],
+}
+# Settings worth showing on the card, in this order.
+CARD_KEYS = ("recipe", "load_in_4bit", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
+             "num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size",
+             "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "optim", "seed", "val_size",
+             "min_rating", "require_em")
+
+
+def fix_adapter_config(folder: Path, base_id: str) -> None:
+    """Record the base's Hub id in `adapter_config.json`."""
+    path = folder / "adapter_config.json"
+    conf = json.loads(path.read_text(encoding="utf-8"))
+    conf["base_model_name_or_path"] = base_id
+    path.write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def manifest(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any], base_id: str,
+             four_bit: bool) -> dict[str, Any]:
+    return {
+        "format_version": MANIFEST_VERSION,
+        "kind": "fireact-adapter",
+        "fireact_version": __version__,
+        "base_model": base_id,
+        "prompt_format": PROMPT_FORMAT,
+        "methods": sorted(summary.by_method),
+        "tasks": sorted(summary.by_task),
+        "actions": sorted(summary.actions),
+        "training": {
+            "recipe": cfg.recipe or None,
+            "quantization": "nf4-double-quant" if four_bit else None,
+            "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "target_modules": cfg.target_modules},
+            "examples": summary.train,
+            "validation_examples": summary.val,
+            "max_length": cfg.max_length,
+            "steps": results.get("steps"),
+        },
+        "eval": {k: results[k] for k in ("eval_loss", "agent_eval") if k in results},
+    }
+
+
+def metadata(cfg: TrainConfig, base_id: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"base_model": base_id, "library_name": "peft", "license": cfg.license,
+                            "pipeline_tag": "text-generation", "tags": [*TAGS, f"base_model:adapter:{base_id}"]}
+    if cfg.datasets:
+        meta["datasets"] = list(cfg.datasets)
+    meta["language"] = ["en"]
+    return meta
+
+
+def command(cfg: TrainConfig) -> str:
+    """The command that reproduces this run (recipe plus the keys that differ from it)."""
+    from train.config import load_config
+
+    args = ["fireact", "train"]
+    base = load_config(cfg.recipe) if cfg.recipe else TrainConfig()
+    if cfg.recipe:
+        args += ["--recipe", cfg.recipe]
+    for key, value in cfg.to_dict().items():
+        if key in ("recipe", "push_to_hub", "private") or value == getattr(base, key):
+            continue
+        args += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    return shlex.join(args)
+
+
+def render(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any], base_id: str, four_bit: bool,
+           name: str) -> str:
+    front = yaml.safe_dump(metadata(cfg, base_id), sort_keys=False, allow_unicode=True)
+    method = "4-bit NF4 QLoRA" if four_bit else "LoRA"
+    lines = [f"---\n{front}---", "", f"# {name.rstrip('/').split('/')[-1]}", ""]
+    lines.append(cfg.description.strip() or (
+        f"A FireAct language agent: {base_id} fine-tuned with {method} on ReAct-style agent trajectories "
+        f"({', '.join(sorted(summary.by_method)) or 'react'}; tasks: {', '.join(sorted(summary.by_task))}). "
+        "Given a question alone, it writes `Thought:` / `Action: tool[argument]` turns, reads the tool's "
+        "`Observation:` and ends with `finish[answer]`."))
+    lines += ["", "## Use", "", "```bash", f"fireact run \"your question\" --adapter {name}", "```", "",
+              "```python", "from fireact_core.models import load_adapter, load_base", "",
+              f"model, tokenizer = load_base({base_id!r})", f"model = load_adapter(model, {name!r})", "```", "",
+              "## Prompt format", "",
+              "ChatML with no system prompt (`chat_template.jinja`). The user turn holds the question; each "
+              "assistant turn is `Thought: …\\nAction: tool[argument]`; each tool result comes back as a user "
+              "turn `Observation: …`. Stop generating at `<|im_end|>`.", "",
+              "## Training", "",
+              "Supervised fine-tuning with TRL's `SFTTrainer`; the loss covers only the agent's own tokens (each "
+              "Thought/Action turn and its end-of-turn token); the question and every Observation are masked.", "",
+              "| setting | value |", "| --- | --- |", f"| base model | `{base_id}` |",
+              f"| method | {method} |"]
+    d = cfg.to_dict()
+    for key in CARD_KEYS:
+        if d.get(key) not in (None, "", []):
+            lines.append(f"| {key} | `{d[key]}` |")
+    for key in ("steps", "train_seconds", "tokens_per_s", "train_loss"):
+        if key in results:
+            v = results[key]
+            lines.append(f"| {key} | {v:.4g} |" if isinstance(v, float) else f"| {key} | {v} |")
+    lines += ["", "Reproduce:", "", "```bash", command(cfg), "```", "", "## Data", "", "```", summary.format(), "```"]
+    if cfg.datasets:
+        lines += ["", "Datasets: " + ", ".join(f"[{x}](https://huggingface.co/datasets/{x})" for x in cfg.datasets)]
+    ev = results.get("agent_eval")
+    if "eval_loss" in results or ev:
+        lines += ["", "## Results", "", "| metric | value |", "| --- | --- |"]
+        if "eval_loss" in results:
+            lines.append(f"| validation loss (agent tokens) | {results['eval_loss']:.4f} |")
+        if ev:
+            em = "n/a" if ev.get("em") is None else f"{100 * ev['em']:.1f}"
+            lines.append(f"| EM on {ev['questions']} {ev['task']} {ev['split']} questions | {em} |")
+            lines.append(f"| mean steps | {ev['mean_steps']:.2f} |")
+            lines += ["", f"Agent evaluation: `{ev['command']}`"]
+    lines += ["", "## Licence", "",
+              f"Adapter: {cfg.license}. The base model and the training data keep their own licences.", ""]
+    return "\n".join(lines)
+
+
+def write(folder: Path, *, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any], base_id: str,
+          four_bit: bool) -> None:
+    name = cfg.push_to_hub or str(folder)
+    (folder / "README.md").write_text(render(cfg=cfg, summary=summary, results=results, base_id=base_id,
+                                             four_bit=four_bit, name=name), encoding="utf-8")
+    data = manifest(cfg=cfg, summary=summary, results=results, base_id=base_id, four_bit=four_bit)
+    (folder / MANIFEST).write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+
+
+def read_metadata(readme: str | Path) -> dict[str, Any]:
+    """The YAML front matter of a model card."""
+    text = Path(readme).read_text(encoding="utf-8") if Path(readme).exists() else str(readme)
+    if not text.startswith("---\n"):
+        return {}
+    end = text.index("\n---", 4)
+    return yaml.safe_load(text[4:end]) or {}
+
+
+def first_line(readme_text: str) -> str:
+    """The first prose line after the front matter and the title (for listings)."""
+    body = readme_text
+    if body.startswith("---\n"):
+        body = body[body.index("\n---", 4) + 4:]
+    for line in body.splitlines():
+        s = line.strip()
+        if s and not s.startswith(("#", "---", "```", "|", "<")):
+            return s
+    return ""

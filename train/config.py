@@ -1,0 +1,173 @@
+"""Training configuration: one flat dataclass, YAML recipes in `train/recipes/`, `key=value` overrides.
+
+A recipe is a YAML mapping whose keys are `TrainConfig` fields. `load_config("smollm2-135m-world",
+["max_steps=20"])` reads the recipe, applies the overrides (values parsed as YAML, so
+`target_modules=[q_proj,v_proj]` and `load_in_4bit=false` work) and validates the result. An
+unknown key raises `ConfigError` listing the valid ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fireact_core.errors import ConfigError
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+DEFAULT_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs. Field comments are the documentation of the recipe keys."""
+
+    recipe: str = ""  # the recipe's name (informational; written to the model card)
+    base: str = DEFAULT_BASE  # Hub id or local folder of the base model
+    # Inputs: paths, or {path, weight} mappings. weight 2 = every example twice, 0.5 = half of them.
+    data: list[Any] = field(default_factory=list)
+    data_dir: str | None = None  # where relative data paths are also looked for ($FIREACT_DATA, ../shared/data/fireact)
+    min_rating: float | None = None  # keep trajectories whose meta.rating >= this (app exports; up=1, down=-1)
+    require_em: bool = False  # keep only trajectories with em == 1 when they have a score
+    include_failed: bool = False  # keep trajectories whose status is failed / step_limit
+    val_size: float = 0.05  # held-out validation share (< 1) or count (>= 1), split before weighting
+    max_length: int = 1024  # tokens per example; longer ones are truncated (keep the start)
+
+    # Model and adapter
+    load_in_4bit: Any = "auto"  # true | false | auto (4-bit on CUDA, full precision elsewhere)
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: Any = field(default_factory=lambda: ["q_proj", "v_proj"])  # list, or "all-linear"
+    activation_checkpointing: bool = True  # TRL/transformers `gradient_checkpointing`
+    dtype: str = "auto"  # auto (bf16 on CUDA/4-bit, fp32 on CPU) | float32 | bfloat16 | float16
+
+    # Optimisation
+    num_train_epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    learning_rate: float = 2e-4
+    per_device_train_batch_size: int = 4
+    per_device_eval_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    warmup_steps: float = 0.03  # < 1: a share of the training steps
+    lr_scheduler_type: str = "cosine"
+    weight_decay: float = 0.0
+    optim: str = "auto"  # auto: paged_adamw_8bit for 4-bit on CUDA, adamw_torch otherwise
+    seed: int = 42
+
+    # Bookkeeping
+    output_dir: str = "runs/adapter"
+    logging_steps: int = 10
+    eval_steps: int | None = None  # None: evaluate at the end of each epoch
+    save_steps: int = 200
+    save_total_limit: int = 2
+    keep_checkpoints: bool = False  # keep <output_dir>/checkpoints after a successful run
+    report_to: Any = "none"  # none | trackio | wandb | tensorboard (or a list)
+    resume_from_checkpoint: Any = None  # true (latest in output_dir) or a checkpoint folder
+    check_lora_changed: bool = True  # fail when some LoRA tensor did not move (the avx512 trap)
+
+    # After training
+    merge: bool = False  # also write a merged full model to <output_dir>/merged
+    eval_questions: int = 0  # agent EM on this many questions via `fireact eval` (0: skip)
+    eval_task: str = ""  # task for the agent evaluation (default: the most common task in the data)
+    eval_split: str = "dev"
+    eval_args: str = ""  # extra `fireact eval` agent options, e.g. "--tools corpus --max-steps 8"
+    push_to_hub: str | None = None  # user/name
+    private: bool = False
+
+    # Model card metadata
+    license: str = "apache-2.0"
+    datasets: list[str] = field(default_factory=list)  # Hub dataset ids for the card
+    description: str = ""  # one paragraph for the card
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def valid_keys() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]
+
+
+def list_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def recipe_path(name: str) -> Path:
+    """A recipe name (`smollm2-135m-world`) or a path to a YAML file."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p
+    cand = RECIPES_DIR / f"{name}.yaml"
+    if cand.exists():
+        return cand
+    raise ConfigError(f"unknown recipe {name!r}; available: {', '.join(list_recipes())} (or a path to a .yaml file)")
+
+
+def _check_keys(keys: Any, where: str) -> None:
+    known = set(valid_keys())
+    bad = [k for k in keys if k not in known]
+    if bad:
+        raise ConfigError(f"{where}: unknown key{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}; "
+                          f"valid keys: {', '.join(valid_keys())}")
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    """`["lora_r=16", "data=[a.json, b.jsonl]"]` → {"lora_r": 16, "data": ["a.json", "b.jsonl"]}."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r}: expected key=value; valid keys: {', '.join(valid_keys())}")
+        try:
+            out[key] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            out[key] = raw
+    _check_keys(out, "--set")
+    return out
+
+
+def load_config(recipe: str | None = None, overrides: list[str] | dict[str, Any] | None = None) -> TrainConfig:
+    """Read a recipe (or start from the defaults), apply overrides, validate."""
+    values: dict[str, Any] = {}
+    if recipe:
+        path = recipe_path(recipe)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a recipe is a mapping of keys to values")
+        _check_keys(data, str(path))
+        values.update(data)
+        values.setdefault("recipe", path.stem)
+    if isinstance(overrides, dict):
+        _check_keys(overrides, "overrides")
+        values.update(overrides)
+    else:
+        values.update(parse_overrides(overrides))
+    cfg = TrainConfig(**values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Raise `ConfigError` for values that cannot work."""
+    if cfg.load_in_4bit not in (True, False, "auto"):
+        raise ConfigError(f"load_in_4bit must be true, false or auto, not {cfg.load_in_4bit!r}")
+    if cfg.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, not {cfg.dtype!r}")
+    for name in ("lora_r", "lora_alpha", "max_length", "per_device_train_batch_size", "gradient_accumulation_steps"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{name} must be a positive integer, not {v!r}")
+    if not (isinstance(cfg.val_size, (int, float)) and cfg.val_size >= 0):
+        raise ConfigError(f"val_size must be a share below 1 or a count, not {cfg.val_size!r}")
+    if not isinstance(cfg.data, list):
+        cfg.data = [cfg.data]
+    if isinstance(cfg.target_modules, str) and cfg.target_modules != "all-linear":
+        cfg.target_modules = [m.strip() for m in cfg.target_modules.split(",") if m.strip()]
+    if cfg.push_to_hub is not None and cfg.push_to_hub.count("/") != 1:
+        raise ConfigError(f"push_to_hub must be user/name, not {cfg.push_to_hub!r}")

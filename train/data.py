@@ -1,0 +1,284 @@
+"""Training data: read any mix of trajectory files, filter, split, weight, and summarise.
+
+Inputs are whatever `fireact_core.formats.read_trajectories` reads (the paper's Alpaca JSON,
+chat JSONL, our trajectory JSONL, and the app's DuckDB export, which is trajectory JSONL with
+`meta.rating`). Each trajectory becomes the chat the fine-tuned agent sees at inference: the
+question alone as the user turn, then assistant `Thought/Action` turns and user `Observation`
+turns (`Trajectory.to_messages`). Only the last Reflexion trial is kept (a fine-tuned agent
+answers in one go), and the closing `Episode finished` observation is dropped (never shown to
+the model and never trained on).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fireact_core.errors import ConfigError, FormatError
+from fireact_core.formats import read_trajectories
+from fireact_core.metrics import normalize_answer
+from fireact_core.trajectory import Trajectory
+
+ROOT = Path(__file__).resolve().parents[1]
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class Source:
+    """One input file and its sampling weight (2 = every example twice, 0.5 = half of them)."""
+
+    path: str
+    weight: float = 1.0
+    task: str | None = None  # overrides the inferred task in the summary
+    method: str | None = None
+
+    @classmethod
+    def parse(cls, item: Any) -> Source:
+        """A path, `path:weight`, or a mapping `{path, weight, task, method}`."""
+        if isinstance(item, dict):
+            unknown = set(item) - {"path", "weight", "task", "method"}
+            if "path" not in item or unknown:
+                raise ConfigError(f"a data entry is a path or a mapping with keys path, weight, task, method; got {item!r}")
+            src = cls(str(item["path"]), float(item.get("weight", 1.0)), item.get("task"), item.get("method"))
+        elif isinstance(item, (str, Path)):
+            path, sep, w = str(item).rpartition(":")
+            try:
+                src = cls(path, float(w)) if sep and path else cls(str(item))
+            except ValueError:
+                src = cls(str(item))
+        else:
+            raise ConfigError(f"a data entry is a path or a mapping, not {item!r}")
+        if src.weight < 0:
+            raise ConfigError(f"{src.path}: the weight must be >= 0, not {src.weight}")
+        return src
+
+
+@dataclass
+class Example:
+    messages: Messages
+    task: str
+    method: str
+    source: str
+    question: str
+    actions: list[str] = field(default_factory=list)  # tool names the agent used
+
+
+def data_dirs(extra: str | None = None) -> list[Path]:
+    """Where relative data paths are looked for, in order."""
+    dirs = [Path.cwd(), ROOT]
+    for d in (extra, os.environ.get("FIREACT_DATA")):
+        if d:
+            dirs.append(Path(d).expanduser())
+    dirs.append(ROOT.parent / "shared" / "data" / "fireact")
+    return dirs
+
+
+def resolve_path(path: str, data_dir: str | None = None) -> Path:
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        if p.exists():
+            return p
+        raise FormatError("file not found", path=str(p))
+    tried = []
+    for d in data_dirs(data_dir):
+        cand = d / p
+        if cand.exists():
+            return cand
+        tried.append(str(d))
+    raise FormatError(f"file not found (looked in {', '.join(dict.fromkeys(tried))}; set data_dir or FIREACT_DATA)",
+                      path=str(path))
+
+
+def to_messages(traj: Trajectory) -> Messages:
+    """The chat the fine-tuned agent would have had: question, then Thought/Action and Observation turns."""
+    last_trial = max((s.trial for s in traj.steps), default=0)
+    steps = [s for s in traj.steps if s.trial == last_trial]
+    view = Trajectory(question=traj.question, steps=steps, preamble=traj.preamble)
+    msgs = view.to_messages()
+    if steps and steps[-1].action == "finish" and msgs[-1]["role"] == "user":
+        msgs = msgs[:-1]
+    return msgs
+
+
+def _rating(traj: Trajectory) -> float | None:
+    r = traj.meta.get("rating")
+    if isinstance(r, list):
+        vals = [v for v in (_as_score(x) for x in r) if v is not None]
+        return sum(vals) / len(vals) if vals else None
+    return _as_score(r)
+
+
+def _as_score(r: Any) -> float | None:
+    if isinstance(r, bool):
+        return 1.0 if r else -1.0
+    if isinstance(r, (int, float)):
+        return float(r)
+    if isinstance(r, str):
+        return {"up": 1.0, "good": 1.0, "down": -1.0, "bad": -1.0}.get(r.strip().lower())
+    return None
+
+
+def keep(traj: Trajectory, *, min_rating: float | None, require_em: bool, include_failed: bool) -> str | None:
+    """None when the trajectory is kept, else the reason it is dropped."""
+    if not traj.steps:
+        return "no steps"
+    if not include_failed and traj.status != "finished":
+        return f"status {traj.status}"
+    if require_em and traj.em is not None and traj.em < 1:
+        return "em < 1"
+    if min_rating is not None:
+        r = _rating(traj)
+        if r is None or r < min_rating:
+            return f"rating below {min_rating:g}"
+    return None
+
+
+def load_source(src: Source, *, data_dir: str | None = None, min_rating: float | None = None,
+                require_em: bool = False, include_failed: bool = False) -> tuple[list[Example], Counter]:
+    """Read one file into examples; also return why others were dropped."""
+    path = resolve_path(src.path, data_dir)
+    examples, dropped = [], Counter()
+    for traj in read_trajectories(path):
+        why = keep(traj, min_rating=min_rating, require_em=require_em, include_failed=include_failed)
+        if why:
+            dropped[why] += 1
+            continue
+        examples.append(Example(to_messages(traj), src.task or traj.task or "unknown",
+                                src.method or traj.method or "unknown", str(src.path), traj.question,
+                                [s.action for s in traj.steps if s.action]))
+    if not examples and not dropped:
+        raise FormatError("no trajectories in the file", path=str(path))
+    if not examples:
+        reasons = ", ".join(f"{n} {why}" for why, n in dropped.items())
+        raise ConfigError(f"{path}: no trajectory left after filtering ({reasons})")
+    return examples, dropped
+
+
+def _qkey(q: str) -> str:
+    return normalize_answer(q)
+
+
+def split_and_mix(groups: list[tuple[Source, list[Example]]], val_size: float, seed: int
+                  ) -> tuple[list[Example], list[Example]]:
+    """Hold out `val_size` of each source, then weight the rest; no validation question is trained on."""
+    rng = random.Random(seed)
+    total = sum(len(ex) for _, ex in groups)
+    train_parts, val = [], []
+    for src, items in groups:
+        items = items[:]
+        rng.shuffle(items)
+        n = len(items)
+        n_val = round(val_size * n) if val_size < 1 else round(val_size * n / max(total, 1))
+        if val_size > 0 and n_val == 0 and n >= 2:
+            n_val = 1
+        n_val = min(n_val, n - 1)
+        val += items[:n_val]
+        train_parts.append((src, items[n_val:]))
+    held = {_qkey(e.question) for e in val}
+    train: list[Example] = []
+    for src, items in train_parts:
+        items = [e for e in items if _qkey(e.question) not in held]
+        whole, frac = divmod(src.weight, 1.0)
+        for _ in range(int(whole)):
+            train += items
+        train += rng.sample(items, round(frac * len(items)))
+    rng.shuffle(train)
+    return train, val
+
+
+@dataclass
+class DataSummary:
+    """What goes into training: counts, token lengths, truncation. Printed before training, kept in the card."""
+
+    train: int = 0
+    val: int = 0
+    by_task: dict[str, int] = field(default_factory=dict)
+    by_method: dict[str, int] = field(default_factory=dict)
+    by_source: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    actions: dict[str, int] = field(default_factory=dict)  # action name -> uses in the training set
+    lengths: list[int] = field(default_factory=list)  # tokens per training example
+    max_length: int = 0
+    truncated: int = 0
+    agent_tokens: int = 0  # tokens that carry loss, before truncation
+
+    def histogram(self, bins: int = 8) -> list[tuple[int, int, int]]:
+        if not self.lengths:
+            return []
+        lo, hi = min(self.lengths), max(self.lengths)
+        width = max(1, -(-(hi - lo + 1) // bins))
+        counts = Counter((n - lo) // width for n in self.lengths)
+        return [(lo + i * width, lo + (i + 1) * width - 1, counts.get(i, 0)) for i in range(bins) if lo + i * width <= hi]
+
+    def format(self) -> str:
+        lines = [f"training examples: {self.train:,}   validation: {self.val:,}"]
+        for name, path in self.by_source.items():
+            lines.append(f"  {name}: {path['examples']:,} read, weight {path['weight']:g}")
+        if self.dropped:
+            lines.append("  dropped: " + ", ".join(f"{n} ({why})" for why, n in self.dropped.items()))
+        lines.append("by task:   " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_task.items())))
+        lines.append("by method: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_method.items())))
+        if self.lengths:
+            s = sorted(self.lengths)
+            lines.append(f"tokens per example: min {s[0]}, median {s[len(s) // 2]}, max {s[-1]}, "
+                         f"total {sum(s):,} ({self.agent_tokens:,} on the agent's turns)")
+            top = max(c for _, _, c in self.histogram())
+            for lo, hi, c in self.histogram():
+                lines.append(f"  {lo:>6}-{hi:<6} {'#' * max(1 if c else 0, round(30 * c / top)):<30} {c}")
+        lines.append(f"truncated at max_length={self.max_length}: {self.truncated:,} of {self.train:,}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "lengths"}
+        d["histogram"] = self.histogram()
+        if self.lengths:
+            d["mean_tokens"] = round(sum(self.lengths) / len(self.lengths), 1)
+        return d
+
+
+def token_lengths(tokenizer: Any, examples: list[Example], template: str) -> tuple[list[int], int]:
+    """Tokens per example under the training template, and the number of loss-carrying tokens."""
+    lengths, agent = [], 0
+    for e in examples:
+        out = tokenizer.apply_chat_template(e.messages, chat_template=template, tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True)
+        lengths.append(len(out["input_ids"]))
+        agent += sum(out["assistant_masks"])
+    return lengths, agent
+
+
+def prepare(sources: list[Any], *, tokenizer: Any, template: str, max_length: int, val_size: float = 0.05,
+            seed: int = 42, data_dir: str | None = None, min_rating: float | None = None,
+            require_em: bool = False, include_failed: bool = False) -> tuple[list[Example], list[Example], DataSummary]:
+    """Read, filter, split and weight every source; summarise the training set."""
+    if not sources:
+        raise ConfigError("no training data: pass --data FILE (repeatable) or set `data` in the recipe")
+    groups, dropped, by_source = [], Counter(), {}
+    for item in sources:
+        src = Source.parse(item)
+        ex, why = load_source(src, data_dir=data_dir, min_rating=min_rating, require_em=require_em,
+                              include_failed=include_failed)
+        groups.append((src, ex))
+        dropped.update(why)
+        by_source[src.path] = {"examples": len(ex), "weight": src.weight}
+    train, val = split_and_mix(groups, val_size, seed)
+    if not train:
+        raise ConfigError("no training examples left after the validation split and the weights")
+    lengths, agent = token_lengths(tokenizer, train, template)
+    summary = DataSummary(
+        train=len(train), val=len(val), by_task=dict(Counter(e.task for e in train)),
+        by_method=dict(Counter(e.method for e in train)), by_source=by_source, dropped=dict(dropped),
+        actions=dict(Counter(a for e in train for a in e.actions)),
+        lengths=lengths, max_length=max_length, truncated=sum(n > max_length for n in lengths), agent_tokens=agent)
+    return train, val, summary
+
+
+def to_dataset(examples: list[Example]) -> Any:
+    """A `datasets.Dataset` with one `messages` column, what `SFTTrainer` expects."""
+    from datasets import Dataset
+
+    return Dataset.from_list([{"messages": e.messages} for e in examples])

@@ -1,0 +1,428 @@
+"""Fine-tune a base model on agent trajectories with LoRA / 4-bit QLoRA (TRL `SFTTrainer`).
+
+    python -m train.sft --recipe smollm2-135m-world --set max_steps=50
+    fireact train --recipe paper-llama2-7b-hotpotqa --push-to-hub me/fireact-llama2-7b
+    accelerate launch -m train.sft --recipe smollm2-360m-multitask    # several GPUs (DDP/FSDP by accelerate)
+
+The loss covers only the agent's tokens: each assistant turn (Thought + Action) and its
+`<|im_end|>`. The question and every Observation are labelled -100. This is TRL's
+`assistant_only_loss` with our ChatML template (`train/templates/chatml_generation.jinja`), whose
+`{% generation %}` block wraps the assistant content and renders byte-identical to the inference
+template `fireact_core/templates/chatml.jinja`.
+
+`main(cfg)` returns a dict of results; the output folder holds the PEFT adapter, the tokenizer
+with the inference template, a model card `README.md` and the `fireact.json` manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fireact_core.errors import ConfigError, FireActError
+from train import card, quant
+from train.config import TrainConfig, list_recipes, load_config, valid_keys
+from train.data import DataSummary, Example, prepare, to_dataset
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class TrainingError(FireActError):
+    """Training ran but produced something unusable (out of memory, frozen LoRA weights)."""
+
+
+def generation_template() -> str:
+    """The training template: ChatML with `{% generation %}` around each assistant turn and its `<|im_end|>`."""
+    return (TEMPLATES / "chatml_generation.jinja").read_text(encoding="utf-8")
+
+
+def inference_template() -> str:
+    from fireact_core.models import chat_template
+
+    return chat_template()
+
+
+@dataclass
+class Run:
+    """Everything `build` prepared; `train_and_save` consumes it."""
+
+    cfg: TrainConfig
+    model: Any
+    tokenizer: Any
+    trainer: Any
+    train: list[Example]
+    val: list[Example]
+    summary: DataSummary
+    four_bit: bool
+    device: str
+    guarded: int = 0  # Linear4bit layers the CPU guard touched
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def use_4bit(cfg: TrainConfig, device: str) -> bool:
+    if cfg.load_in_4bit == "auto":
+        return device == "cuda"
+    return bool(cfg.load_in_4bit)
+
+
+def _dtype(cfg: TrainConfig, device: str, four_bit: bool) -> Any:
+    import torch
+
+    if cfg.dtype != "auto":
+        return getattr(torch, cfg.dtype)
+    return torch.bfloat16 if (device == "cuda" or four_bit) else torch.float32
+
+
+def _optim(cfg: TrainConfig, device: str, four_bit: bool) -> str:
+    if cfg.optim != "auto":
+        return cfg.optim
+    return "paged_adamw_8bit" if (device == "cuda" and four_bit) else "adamw_torch"
+
+
+def load_tokenizer(base: str) -> Any:
+    """The base's tokenizer with the training template and a pad token."""
+    from transformers import AutoTokenizer
+
+    from fireact_core.models import resolve_base
+
+    tok = AutoTokenizer.from_pretrained(resolve_base(base))
+    tok.chat_template = generation_template()
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(cfg: TrainConfig, device: str, four_bit: bool) -> Any:
+    """The base model, 4-bit and prepared for k-bit training when asked."""
+    from fireact_core.models import load_base
+
+    qconf = quant.bnb_4bit_config() if four_bit else None
+    model, _ = load_base(cfg.base, dtype=_dtype(cfg, device, four_bit), device=device, quantization_config=qconf)
+    if four_bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.activation_checkpointing)
+    model.config.use_cache = False
+    return model
+
+
+def sft_config(cfg: TrainConfig, device: str, four_bit: bool, has_val: bool) -> Any:
+    import torch
+    from trl import SFTConfig
+
+    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    eval_strategy = "no" if not has_val else ("steps" if cfg.eval_steps else "epoch")
+    return SFTConfig(
+        output_dir=str(checkpoint_dir(cfg)),
+        assistant_only_loss=True,
+        max_length=cfg.max_length,
+        packing=False,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        warmup_steps=cfg.warmup_steps,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        weight_decay=cfg.weight_decay,
+        optim=_optim(cfg, device, four_bit),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        activation_checkpointing=cfg.activation_checkpointing,
+        bf16=bf16,
+        fp16=False,
+        use_cpu=device == "cpu",
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        eval_strategy=eval_strategy,
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        report_to=cfg.report_to,
+        include_num_input_tokens_seen=True,
+        disable_tqdm=False,
+        dataloader_pin_memory=device == "cuda",
+    )
+
+
+def checkpoint_dir(cfg: TrainConfig) -> Path:
+    """Checkpoints live in a subfolder, so the adapter folder holds only what gets published."""
+    return Path(cfg.output_dir) / "checkpoints"
+
+
+def lora_config(cfg: TrainConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=cfg.target_modules, bias="none", task_type="CAUSAL_LM")
+
+
+def build(cfg: TrainConfig, *, log: Any = print) -> Run:
+    """Read the data, print its summary, load the model and make the `SFTTrainer` (no training yet)."""
+    from trl import SFTTrainer
+
+    device = _device()
+    four_bit = use_4bit(cfg, device)
+    tokenizer = load_tokenizer(cfg.base)
+    train, val, summary = prepare(cfg.data, tokenizer=tokenizer, template=generation_template(),
+                                  max_length=cfg.max_length, val_size=cfg.val_size, seed=cfg.seed,
+                                  data_dir=cfg.data_dir, min_rating=cfg.min_rating, require_em=cfg.require_em,
+                                  include_failed=cfg.include_failed)
+    log(summary.format())
+    model = load_model(cfg, device, four_bit)
+    trainer = SFTTrainer(model=model, args=sft_config(cfg, device, four_bit, bool(val)),
+                         train_dataset=to_dataset(train), eval_dataset=to_dataset(val) if val else None,
+                         processing_class=tokenizer, peft_config=lora_config(cfg))
+    run = Run(cfg, trainer.model, tokenizer, trainer, train, val, summary, four_bit, device)
+    if four_bit and device == "cpu":
+        run.guarded = quant.guard_cpu_4bit(trainer.model)
+    return run
+
+
+def _oom_message(cfg: TrainConfig, four_bit: bool) -> str:
+    tips = [f"a smaller batch (--set per_device_train_batch_size={max(1, cfg.per_device_train_batch_size // 2)} "
+            f"gradient_accumulation_steps={cfg.gradient_accumulation_steps * 2})",
+            f"shorter sequences (--set max_length={max(128, cfg.max_length // 2)})"]
+    if not four_bit:
+        tips.append("4-bit loading (--set load_in_4bit=true)")
+    if not cfg.activation_checkpointing:
+        tips.append("activation checkpointing (--set activation_checkpointing=true)")
+    return "CUDA ran out of memory while training; try " + ", ".join(tips) + "."
+
+
+def _losses(trainer: Any) -> list[float]:
+    return [h["loss"] for h in trainer.state.log_history if "loss" in h]
+
+
+def _lora_watch() -> Any:
+    """A callback that snapshots the LoRA tensors when training starts (after a checkpoint is loaded)."""
+    from transformers import TrainerCallback
+
+    class LoraWatch(TrainerCallback):
+        def __init__(self) -> None:
+            self.before: dict[str, Any] = {}
+            self.steps = 0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+            self.before = quant.lora_snapshot(model) if model is not None else {}
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.steps += 1
+
+    return LoraWatch()
+
+
+def train_run(run: Run) -> dict[str, Any]:
+    """Train; check that every LoRA tensor moved; evaluate on the validation split."""
+    import torch
+
+    cfg, trainer = run.cfg, run.trainer
+    if run.four_bit and run.device == "cpu":  # again: something may have run a no-grad forward since build()
+        run.guarded = quant.guard_cpu_4bit(trainer.model)
+    watch = _lora_watch()
+    trainer.add_callback(watch)
+    t0 = time.perf_counter()
+    try:
+        out = trainer.train(resume_from_checkpoint=cfg.resume_from_checkpoint)
+    except torch.OutOfMemoryError as e:
+        raise TrainingError(_oom_message(cfg, run.four_bit)) from e
+    except ValueError as e:
+        if "checkpoint" in str(e).lower() and cfg.resume_from_checkpoint:
+            raise ConfigError(f"cannot resume: {e}") from None
+        raise
+    finally:
+        trainer.remove_callback(watch)
+    seconds = time.perf_counter() - t0
+    result: dict[str, Any] = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
+                              "train_loss": out.training_loss, "losses": _losses(trainer)}
+    tokens = trainer.state.num_input_tokens_seen
+    if tokens and seconds:
+        result["tokens_per_s"] = round(tokens / seconds, 1)
+    if cfg.check_lora_changed and watch.steps > 0:
+        frozen = quant.unchanged_lora(trainer.model, watch.before)
+        if frozen:
+            hint = (" On a CPU with avx512_bf16 this is bitsandbytes repacking 4-bit weights after a forward pass "
+                    "without gradients; the trainer's guard should prevent it." if run.four_bit else "")
+            raise TrainingError(f"{len(frozen)} of {len(watch.before)} LoRA tensors did not change during training "
+                                f"(first: {frozen[0]}).{hint}")
+        result["lora_tensors_changed"] = len(watch.before)
+    if run.val:
+        last = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
+        if last is None or last.get("step") != trainer.state.global_step:
+            last = trainer.evaluate()
+        result["eval_loss"] = last["eval_loss"]
+        result["eval_perplexity"] = math.exp(min(last["eval_loss"], 50))
+    return result
+
+
+def save(run: Run, result: dict[str, Any]) -> Path:
+    """Write the adapter, tokenizer (inference template), model card and manifest."""
+    import shutil
+    import warnings
+
+    from fireact_core.models import canonical_base
+
+    out = Path(run.cfg.output_dir)
+    with warnings.catch_warnings():  # PEFT looks the base up on the Hub to see if embeddings changed; they did not
+        warnings.filterwarnings("ignore", message="Could not find a config file")
+        run.trainer.save_model(str(out))
+    (out / "training_args.bin").unlink(missing_ok=True)
+    if not run.cfg.keep_checkpoints:
+        shutil.rmtree(checkpoint_dir(run.cfg), ignore_errors=True)
+    run.tokenizer.chat_template = inference_template()
+    run.tokenizer.save_pretrained(str(out))
+    base_id = canonical_base(run.cfg.base)
+    card.fix_adapter_config(out, base_id)
+    card.write(out, cfg=run.cfg, summary=run.summary, results=result, base_id=base_id,
+               four_bit=run.four_bit)
+    return out
+
+
+def merge(cfg: TrainConfig, adapter_dir: Path) -> Path:
+    """Merge the adapter into a full-precision copy of the base (for vLLM/TGI)."""
+    from peft import PeftModel
+
+    from fireact_core.models import load_base
+
+    model, tokenizer = load_base(cfg.base, device="cpu")
+    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    target = adapter_dir / "merged"
+    merged.save_pretrained(str(target))
+    tokenizer.chat_template = inference_template()
+    tokenizer.save_pretrained(str(target))
+    return target
+
+
+def agent_eval(cfg: TrainConfig, adapter_dir: Path, summary: DataSummary) -> dict[str, Any]:
+    """EM of the trained agent on `eval_questions` questions, through `fireact eval`'s agent options."""
+    import shlex
+
+    from fireact_core.cli import build_parser
+    from fireact_core.commands._agent_opts import agent_factory
+    from fireact_core.evaluate import evaluate
+    from fireact_core.models import BUNDLED_ID, canonical_base
+    from fireact_core.tasks import load_task
+
+    task_name = cfg.eval_task or max(summary.by_task, key=summary.by_task.get)
+    model = "smollm2" if canonical_base(cfg.base) == BUNDLED_ID else f"local:{cfg.base}"
+    argv = ["eval", "--task", task_name, "--split", cfg.eval_split, "--limit", str(cfg.eval_questions),
+            "--model", model, "--adapter", str(adapter_dir), *shlex.split(cfg.eval_args)]
+    args = build_parser().parse_args(argv)
+    task = load_task(args.task, args.split, data_dir=args.data_dir)
+    examples = task.examples[: cfg.eval_questions]
+    make = agent_factory(args)
+    res = evaluate(make, examples, out=adapter_dir / "eval_trajectories.jsonl", progress=True)
+    return {"task": task.name, "split": task.split, "questions": res.n, "em": res.em, "f1": res.f1,
+            "mean_steps": res.mean_steps, "command": "fireact " + shlex.join(argv)}
+
+
+def main(cfg: TrainConfig, *, log: Any = print) -> dict[str, Any]:
+    """Train one adapter as `cfg` says; return the results (also written to the model card)."""
+    run = build(cfg, log=log)
+    log(f"base {cfg.base} · {'4-bit NF4 QLoRA' if run.four_bit else 'LoRA'} r={cfg.lora_r} on "
+        f"{cfg.target_modules} · device {run.device}" + (f" · CPU guard on {run.guarded} 4-bit layers"
+                                                        if run.guarded else ""))
+    result = train_run(run)
+    result["data"] = run.summary.to_dict()
+    out = save(run, result)
+    if cfg.eval_questions > 0:
+        result["agent_eval"] = agent_eval(cfg, out, run.summary)
+        card.write(out, cfg=cfg, summary=run.summary, results=result, base_id=card.read_manifest(out)["base_model"],
+                   four_bit=run.four_bit)
+    if cfg.merge:
+        result["merged"] = str(merge(cfg, out))
+    log(f"adapter written to {out}" + (f" (eval loss {result['eval_loss']:.3f})" if "eval_loss" in result else ""))
+    if cfg.push_to_hub:
+        from train.hub import push
+
+        try:
+            result["hub_url"] = push(out, cfg.push_to_hub, private=cfg.private)
+            log(f"pushed to {result['hub_url']}")
+        except FireActError as e:
+            result["hub_error"] = str(e)
+            log(f"push to the Hub failed: {e} (the adapter is still in {out})")
+    return result
+
+
+# --- command line ---------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The trainer's options (shared by `python -m train.sft` and `fireact train`)."""
+    p.add_argument("--recipe", help=f"recipe name ({', '.join(list_recipes())}) or a YAML file")
+    p.add_argument("--data", action="append", metavar="FILE[:WEIGHT]",
+                   help="training file (Alpaca JSON, chat JSONL, trajectory JSONL, app export); repeatable; "
+                        "replaces the recipe's data")
+    p.add_argument("--set", action="append", dest="overrides", metavar="KEY=VALUE",
+                   help=f"override a recipe key (repeatable). Keys: {', '.join(valid_keys())}")
+    p.add_argument("--output-dir", help="where the adapter goes (default: the recipe's output_dir)")
+    p.add_argument("--base", help="base model: Hub id or local folder (default: the recipe's)")
+    p.add_argument("--no-4bit", action="store_true", help="full-precision LoRA instead of 4-bit QLoRA")
+    p.add_argument("--merge", action="store_true", help="also write a merged full model to OUTPUT/merged")
+    p.add_argument("--resume", nargs="?", const=True, metavar="CHECKPOINT",
+                   help="resume from the latest checkpoint in the output folder, or from CHECKPOINT")
+    p.add_argument("--push-to-hub", metavar="USER/NAME", help="upload the adapter folder to this Hub repo")
+    p.add_argument("--private", action="store_true", help="create the Hub repo private")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--eval-questions", type=int, metavar="N", help="agent EM on N questions after training")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = list(args.overrides or [])
+    extra: dict[str, Any] = {}
+    if args.data:
+        extra["data"] = list(args.data)
+    if args.output_dir:
+        extra["output_dir"] = args.output_dir
+    if args.base:
+        extra["base"] = args.base
+    if args.no_4bit:
+        extra["load_in_4bit"] = False
+    if args.merge:
+        extra["merge"] = True
+    if args.resume is not None:
+        extra["resume_from_checkpoint"] = args.resume
+    if args.push_to_hub:
+        extra["push_to_hub"] = args.push_to_hub
+    if args.private:
+        extra["private"] = True
+    if args.max_steps is not None:
+        extra["max_steps"] = args.max_steps
+    if args.eval_questions is not None:
+        extra["eval_questions"] = args.eval_questions
+    cfg = load_config(args.recipe, overrides)
+    if extra:
+        values = {**cfg.to_dict(), **extra}
+        cfg = load_config(None, values)
+    return cfg
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train.sft", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return p
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        main(config_from_args(args))
+    except FireActError as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
