@@ -96,11 +96,11 @@ def agent_factory(args: argparse.Namespace) -> Callable[[int], Any]:
 
     config = agent_config(args)
     adapter = _adapter(args)
-    model = load_model(args.model, adapter=adapter) if adapter is not None else load_model(args.model)
     tools_spec = (args.tools or "none").strip()
     no_tools = tools_spec.lower() == "none"
     if not no_tools:
-        load_tools(tools_spec)  # fail now, before any question, on a bad spec or a missing corpus
+        load_tools(tools_spec)  # fail now, before loading the model, on a bad spec or a missing corpus
+    model = load_model(args.model, adapter=adapter) if adapter is not None else load_model(args.model)
 
     def make(i: int = 0) -> Agent:
         tools = None if no_tools else load_tools(tools_spec)
