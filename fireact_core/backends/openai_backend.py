@@ -214,8 +214,9 @@ def _trim_prefix(text: str, prefix: str) -> str:
 
 
 def load(spec: str = "", **opts: Any) -> OpenAIModel:
-    """`openai:<model>`. Options: base_url, api_key, timeout, max_retries, temperature,
-    streaming, continue_final, prices; the environment supplies OPENAI_BASE_URL and OPENAI_API_KEY."""
+    """`openai:<model>`. Options: base_url, api_key, timeout, max_retries, temperature, streaming,
+    continue_final, prices; the environment supplies OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_TIMEOUT
+    and OPENAI_MAX_RETRIES."""
     model = spec.strip()
     if not model:
         raise ConfigError("the openai backend needs a model name: openai:<model>, e.g. openai:gpt-4o-mini")
@@ -225,6 +226,12 @@ def load(spec: str = "", **opts: Any) -> OpenAIModel:
         raise ConfigError(f"openai:{model} needs an API key: set OPENAI_API_KEY (or OPENAI_BASE_URL "
                           "for a compatible server that needs none)")
     prices = {**load_price_file(), **(opts.pop("prices", None) or {})}
+    for var, opt, kind in (("OPENAI_TIMEOUT", "timeout", float), ("OPENAI_MAX_RETRIES", "max_retries", int)):
+        if opt not in opts and os.environ.get(var):
+            try:
+                opts[opt] = kind(os.environ[var])
+            except ValueError:
+                raise ConfigError(f"{var} must be a number, got {os.environ[var]!r}") from None
     known = {"timeout", "max_retries", "temperature", "streaming", "continue_final", "name"}
     unknown = set(opts) - known
     if unknown:
