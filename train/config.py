@@ -54,6 +54,7 @@ class TrainConfig:
     warmup_steps: float = 0.03  # < 1: a share of the training steps
     lr_scheduler_type: str = "cosine"
     weight_decay: float = 0.0
+    group_by_length: bool = False  # batch examples of similar length (less padding; good on CPU)
     optim: str = "auto"  # auto: paged_adamw_8bit for 4-bit on CUDA, adamw_torch otherwise
     seed: int = 42
 

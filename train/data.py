@@ -4,9 +4,8 @@ Inputs are whatever `fireact_core.formats.read_trajectories` reads (the paper's 
 chat JSONL, our trajectory JSONL, and the app's DuckDB export, which is trajectory JSONL with
 `meta.rating`). Each trajectory becomes the chat the fine-tuned agent sees at inference: the
 question alone as the user turn, then assistant `Thought/Action` turns and user `Observation`
-turns (`Trajectory.to_messages`). Only the last Reflexion trial is kept (a fine-tuned agent
-answers in one go), and the closing `Episode finished` observation is dropped (never shown to
-the model and never trained on).
+turns (`Trajectory.to_messages`); see `to_messages` for Reflexion episodes and the closing
+`Episode finished` observation (never shown to the model, so never trained on).
 """
 
 from __future__ import annotations
@@ -94,9 +93,13 @@ def resolve_path(path: str, data_dir: str | None = None) -> Path:
 
 
 def to_messages(traj: Trajectory) -> Messages:
-    """The chat the fine-tuned agent would have had: question, then Thought/Action and Observation turns."""
-    last_trial = max((s.trial for s in traj.steps), default=0)
-    steps = [s for s in traj.steps if s.trial == last_trial]
+    """The chat the fine-tuned agent would have had: question, then Thought/Action and Observation turns.
+
+    All trials are kept in order (a Reflexion episode in training form is one conversation whose
+    reflection is a Thought), but a `finish` that is not the last step is dropped: a fine-tuned
+    agent's episode ends at `finish`. The closing `Episode finished` observation is dropped too.
+    """
+    steps = [s for i, s in enumerate(traj.steps) if s.action != "finish" or i == len(traj.steps) - 1]
     view = Trajectory(question=traj.question, steps=steps, preamble=traj.preamble)
     msgs = view.to_messages()
     if steps and steps[-1].action == "finish" and msgs[-1]["role"] == "user":

@@ -138,6 +138,7 @@ def sft_config(cfg: TrainConfig, device: str, four_bit: bool, has_val: bool) -> 
         lr_scheduler_type=cfg.lr_scheduler_type,
         weight_decay=cfg.weight_decay,
         optim=_optim(cfg, device, four_bit),
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         seed=cfg.seed,
         data_seed=cfg.seed,
         activation_checkpointing=cfg.activation_checkpointing,
@@ -329,6 +330,14 @@ def agent_eval(cfg: TrainConfig, adapter_dir: Path, summary: DataSummary) -> dic
             "mean_steps": res.mean_steps, "command": "fireact " + shlex.join(argv)}
 
 
+def summarize(cfg: TrainConfig) -> DataSummary:
+    """Read and check the data as `main` would, without loading the model."""
+    tokenizer = load_tokenizer(cfg.base)
+    return prepare(cfg.data, tokenizer=tokenizer, template=generation_template(), max_length=cfg.max_length,
+                   val_size=cfg.val_size, seed=cfg.seed, data_dir=cfg.data_dir, min_rating=cfg.min_rating,
+                   require_em=cfg.require_em, include_failed=cfg.include_failed)[2]
+
+
 def main(cfg: TrainConfig, *, log: Any = print) -> dict[str, Any]:
     """Train one adapter as `cfg` says; return the results (also written to the model card)."""
     run = build(cfg, log=log)
@@ -376,6 +385,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--private", action="store_true", help="create the Hub repo private")
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
     p.add_argument("--eval-questions", type=int, metavar="N", help="agent EM on N questions after training")
+    p.add_argument("--dry-run", action="store_true", help="check the data and print its summary; do not train")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -417,7 +427,11 @@ def make_parser() -> argparse.ArgumentParser:
 def cli(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
-        main(config_from_args(args))
+        cfg = config_from_args(args)
+        if args.dry_run:
+            print(summarize(cfg).format())
+        else:
+            main(cfg)
     except FireActError as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 2
