@@ -354,9 +354,17 @@ class Store:
         """The next run this rater has never been shown that still needs ratings (fewer than `k`).
 
         Runs closest to `k` come first, so overlapping ratings (for agreement) accumulate.
-        The item is marked as shown to the rater before it is returned.
+        The item is marked as shown to the rater before it is returned; until it is rated or
+        skipped, asking again returns the same item (a reload resumes where the rater was).
         """
         with self._write() as cur:
+            row = cur.execute(
+                "SELECT q.run_id, (SELECT count(DISTINCT rater_id) FROM ratings WHERE run_id = q.run_id AND step_idx IS "
+                "NULL) FROM queue_seen q WHERE q.rater_id = ? AND q.outcome = 'shown' AND q.created_at > now() - "
+                "to_seconds(?) ORDER BY q.created_at DESC LIMIT 1", [rater_id, PENDING_S]).fetchone()
+            if row is not None:
+                text = cur.execute("SELECT trajectory FROM runs WHERE id = ?", [row[0]]).fetchone()[0]
+                return QueueItem(row[0], Trajectory.from_dict(json.loads(text)), int(row[1]))
             row = cur.execute(
                 "WITH rated AS (SELECT run_id, count(DISTINCT rater_id) AS n FROM ratings WHERE step_idx IS NULL "
                 "GROUP BY run_id), pending AS (SELECT run_id, count(*) AS n FROM queue_seen WHERE outcome = 'shown' "
