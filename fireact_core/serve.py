@@ -31,20 +31,23 @@ DEFAULT_MAX_TOKENS = 256
 
 
 class ServedModels:
-    """Served name → model, with one lock per model object."""
+    """Served name → model, each with one long-lived session and a lock around it.
+
+    Requests to one name are served one at a time through that name's session, so a local
+    model reuses the keys/values of the previous request's prompt: an agent loop's next step,
+    or the next question under the same instruction and exemplars, prefills only what is new.
+    """
 
     def __init__(self, models: Mapping[str, Model]) -> None:
         if not models:
             raise ValueError("serve needs at least one model")
         self.models = dict(models)
-        self.locks = {id(m): threading.Lock() for m in self.models.values()}
+        self.sessions = {name: m.session() for name, m in self.models.items()}
+        self.locks = {name: threading.Lock() for name in self.models}
         self.created = int(time.time())
 
     def get(self, name: str) -> Model | None:
         return self.models.get(name)
-
-    def lock(self, model: Model) -> threading.Lock:
-        return self.locks[id(model)]
 
 
 class _ApiError(Exception):
@@ -160,8 +163,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(e.status, e.body())
             return
         rid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        with served.lock(model):
-            gen = model.stream(messages, stop=stop, max_tokens=max_tokens)
+        with served.locks[name]:
+            gen = served.sessions[name].stream(messages, stop=stop, max_tokens=max_tokens)
             if stream:
                 self._stream(gen, rid, name, include_usage)
             else:
@@ -275,10 +278,16 @@ def start_in_thread(models: Mapping[str, Model], host: str = "127.0.0.1", port: 
 
 def load_served_models(spec: str, adapters: Mapping[str, str] | None = None, *,
                        name: str | None = None) -> dict[str, Model]:
-    """Served name → model: the base model under `name` (default: the spec), one name per adapter."""
+    """Served name → model: the base model under `name` (default: the spec), one name per adapter.
+
+    A local model loads each adapter onto its one base (`load_adapter`); other backends load
+    the model again with `adapter=`.
+    """
     from fireact_core.factory import load_model
 
-    models: dict[str, Model] = {name or spec: load_model(spec)}
+    base = load_model(spec)
+    models: dict[str, Model] = {name or spec: base}
     for adapter_name, path in (adapters or {}).items():
-        models[adapter_name] = load_model(spec, adapter=path)
+        attach = getattr(base, "load_adapter", None)
+        models[adapter_name] = attach(path, name=adapter_name) if attach else load_model(spec, adapter=path)
     return models
