@@ -149,9 +149,24 @@ def load_config(recipe: str | None = None, overrides: list[str] | dict[str, Any]
         values.update(overrides)
     else:
         values.update(parse_overrides(overrides))
-    cfg = TrainConfig(**values)
+    cfg = TrainConfig(**{k: _coerce(k, v) for k, v in values.items()})
     validate(cfg)
     return cfg
+
+
+_TYPES = {f.name: str(f.type) for f in fields(TrainConfig)}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """YAML reads `3e-4` as a string; numeric keys take numbers written any way."""
+    kind = _TYPES[key].split(" |")[0]
+    if isinstance(value, str) and kind in ("float", "int"):
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{key} must be a number, not {value!r}") from None
+        return int(number) if kind == "int" and number.is_integer() else number
+    return value
 
 
 def validate(cfg: TrainConfig) -> None:
