@@ -183,6 +183,7 @@ def test_shipped_trajectories_parse_score_and_show_the_real_tool(questions):
     assert noisy["none"] > 100 and noisy["random"] > 100
     search = load_corpus(str(WORLD / "corpus.jsonl"))["search"]
     gold = {q["id"]: q["answer"] for q in questions["train"]}
+    gold_q = {q["id"]: q for q in questions["train"]}
     assert len({t.meta["qid"] for t in trajs}) == len(trajs)
     for t in trajs:
         _round_trip(t)
@@ -203,11 +204,16 @@ def test_shipped_trajectories_parse_score_and_show_the_real_tool(questions):
         if t.method == "reflexion":
             at = [i for i, s in enumerate(t.steps) if "let me do a reflection" in s.thought.lower()]
             assert len(at) == 1 and t.reflections and t.reflections[0] in t.steps[at[0]].thought
-            assert [s.trial for s in t.steps] == [0] * at[0] + [1] * (len(t.steps) - at[0])
+            assert t.meta["reflection_step"] == at[0] and {s.trial for s in t.steps} == {0}  # one clean episode
     # the shipped file is regenerable: the same seed writes the same first trajectories
     seed = json.loads((WORLD / "manifest.json").read_text())["seed"]
     again, _ = ScriptedTeacher(WORLD, seed=seed).training_set(n=25, seed=seed)
     assert [t.to_dict() for t in again] == [t.to_dict() for t in trajs[:25]]
+    fresh = ScriptedTeacher(WORLD, seed=seed)  # and any one of them, alone, whatever was solved before
+    for t in (trajs[-1], next(t for t in reversed(trajs) if t.method == "reflexion")):
+        noise = NoiseConfig(**t.agent["noise"])
+        method = "reflexion-flat" if t.method == "reflexion" else t.method
+        assert fresh.solve(gold_q[t.meta["qid"]], method, noise).to_dict() == t.to_dict()
     thoughts = Counter(re.sub(r"[A-Z][a-z]+( [A-Z][a-z]+)*|\d[\d,]*", "X", t.steps[0].thought) for t in trajs
                        if t.method == "react")
     assert len(thoughts) >= 10  # the wording varies

@@ -108,8 +108,9 @@ def _readme(m: dict[str, Any]) -> str:
                    + ", ".join(f"{k} {n}" for k, n in traj["by_noise"].items()) + ".\n\n"
                    "Reflexion trajectories are stored in their training form, one clean episode: the first attempt's steps "
                    "(a planned mistake), then a Thought that says \"let me do a reflection\" (the phrase of the paper's own "
-                   "Reflexion data) and states the lesson (also in `reflections`), then the corrected steps; steps carry `trial` 0 and 1. The first attempt's wrong "
-                   "`finish` is left out, since a fine-tuned agent's episode ends at `finish`.\n")
+                   "Reflexion data) and states the lesson (also in `reflections`), then the corrected steps. The first "
+                   "attempt's wrong `finish` is left out, since a fine-tuned agent's episode ends at `finish`; being one "
+                   "episode, its steps are all trial 0, and `meta.reflection_step` indexes the reflecting step.\n")
     files = "\n".join(f"| {p} | {f['bytes']:,} |" for p, f in m["files"].items())
     return f"""# The offline world (seed {m['seed']})
 

@@ -59,6 +59,10 @@ class Script:
     reflect_at: int = -1  # flat mode: index of the step whose thought reflects
 
 
+def _singular(s: str) -> str:
+    return s[:-3] + "y" if s.endswith("ies") else s[:-1]
+
+
 def _cap(s: str) -> str:
     return s[0].upper() + s[1:] if s else s
 
@@ -71,6 +75,7 @@ class Policy:
         self._search = search
         self._cache: dict[str, str] = {}
         self.title_of: dict[str, str] = {}  # clean observation text -> article title
+        self._mapped = False
 
     # --- the tool, as the teacher knows it ---------------------------------------------
     def clean(self, query: str) -> str:
@@ -186,7 +191,7 @@ class Policy:
             said = self.fact(r, rel, t, v) + "."
             if q["type"] == "bridge":
                 go = r.choice((f"Now I need to find {self.need(r, nxt[1], nxt[0])}.",
-                               f"Next, I'll search {nxt[0]} to find {self.need(r, nxt[1], nxt[0])}.",
+                               f"Next, I'll search {nxt[0]}.",
                                f"I need {self.need(r, nxt[1], nxt[0])} next."))
             else:
                 go = r.choice((f"Now I need {self.need(r, nxt[1], nxt[0])}.", f"Next I'll look up {nxt[0]}."))
@@ -225,7 +230,7 @@ class Policy:
             path = self._follow(decoy, rels[1:])
             if path and not exact_match(path[-1][2], gold):
                 options += [{"kind": "distractor", "reads": [(start, rels[0], decoy), *path], "wrong": path[-1][2],
-                             "decoy": decoy}] * 2
+                             "decoy": decoy}] * 3
         # a vague search: a person looked up by first name only, which finds someone else
         reads = self._reads(q)
         for j, (t, _, _) in enumerate(reads):
@@ -236,16 +241,17 @@ class Policy:
             if hit and hit != t and hit not in q["supporting"] and self.world[hit].kind == "person":
                 path = self._follow(hit, rels[j:])
                 if path and not exact_match(path[-1][2], gold):
-                    options.append({"kind": "vague", "reads": [*reads[:j], *path], "wrong": path[-1][2],
-                                    "at": j, "query": first, "hit": hit, "meant": t})
+                    options += [{"kind": "vague", "reads": [*reads[:j], *path], "wrong": path[-1][2],
+                                 "at": j, "query": first, "hit": hit, "meant": t}] * 3
             break
         return r.choice(options)
 
     def title_of_obs(self, obs: str) -> str | None:
         """The title of the article that a clean observation shows, if it is one."""
-        if not self.title_of:
+        if not self._mapped:  # every article, once: the answer must not depend on what was searched before
             for t in self.world.entities:
                 self.expected(t)
+            self._mapped = True
         return self.title_of.get(obs)
 
     def _said(self, q: dict[str, Any], r: random.Random, m: dict[str, Any], i: int) -> str:
@@ -270,7 +276,7 @@ class Policy:
         if vague_at >= 0:
             steps[vague_at].alts = []  # a retry repeats the vague query
         said = self._said(q, r, m, len(reads) - 1)
-        lesson = self._lesson(q, r, m)
+        lesson = self._lesson(q, r, m, flat)
         if not flat:
             guess = "I don't have the other value yet, but I'd guess " if kind == "guess" else "So the answer is "
             steps.append(Planned(f"{said} {guess}{m['wrong']}.", "finish", m["wrong"]))
@@ -284,16 +290,25 @@ class Policy:
         rest[0] = Planned(f"{said} {back}", first.action, first.arg, first.target, first.alts)
         return Script(steps + rest, q["answer"], kind, lesson, reflect_at=len(steps))
 
-    def _lesson(self, q: dict[str, Any], r: random.Random, m: dict[str, Any]) -> str:
+    def _lesson(self, q: dict[str, Any], r: random.Random, m: dict[str, Any], flat: bool) -> str:
+        """The reflection. In the flat form the wrong answer was never given, so early stops and guesses
+        are caught before `finish`, and the lesson says so."""
         kind = m["kind"]
         if kind == "guess":
             (a, rel, _), (b, _, _) = self._reads(q)
+            if flat:
+                return r.choice((f"I was about to answer without looking up {b}, which would only be a guess. I must search both {a} and {b} and compare their {ATTR[rel]}.",
+                                 f"I can't compare yet: I don't have the {_singular(ATTR[rel])} of {b}, and guessing would be a mistake."))
             return r.choice((f"I answered without looking up {b}, so I was only guessing. I must search both {a} and {b} and compare their {ATTR[rel]}.",
                              f"I compared before I had the {ATTR[rel]} of both {a} and {b}; I need to look up {b} too."))
         if kind == "early":
             last = q["chain"][-1]
-            return r.choice((f"I stopped one step too early: {m['wrong']} is not what the question asks for. I still need {self.need(r, last['rel'], last['title'])}.",
-                             f"{m['wrong']} only answers part of the question; the question asks for {self.need(r, last['rel'], last['title'])}, so I need one more search."))
+            need = self.need(r, last["rel"], last["title"])
+            if flat:
+                return r.choice((f"{m['wrong']} is not yet the answer: the question asks for {need}, so stopping here would be one step too early.",
+                                 f"I should not answer {m['wrong']}; that only answers part of the question. I still need {need}."))
+            return r.choice((f"I stopped one step too early: {m['wrong']} is not what the question asks for. I still need {need}.",
+                             f"{m['wrong']} only answers part of the question; the question asks for {need}, so I need one more search."))
         if kind == "distractor":
             c0 = q["chain"][0]
             np = r.choice(NP[c0["rel"]]).format(c0["title"])

@@ -236,6 +236,20 @@ def _group(q: dict[str, Any]) -> str:
     return "self"
 
 
+def _even(r: random.Random, pool: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """n questions spread evenly over the kinds in `pool` (round robin), so that no chain dominates."""
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for q in pool:
+        by_kind.setdefault(q["kind"], []).append(q)
+    queues = [r.sample(v, len(v)) for _, v in sorted(by_kind.items())]
+    out: list[dict[str, Any]] = []
+    while len(out) < n and any(queues):
+        for qu in queues:
+            if qu and len(out) < n:
+                out.append(qu.pop())
+    return out
+
+
 def split_questions(w: World, questions: list[dict[str, Any]], seed: int,
                     targets: dict[str, int] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Hold out entities per split, assign every question it can to a split, sample the mix."""
@@ -268,8 +282,7 @@ def split_questions(w: World, questions: list[dict[str, Any]], seed: int,
     for split in SPLITS:
         chosen: list[dict[str, Any]] = []
         for group, frac in MIX.items():
-            pool = pools[split].get(group, [])
-            chosen += r.sample(pool, min(len(pool), round(targets[split] * frac)))
+            chosen += _even(r, pools[split].get(group, []), round(targets[split] * frac))
         short = targets[split] - len(chosen)
         if short > 0:  # a small held-out set has few 3-hop chains: top up with 2-hop ones
             taken = {id(q) for q in chosen}

@@ -12,8 +12,10 @@ first attempt that goes wrong, the reflection the loop asks for, a corrected att
 question, and its episode ends at `finish`, so the training form is one clean episode:
 the first attempt's steps up to its mistake, then a Thought that begins with "let me do a
 reflection" (the phrase the paper's own Reflexion data uses) and states the lesson, then
-the corrected steps. The wrong `finish` is left out; steps carry `trial` 0 / 1 and the
-lesson is also kept in `Trajectory.reflections`.
+the corrected steps. The wrong `finish` is left out. Being one episode, all its steps are
+trial 0 (so tools that keep "the last trial", like `fireact generate`'s exports, keep it
+whole); `meta["reflection_step"]` is the index of the reflecting step, and the lesson is
+also kept in `Trajectory.reflections`.
 
     teacher = load("data/world")
     traj = teacher.solve(example, "react", NoiseConfig("none", 0.5, seed=3), seed=0)
@@ -180,8 +182,7 @@ class ScriptedTeacher:
             traj.meta["mistake"] = self.policy.script(q, method, 0, seed).mistake
         if method == "reflexion-flat":
             at = next((i for i, st in enumerate(traj.steps) if _REFLECTION_MARK.search(st.thought)), None)
-            for i, st in enumerate(traj.steps):
-                st.trial = int(at is not None and i >= at)
+            traj.meta["reflection_step"] = at
             traj.method = traj.agent["method"] = "reflexion"
             traj.reflections = [self.policy.script(q, method, 0, seed).reflection] if at is not None else []
             traj.meta["reflexion_format"] = "flat"
