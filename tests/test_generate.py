@@ -189,3 +189,41 @@ def test_rate_limiter_spaces_calls():
     for _ in range(100):
         unlimited.acquire()
     assert time.perf_counter() - t0 < 0.05
+
+
+def test_scripted_teacher_from_the_registry(tmp_path):
+    from fireact_core.tasks import load_task
+
+    teacher = load_teacher("scripted", seed=0)
+    examples = load_task("world", "train").examples[:2]
+    result = generate(teacher, examples, ["react", "reflexion"], tmp_path, progress=False)
+    assert result.count("kept") + result.count("rejected") == 4 and result.count("failed") == 0
+    kept = [json.loads(line) for line in (tmp_path / "trajectories.jsonl").read_text().splitlines()]
+    alpaca = json.loads((tmp_path / "alpaca.json").read_text())
+    assert len(alpaca) == len(kept) == result.count("kept") >= 2
+    for rec, a in zip(kept, alpaca):  # exports hold the final trial only
+        last = rec["steps"][-1]["trial"]
+        assert a["output"].count("\nObservation: ") == sum(s["trial"] == last for s in rec["steps"])
+
+
+@pytest.mark.slow
+def test_generate_with_smollm2_behind_serve(monkeypatch, tmp_path, shared_data):
+    from fireact_core.serve import load_served_models
+
+    server, _ = start_in_thread(load_served_models("smollm2"))
+    try:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        monkeypatch.setenv("FIREACT_DATA", str(shared_data))
+        out = tmp_path / "gen"
+        args = ["generate", "--teacher", "openai:smollm2", "--task", "bamboogle", "--methods", "cot", "--limit", "3",
+                "--tools", "none", "--max-tokens", "48", "--out", str(out), "--quiet"]
+        assert main(args) == 0
+        manifest = json.loads((out / "manifest.json").read_text())
+        c = manifest["counts"]["bamboogle"]["cot"]
+        assert c["kept"] + c["rejected"] == 3 and c["failed"] == 0 and manifest["tokens_out"] > 0
+        assert main(args) == 0
+        assert json.loads((out / "manifest.json").read_text())["runs"][-1]["new"] == 0
+    finally:
+        server.shutdown()
+        server.server_close()
