@@ -132,7 +132,7 @@ def build(rt: Runtime) -> Tab:
             q = rt.bank.random()
             return q.question if q else ""
 
-        closed = [gr.Button(interactive=False)] * 8
+        closed = [gr.update(interactive=False)] * 8  # not gr.Button(): that would add a button to the page
 
         @stream_user_errors(14, 0, on_error={13: lambda: gr.Button(interactive=True)})
         def battle(q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float, nseed: float,

@@ -39,6 +39,10 @@ def _r(x: float | None, nd: int = 2) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
+def _frame(rows: list[dict[str, Any]], types: dict[str, type]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(types)).astype(types)
+
+
 def leaderboard_data(store: Store, *, rounds: int = 200) -> dict[str, Any]:
     """Everything the tab shows, computed from the store."""
     comps = store.blind_comparisons()
@@ -53,10 +57,12 @@ def leaderboard_data(store: Store, *, rounds: int = 200) -> dict[str, Any]:
                      f"[{b[1]:.0f}, {b[2]:.0f}]" if b else "", s.get("runs", 0), _r(s.get("em")), _r(s.get("steps"), 1),
                      _r(s.get("time_s")), _r(s.get("tokens"), 0), _r(s.get("cost_usd"), 4)])
     table = pd.DataFrame(rows, columns=COLUMNS)
-    bt_df = pd.DataFrame([{"agent": k, "score": v[0], "low": v[1], "high": v[2]} for k, v in bt.items()],
-                         columns=["agent", "score", "low", "high"])
-    wr_df = pd.DataFrame([{"agent": k, "win rate": v["win_rate"]} for k, v in wr.items()], columns=["agent", "win rate"])
-    noise_df = pd.DataFrame(stats.em_by_noise(runs), columns=["agent", "noise", "runs", "em"])
+    # Typed even when empty: the plot fixes its axis types from the first frame it gets.
+    bt_df = _frame([{"agent": k, "score": v[0], "low": v[1], "high": v[2]} for k, v in bt.items()],
+                   {"agent": str, "score": float, "low": float, "high": float})
+    wr_df = _frame([{"agent": k, "win rate": v["win_rate"]} for k, v in wr.items()], {"agent": str, "win rate": float})
+    noise_df = _frame([{**r, "setting": f"{r['agent']} | {r['noise']}"} for r in stats.em_by_noise(runs)],
+                      {"setting": str, "agent": str, "noise": str, "runs": int, "em": float})
     return {"table": table, "bt": bt_df, "win_rate": wr_df, "em_by_noise": noise_df,
             "agreement": agreement(store, runs), "votes": len(comps), "runs": len(runs)}
 
@@ -111,8 +117,10 @@ def build(rt: Runtime) -> Tab:
             bt_plot = gr.BarPlot(x="agent", y="score", title="Bradley–Terry score (blind votes)", x_title="",
                                  y_title="score", height=300)
             wr_plot = gr.BarPlot(x="agent", y="win rate", title="Blind win rate", x_title="", y_lim=[0, 1], height=300)
-        noise_plot = gr.BarPlot(x="noise", y="em", color="agent", title="EM by noise setting", x_title="noisy search",
-                                y_lim=[0, 1], height=300)
+        # One bar per (agent, noise): Gradio stacks bars sharing an x, and its `color` legend keeps
+        # the first update's agents only, so the pair is the x label and there is no color.
+        noise_plot = gr.BarPlot(x="setting", y="em", title="EM by noise setting (agent | noisy search)", x_title="",
+                                y_lim=[0, 1], height=320, x_label_angle=-15, tooltip=["agent", "noise", "runs", "em"])
         with gr.Accordion("Export (owner / admin)", open=False):
             token = gr.Textbox(label="Admin token", type="password", visible=bool(cfg.admin_token) or cfg.space)
             with gr.Row():

@@ -1,0 +1,116 @@
+"""The app in a real browser: Debian's chromium driven by Playwright (no `playwright install`).
+
+A full blind battle and a vote, screenshots into test-artifacts/, an XSS canary (an
+observation carrying `<img onerror>` and `<script>` shows as text and runs nothing), and the
+annotation tab's keyboard shortcuts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make browser-deps)"),
+]
+if str(ROOT) not in sys.path:  # app.py lives at the repository root
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from app import create_app
+    from space.fakes import fake_config
+
+    demo = create_app(fake_config(tmp_path_factory.mktemp("browser") / "app.duckdb", blind_default=True, k_raters=2))
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", demo.fireact_runtime.store
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1100})
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
+        pg.goto(app[0], wait_until="load")
+        pg.locator("#fa-question textarea").wait_for(timeout=60_000)
+        pg.errors = errors
+        yield pg
+        browser.close()
+
+
+def test_a_blind_battle_and_a_vote_in_the_browser_with_an_xss_canary(app, page):
+    _, store = app
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#fa-question textarea").fill("What does Mallory's page say?")
+    page.locator("#fa-run").click()
+    for side in ("a", "b"):
+        page.locator(f'#fa-side-{side} .fa-side[data-status="done"]').wait_for(timeout=30_000)
+    page.locator("#fa-vote-a:not([disabled])").wait_for(timeout=10_000)
+    # The observation carrying markup is shown as text, and none of it ran.
+    obs = page.locator("#fa-side-a .fa-obs").first.inner_text()
+    assert '<img src=x onerror="window.__fireactXss=1">' in obs and "<script>" in obs
+    assert page.evaluate("window.__fireactXss") is None
+    assert page.locator('#fa-side-a img[src="x"], #fa-side-b img[src="x"], #fa-side-a script').count() == 0
+    # Blind: no names before the vote; each step is a collapsible block with its result row.
+    sides_text = page.locator("#fa-side-a").inner_text() + page.locator("#fa-side-b").inner_text()
+    assert "fake:tuned" not in sides_text and "fake:scripted" not in sides_text
+    assert page.locator("#fa-side-a details.fa-step").count() == 2
+    assert page.locator("#fa-side-b table.fa-summary").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "arena-battle.png"), full_page=True)
+
+    votes = store.count("votes")
+    page.locator("#fa-vote-a").click()
+    page.locator("#fa-reveal .fa-reveal").wait_for(timeout=10_000)
+    reveal = page.locator("#fa-reveal").inner_text()
+    assert "A is better" in reveal and "fake:tuned" in reveal and "fake:scripted" in reveal
+    assert store.count("votes") == votes + 1
+    for vid in ("a", "b", "tie", "bad"):
+        assert page.locator(f"#fa-vote-{vid}").is_disabled()
+    assert "fake:" in page.locator("#fa-side-a .fa-sub").inner_text()  # names revealed on the sides
+    page.screenshot(path=str(ARTIFACTS / "arena-voted.png"), full_page=True)
+    assert page.errors == []
+
+
+def test_annotation_keyboard_shortcuts_and_the_leaderboard(app, page):
+    from playwright.sync_api import expect
+
+    _, store = app
+    page.get_by_role("tab", name="Annotate").click()
+    page.locator("#fa-q-next").wait_for(state="visible")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("n")
+    page.locator("#fa-q-item .fa-side[data-run]").wait_for(timeout=10_000)
+    run_id = page.locator("#fa-q-item .fa-side").get_attribute("data-run")
+    page.locator("#fa-q-up:not([disabled])").wait_for(timeout=10_000)
+    before = store._scalar("SELECT count(*) FROM ratings WHERE source = 'queue'")
+    page.keyboard.press("u")
+    page.locator("#fa-q-msg .fa-msg-ok").wait_for(timeout=10_000)
+    assert store._scalar("SELECT count(*) FROM ratings WHERE source = 'queue'") == before + 1
+    assert store._scalar("SELECT score FROM ratings WHERE run_id = ? AND source = 'queue'", [run_id]) == 1
+    page.screenshot(path=str(ARTIFACTS / "annotate.png"), full_page=True)
+    page.get_by_role("tab", name="Leaderboard").click()
+    expect(page.locator("#fa-lb-agree .fa-agree")).to_contain_text("1 blind votes", timeout=15_000)
+    expect(page.locator("#fa-lb-table")).to_contain_text("fake:tuned · fine-tuned")
+    page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
+    assert page.errors == []
