@@ -223,3 +223,12 @@ def test_smollm2_continues_a_final_assistant_message(smollm2_url):
             {"role": "assistant", "content": "The capital of France is"}]
     done = complete(load_model("openai:smollm2", base_url=smollm2_url), msgs, max_tokens=3)
     assert done.text.strip().startswith("Paris")  # the turn goes on; no new "The capital..." reply
+
+
+def test_reasoning_models_get_no_stop_or_temperature_and_stop_is_applied_locally():
+    with ScriptedOpenAI(["Thought: t\nAction: search[x]\nObservation: made up"]) as s:
+        for streaming in (True, False):
+            done = complete(load_model("openai:o4-mini", base_url=s.url, streaming=streaming), Q, stop=STOP)
+            assert done.text == "Thought: t\nAction: search[x]"
+        body = s.requests[0]["body"]
+    assert "stop" not in body and "temperature" not in body and body["max_tokens"] == 256

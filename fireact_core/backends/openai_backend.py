@@ -29,6 +29,7 @@ from fireact_core.pricing import Price, cost_usd, load_price_file
 
 OPENAI_URL = "https://api.openai.com/v1"
 MAX_STOP = 4  # OpenAI accepts at most four stop strings
+_REASONING_RE = re.compile(r"^(o\d|gpt-5)")
 _SECRET_RE = re.compile(r"\b(sk-[A-Za-z0-9_*\-]{4,}|Bearer\s+\S+)")
 
 
@@ -63,10 +64,16 @@ class OpenAIModel:
         """Yield text deltas as they arrive, then one `Completion` with usage and cost."""
         msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
         continuing = bool(msgs) and msgs[-1]["role"] == "assistant"
-        kw: dict[str, Any] = {"model": self.model, "messages": msgs, "max_tokens": max_tokens,
-                              "temperature": self.temperature}
-        if stop:
-            kw["stop"] = list(stop)[:MAX_STOP]
+        # OpenAI itself wants max_completion_tokens (max_tokens is deprecated there); compatible servers
+        # (vLLM, TGI, fireact serve) all read max_tokens. Reasoning models take neither stop nor temperature:
+        # for them stop strings are applied here, on the text as it arrives.
+        openai_itself = "api.openai.com" in self.base_url
+        kw: dict[str, Any] = {"model": self.model, "messages": msgs,
+                              ("max_completion_tokens" if openai_itself else "max_tokens"): max_tokens}
+        if not _REASONING_RE.match(self.model.removeprefix("ft:")):
+            kw["temperature"] = self.temperature
+            if stop:
+                kw["stop"] = list(stop)[:MAX_STOP]
         if continuing and self.continue_final:
             kw["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
         prefix = msgs[-1]["content"] if continuing and not self.continue_final else ""
