@@ -1,0 +1,203 @@
+"""Tiny real training runs on the bundled SmolLM2-135M and the paper's HotpotQA trajectories.
+
+- full-precision LoRA through `main()`: the loss drops, every LoRA tensor moves, the adapter
+  folder is complete, it is pushed to a local Hub, and it loads and generates;
+- 4-bit NF4 QLoRA on CPU with the avx512_bf16 guard: the same checks;
+- the guard matters: without it, a `generate` before training freezes the LoRA weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hub_server import TOKEN, HubServer
+
+from train import quant
+from train.config import load_config
+
+HOTPOT = "finetune/alpaca_format/hotpotqa.json"
+REPO = "tester/fireact-tiny"
+
+
+def _hotpot(shared: Path, n: int, out: Path) -> str:
+    out.write_text(json.dumps(json.loads((shared / HOTPOT).read_text())[:n]), encoding="utf-8")
+    return str(out)
+
+
+TINY = {"max_length": 256, "learning_rate": 2e-3, "per_device_train_batch_size": 2, "logging_steps": 1,
+        "warmup_steps": 0, "lr_scheduler_type": "constant", "save_steps": 1000, "seed": 0,
+        "target_modules": ["q_proj", "v_proj"], "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def trained(shared_data, tmp_path_factory):
+    """`main()` with fp32 LoRA for 5 steps on 8 trajectories (2 held out), pushing to a local Hub."""
+    from huggingface_hub import constants
+
+    from train.sft import main
+
+    tmp = tmp_path_factory.mktemp("lora")
+    cfg = load_config(None, {**TINY, "data": [_hotpot(shared_data, 8, tmp / "h.json")], "val_size": 2,
+                             "max_steps": 5, "load_in_4bit": False, "activation_checkpointing": False,
+                             "output_dir": str(tmp / "adapter"), "push_to_hub": REPO,
+                             "datasets": ["hotpotqa/hotpot_qa"]})
+    lines: list[str] = []
+    with HubServer() as hub, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_ENDPOINT", hub.url)
+        mp.setenv("HF_TOKEN", TOKEN)
+        mp.setattr(constants, "HF_HUB_OFFLINE", False)  # the Hub client only; models still load offline
+        result = main(cfg, log=lambda *a: lines.append(" ".join(map(str, a))))
+        yield {"result": result, "out": Path(cfg.output_dir), "hub": hub, "log": "\n".join(lines), "cfg": cfg}
+
+
+def test_lora_loss_drops_and_every_lora_tensor_changes(trained):
+    r = trained["result"]
+    assert r["steps"] == 5 and len(r["losses"]) == 5
+    assert r["losses"][-1] < r["losses"][0] - 0.1
+    assert r["lora_tensors_changed"] == 2 * 2 * 30  # q and v, A and B, 30 layers; main() raises if any stayed put
+    assert r["eval_loss"] > 0 and r["tokens_per_s"] > 0
+    assert "training examples: 6   validation: 2" in trained["log"]
+
+
+def test_adapter_folder_is_complete(trained):
+    from fireact_core.models import chat_template
+
+    out = trained["out"]
+    names = {p.name for p in out.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "README.md", "fireact.json", "tokenizer.json",
+            "chat_template.jinja"} <= names
+    assert "checkpoints" not in names and "training_args.bin" not in names
+    conf = json.loads((out / "adapter_config.json").read_text())
+    assert conf["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert (out / "chat_template.jinja").read_text() == chat_template()
+    from train.card import read_manifest, read_metadata
+
+    meta = read_metadata(out / "README.md")
+    assert meta["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and meta["library_name"] == "peft"
+    assert {"fireact", "agent", "react", "lora", "qlora"} <= set(meta["tags"])
+    assert meta["datasets"] == ["hotpotqa/hotpot_qa"]
+    assert read_manifest(out)["tasks"] == ["hotpotqa"]
+    assert "validation loss (agent tokens)" in (out / "README.md").read_text()
+
+
+def test_push_uploads_the_folder_bytes_to_the_hub(trained):
+    r, hub, out = trained["result"], trained["hub"], trained["out"]
+    assert r["hub_url"] == f"{hub.url}/{REPO}" and "hub_error" not in r
+    files = hub.repos[REPO]["files"]
+    local = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert set(files) == set(local)
+    for name, data in local.items():
+        assert files[name] == data, name
+    assert hub.paths("POST")[:2] == ["/api/repos/create", "/api/validate-yaml"]
+    assert any(p.endswith("/commit/main") for p in hub.paths("POST"))
+    assert all(req["token"] == TOKEN for req in hub.requests if req["method"] == "POST" and "validate" not in
+               req["path"])
+
+
+def test_discovery_lists_the_pushed_adapter(trained, monkeypatch):
+    from huggingface_hub import constants
+
+    from train.hub import discover
+
+    hub = trained["hub"]
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    found = discover()
+    assert [a.repo_id for a in found] == [REPO]
+    assert found[0].base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert found[0].summary.startswith("A FireAct language agent")
+
+
+def test_saved_adapter_loads_and_generates(trained):
+    import torch
+
+    from fireact_core.models import load_adapter, load_base
+
+    model, tok = load_base("smollm2", device="cpu")
+    peft_model = load_adapter(model, trained["out"], name="tiny")
+    msgs = [{"role": "user", "content": "Which magazine was started first, Arthur's Magazine or First for Women?"}]
+    ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out = peft_model.generate(**ids, max_new_tokens=12, do_sample=False)
+        with peft_model.disable_adapter():
+            base_logits = peft_model(**ids).logits[0, -1]
+        tuned_logits = peft_model(**ids).logits[0, -1]
+    text = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert text.strip()
+    assert not torch.allclose(base_logits, tuned_logits)  # the adapter is active
+
+
+# --- 4-bit on CPU -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def qlora(shared_data, tmp_path_factory):
+    """4-bit NF4 QLoRA through build() + train_run() (3 steps), kept for the guard test."""
+    from train.sft import build, train_run
+
+    tmp = tmp_path_factory.mktemp("qlora")
+    cfg = load_config(None, {**TINY, "data": [_hotpot(shared_data, 4, tmp / "h.json")], "val_size": 0,
+                             "max_length": 160, "max_steps": 3, "load_in_4bit": True,
+                             "activation_checkpointing": True, "output_dir": str(tmp / "adapter")})
+    run = build(cfg, log=lambda *_: None)
+    result = train_run(run)
+    return run, result
+
+
+def test_qlora_cpu_path_trains_with_the_guard(qlora):
+    run, r = qlora
+    assert run.four_bit and run.device == "cpu"
+    layers = quant.linear4bit_modules(run.trainer.model)
+    assert len(layers) == 30 * 7 and run.guarded == len(layers)
+    assert all(layer.support_avx512bf16_for_cpu is False for layer in layers)
+    assert r["losses"][-1] < r["losses"][0]
+    assert r["lora_tensors_changed"] == 120
+
+
+@pytest.mark.skipif(not quant.cpu_has_avx512_bf16(), reason="this CPU lacks avx512_bf16: bitsandbytes never repacks")
+def test_without_the_guard_a_generate_before_training_freezes_lora(qlora):
+    """Turn the guard off, generate once, and a training step leaves LoRA weights unchanged; the guard repairs it."""
+    import torch
+
+    run, _ = qlora
+    model, trainer = run.trainer.model, run.trainer
+    layers = quant.linear4bit_modules(model)
+    for layer in layers:
+        layer.support_avx512bf16_for_cpu = True  # bitsandbytes' default on this CPU
+    batch = next(iter(trainer.get_train_dataloader()))
+    model.eval()
+    with torch.no_grad():
+        model.generate(input_ids=batch["input_ids"][:1, :16], max_new_tokens=2, do_sample=False)
+    assert any(getattr(layer.weight.quant_state, "packing_format_for_cpu", False) for layer in layers)
+
+    def step() -> list[str]:
+        model.train()
+        params = [p for n, p in model.named_parameters() if p.requires_grad]
+        before = quant.lora_snapshot(model)
+        opt = torch.optim.SGD(params, lr=1.0)
+        model(**{k: batch[k] for k in ("input_ids", "labels")}).loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return quant.unchanged_lora(model, before)
+
+    frozen = step()
+    assert frozen, "expected the repacked 4-bit layers to cut LoRA off from its gradients"
+    assert quant.guard_cpu_4bit(model) == len(layers)
+    assert not any(getattr(layer.weight.quant_state, "packing_format_for_cpu", False) for layer in layers)
+    assert step() == []
+
+
+def test_resume_from_the_last_checkpoint(shared_data, tmp_path):
+    """Train 2 steps keeping checkpoints, then resume to 3: the step count continues."""
+    from train.sft import main
+
+    data = [_hotpot(shared_data, 4, tmp_path / "h.json")]
+    base = {**TINY, "data": data, "val_size": 0, "max_length": 128, "load_in_4bit": False,
+            "activation_checkpointing": False, "output_dir": str(tmp_path / "a"), "save_steps": 2,
+            "keep_checkpoints": True}
+    first = main(load_config(None, {**base, "max_steps": 2}), log=lambda *_: None)
+    assert first["steps"] == 2 and (tmp_path / "a" / "checkpoints" / "checkpoint-2").is_dir()
+    second = main(load_config(None, {**base, "max_steps": 3, "resume_from_checkpoint": True}), log=lambda *_: None)
+    assert second["steps"] == 3 and len(second["losses"]) == 1
+    assert os.path.isdir(tmp_path / "a" / "checkpoints" / "checkpoint-3")
