@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         start_hub_sync(rt.store, cfg.hub_dataset, folder=folder)
         log.info("syncing Parquet snapshots to the Hub dataset %s", cfg.hub_dataset)
     host = args.host or ("0.0.0.0" if cfg.space else "127.0.0.1")
-    demo.launch(server_name=host, server_port=args.port, show_error=False)
+    demo.launch(server_name=host, server_port=args.port, show_error=False, max_threads=100)
     return 0
 
 

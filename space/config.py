@@ -16,6 +16,7 @@ import importlib.util
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -105,27 +106,43 @@ def load_question_bank(tasks: tuple[tuple[str, str], ...] = TASK_SPLITS, per_tas
 
 # --- models and tools -----------------------------------------------------------------------
 class CachedLoader:
-    """`factory.load_model` with heavy (local) models loaded once per (spec, adapter)."""
+    """`factory.load_model`, with each local base loaded once and adapters loaded onto it.
+
+    The local backend keeps every adapter on one shared base (`LocalModel.load_adapter`), so
+    the prompted side (the plain base) and any number of fine-tuned sides cost one base in
+    memory. API models are cheap to build and are not cached.
+    """
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str | None], Model] = {}
+        self._bases: dict[str, Model] = {}
+        self._views: dict[tuple[str, str | None], Model] = {}
         self._lock = threading.Lock()
 
     def __call__(self, spec: str, adapter: str | None = None) -> Model:
         from fireact_core import factory
 
-        kind = spec.split(":", 1)[0]
-        heavy = kind in ("smollm2", "local")
+        if spec.split(":", 1)[0] not in ("smollm2", "local"):
+            return _load(factory.load_model, spec, adapter=adapter) if adapter else _load(factory.load_model, spec)
         with self._lock:
-            if heavy and (spec, adapter) in self._cache:
-                return self._cache[(spec, adapter)]
-            try:
-                model = factory.load_model(spec, adapter=adapter) if adapter else factory.load_model(spec)
-            except ImportError as e:
-                raise ConfigError(f"the model backend for {spec!r} is not available here ({e})") from None
-            if heavy:
-                self._cache[(spec, adapter)] = model
-            return model
+            key = (spec, adapter)
+            if key not in self._views:
+                if spec not in self._bases:
+                    self._bases[spec] = _load(factory.load_model, spec)
+                base = self._bases[spec]
+                if adapter is None:
+                    self._views[key] = base
+                elif hasattr(base, "load_adapter"):
+                    self._views[key] = base.load_adapter(adapter, name=re.sub(r"\W+", "_", adapter).strip("_"))
+                else:
+                    self._views[key] = _load(factory.load_model, spec, adapter=adapter)
+            return self._views[key]
+
+
+def _load(fn: Callable[..., Model], spec: str, **kw: Any) -> Model:
+    try:
+        return fn(spec, **kw)
+    except ImportError as e:
+        raise ConfigError(f"the model backend for {spec!r} is not available here ({e})") from None
 
 
 def default_tools() -> Tools | None:
@@ -165,28 +182,21 @@ def default_finetuned_choices() -> list[Choice]:
     return out
 
 
-def hub_adapter_choices() -> list[Choice]:
-    """Hub adapters tagged `fireact` (only online, and only once `train/hub.py` offers a listing)."""
+def hub_adapter_choices(limit: int = 30) -> list[Choice]:
+    """Hub adapters tagged `fireact` (online only; a Hub that cannot be reached lists nothing)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or importlib.util.find_spec("train") is None:
         return []
     try:
-        hub = importlib.import_module("train.hub")
+        from train.hub import discover
+
+        found = discover(limit=limit, with_summary=False)
     except ImportError:
         return []
-    lister = getattr(hub, "list_adapters", None) or getattr(hub, "find_adapters", None)
-    if lister is None:
-        return []
-    try:
-        found = lister()
     except Exception as e:  # the Hub is an outside service: no listing, no crash
         log.warning("could not list Hub adapters: %s", e)
         return []
-    out = []
-    for item in found:
-        repo = item if isinstance(item, str) else getattr(item, "repo_id", None) or getattr(item, "id", None)
-        if repo:
-            out.append((f"Hub: {repo}", f"adapter:{repo}"))
-    return out
+    return [(f"Hub: {a.repo_id}" + (f" ({a.downloads:,}↓)" if a.downloads else ""), f"adapter:{a.repo_id}")
+            for a in found]
 
 
 def parse_finetuned(value: str) -> tuple[str, str | None]:
@@ -270,6 +280,13 @@ def rater_of(profile: Any, session_hash: str | None) -> Rater:
 
 
 # --- the config -----------------------------------------------------------------------------
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name) or default)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {os.environ[name]!r}") from None
+
+
 @dataclass
 class AppConfig:
     """Everything the app needs; every callable is injectable."""
@@ -284,8 +301,8 @@ class AppConfig:
     space: bool = field(default_factory=on_space)
     blind_default: bool | None = None  # None: on a Space only
     k_raters: int = 3
-    rate_per_minute: int = 60  # rating actions per rater
-    battles_per_minute: int = 20
+    rate_per_minute: int = field(default_factory=lambda: _env_int("FIREACT_RATINGS_PER_MINUTE", 60))  # per rater
+    battles_per_minute: int = field(default_factory=lambda: _env_int("FIREACT_BATTLES_PER_MINUTE", 20))
     model_limits: dict[str, int] = field(default_factory=lambda: {"local": 1, "openai": 8, "fake": 64})
     battle_concurrency: int = 8
     max_steps: int = 8
