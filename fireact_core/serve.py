@@ -158,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(HTTPStatus.NOT_FOUND, _ApiError(HTTPStatus.NOT_FOUND, f"no route {self.path}").body())
             return
         try:
-            name, model, messages, stop, max_tokens, stream, include_usage = _parse_request(self._read_json(), served)
+            name, _model, messages, stop, max_tokens, stream, include_usage = _parse_request(self._read_json(), served)
         except _ApiError as e:
             self._send_json(e.status, e.body())
             return
@@ -277,17 +277,17 @@ def start_in_thread(models: Mapping[str, Model], host: str = "127.0.0.1", port: 
 
 
 def load_served_models(spec: str, adapters: Mapping[str, str] | None = None, *,
-                       name: str | None = None) -> dict[str, Model]:
+                       name: str | None = None, **options: Any) -> dict[str, Model]:
     """Served name → model: the base model under `name` (default: the spec), one name per adapter.
 
     A local model loads each adapter onto its one base (`load_adapter`); other backends load
-    the model again with `adapter=`.
+    the model again with `adapter=`. `options` go to the backend (e.g. `quantize=False`).
     """
     from fireact_core.factory import load_model
 
-    base = load_model(spec)
+    base = load_model(spec, **options)
     models: dict[str, Model] = {name or spec: base}
     for adapter_name, path in (adapters or {}).items():
         attach = getattr(base, "load_adapter", None)
-        models[adapter_name] = attach(path, name=adapter_name) if attach else load_model(spec, adapter=path)
+        models[adapter_name] = attach(path, name=adapter_name) if attach else load_model(spec, adapter=path, **options)
     return models

@@ -200,7 +200,7 @@ def test_trajectory_cost_sums_its_calls():
 def smollm2_url():
     from fireact_core.serve import load_served_models
 
-    srv, _ = start_in_thread(load_served_models("smollm2"))
+    srv, _ = start_in_thread(load_served_models("smollm2", quantize=False))  # fp32: no int8 copy to build
     yield srv.url
     srv.shutdown()
     srv.server_close()
