@@ -84,9 +84,12 @@ def test_continue_final_message_is_sent_only_for_a_final_assistant_turn():
     assert first["stop"] == STOP and first["max_tokens"] == 33 and first["temperature"] == 0.0
 
 
-def test_without_continuation_support_a_repeated_prefix_is_trimmed():
-    with ScriptedOpenAI(["Action: search[Paris]"]) as s:
-        model = load_model("openai:m", base_url=s.url, continue_final=False)
+@pytest.mark.parametrize("streaming", [True, False])
+@pytest.mark.parametrize("reply", ["Action: search[Paris]", "Thought: look it up\nAction: search[Paris]",
+                                   "search[Paris]"])
+def test_without_continuation_support_a_repeated_prefix_is_trimmed(reply, streaming):
+    with ScriptedOpenAI([reply]) as s:  # the scripted server streams word by word: "Action:" then " search[Paris]"
+        model = load_model("openai:m", base_url=s.url, continue_final=False, streaming=streaming)
         msgs = [*Q, {"role": "assistant", "content": "Thought: look it up\nAction:"}]
         assert complete(model, msgs).text.strip() == "search[Paris]"
         assert "continue_final_message" not in s.requests[0]["body"]

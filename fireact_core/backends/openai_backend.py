@@ -115,7 +115,8 @@ class OpenAIModel:
                 except (AttributeError, TypeError, IndexError) as e:
                     raise BackendError(f"{self.name} at {self.base_url}: malformed stream chunk ({e})") from None
                 if trimming:  # wait until we can tell whether the reply repeats the prefix
-                    if len(text) < len(prefix.strip()) and prefix.strip().startswith(text.strip()):
+                    head = text.lstrip()
+                    if any(c.startswith(head) and len(head) < len(c) for c in _restatements(prefix)):
                         continue
                     text, trimming = _trim_prefix(text, prefix), False
                 cut, stopped = cut_at_stop(text, stop)
@@ -207,16 +208,18 @@ def _api_message(exc: Any) -> str:
     return str(getattr(exc, "message", exc))
 
 
+def _restatements(prefix: str) -> list[str]:
+    """How a fresh reply may restate the turn it should continue: all of it, or its last line."""
+    p = prefix.strip()
+    return [c for c in (p, p.splitlines()[-1].strip() if p else "") if c]
+
+
 def _trim_prefix(text: str, prefix: str) -> str:
     """A fresh reply that restates the turn being continued: keep only what comes after."""
-    if not prefix:
-        return text
-    p, t = prefix.strip(), text.lstrip()
-    if t.startswith(p):
-        return t[len(p):]
-    last = p.splitlines()[-1] if p else ""  # e.g. "Action:" repeated on its own
-    if last and t.startswith(last):
-        return t[len(last):]
+    t = text.lstrip()
+    for c in _restatements(prefix):
+        if t.startswith(c):
+            return t[len(c):]
     return text
 
 
