@@ -84,12 +84,18 @@ class Task:
         missing = self._missing_message(data_dirs(data_dir))
         # --- Hub fallback (issue 3): the one place where missing files are fetched instead.
         # `fireact_core.hub_tasks.load(task, split)` returns Examples (or dicts with their
-        # fields); it is used only when that module exists and the Hub is not set offline.
+        # fields). Offline it can still answer from its cache of an earlier download; when it
+        # cannot, the user gets the message naming the folders we looked in.
         hub = _hub_tasks()
-        if hub is not None and not _offline():
+        if hub is None:
+            raise FireActError(missing)
+        try:
             rows = hub.load(self.name, self.split)
-            return [r if isinstance(r, Example) else Example(**{"task": self.name, **r}) for r in rows]
-        raise FireActError(missing)
+        except FireActError:
+            if _offline():
+                raise FireActError(missing) from None
+            raise
+        return [r if isinstance(r, Example) else Example(**{"task": self.name, **r}) for r in rows]
 
     def _missing_message(self, dirs: list[Path]) -> str:
         where = "\n".join(f"  - {d}" for d in dirs)

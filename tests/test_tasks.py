@@ -126,11 +126,14 @@ def test_data_dir_resolution_order(tmp_path, monkeypatch):
     assert load_task("world", "dev", data_dir=explicit)[0].id == "from-arg"
 
 
-def test_hub_fallback_is_used_only_when_online(tmp_path, monkeypatch):
+def test_hub_fallback_online_and_from_its_cache_offline(tmp_path, monkeypatch):
     calls = []
+    cached = {"ok": True}
 
     def load(task, split):
         calls.append((task, split))
+        if not cached["ok"]:
+            raise FireActError("offline and not cached")
         return [{"id": "h1", "question": "From the Hub?", "answer": "yes"}, Example("h2", "q", None, task)]
 
     monkeypatch.setitem(sys.modules, "fireact_core.hub_tasks", types.SimpleNamespace(load=load))
@@ -139,6 +142,8 @@ def test_hub_fallback_is_used_only_when_online(tmp_path, monkeypatch):
     assert calls == [("strategyqa", "dev")]
     assert [e.id for e in task] == ["h1", "h2"] and task[0].task == "strategyqa"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(FireActError, match=r"strategyqa_dev\.json"):
+    assert [e.id for e in load_task("strategyqa", "dev", data_dir=tmp_path)] == ["h1", "h2"]  # from the cache
+    cached["ok"] = False
+    with pytest.raises(FireActError, match=r"strategyqa_dev\.json"):  # no cache: where to put the files
         load_task("strategyqa", "dev", data_dir=tmp_path)
-    assert len(calls) == 1
+    assert len(calls) == 3
