@@ -169,9 +169,7 @@ def canonical_base(name_or_path: str | os.PathLike | None) -> str:
     if path.is_dir() and (path / MARKER).is_file():
         return json.loads((path / MARKER).read_text())["base_model"]
     if path.is_dir():
-        hub = _hub_id_of_snapshot(path)
-        if hub:
-            return hub
+        return _hub_id_of_snapshot(path) or str(path.resolve())
     # A path written on another machine (e.g. by a trainer) to a converted bundled model or the GGUF.
     if name.endswith((f"/models/{BUNDLED_ID.split('/')[-1]}", BUNDLED_GGUF)):
         return BUNDLED_ID

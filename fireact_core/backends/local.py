@@ -61,7 +61,8 @@ class _Shared:
         self.temperature, self.seed = temperature, seed
         self.lock = threading.RLock()
         self.runtimes: OrderedDict[str | None, Any] = OrderedDict()
-        self.active: str | None = None  # adapter active on the shared (unquantised) model
+        # The adapter active on the shared fp32 model (None: none loaded, or adapters disabled).
+        self.active: str | None = getattr(model, "active_adapter", None) if self.adapters() else None
         env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         self.template = env.from_string(models.chat_template())
         ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"),
@@ -182,10 +183,17 @@ class LocalModel:
                         device: str | None = None, dtype: Any = None) -> LocalModel:
         """Load a base (see `models.resolve_base`) and optionally an adapter (folder, Hub id, `default`)."""
         model, tokenizer = models.load_base(base, device=device, dtype=dtype)
-        shared = _Shared(model, tokenizer, name=name or (f"local:{base}" if base else "smollm2"), quantize=quantize,
-                         temperature=temperature, seed=seed)
-        view = cls(shared)
+        view = cls.from_model(model, tokenizer, name=name or (f"local:{base}" if base else "smollm2"),
+                              quantize=quantize, temperature=temperature, seed=seed)
         return view.load_adapter(adapter) if adapter else view
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, *, name: str = "local", quantize: bool | None = None,
+                   temperature: float = 0.0, seed: int | None = None) -> LocalModel:
+        """Wrap an already loaded model (a base, or a `PeftModel` with its adapters) and tokenizer."""
+        shared = _Shared(model, tokenizer, name=name, quantize=quantize, temperature=temperature, seed=seed)
+        active = getattr(model, "active_adapter", None) if shared.adapters() else None
+        return cls(shared, active if isinstance(active, str) else None)
 
     # --- the Model protocol ---
     def session(self) -> LocalSession:

@@ -1,0 +1,164 @@
+"""The local backend on the real SmolLM2-135M-Instruct: streaming, stops, continuation, KV reuse, adapters."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import pytest
+
+from fireact_core import models
+from fireact_core.backends.base import Completion, Model, complete
+from fireact_core.errors import ConfigError
+
+torch = pytest.importorskip("torch")
+
+Q = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return models.load_base()
+
+
+@pytest.fixture(scope="module")
+def fast(loaded):
+    """The default configuration on CPU: fp32 prefill, int8 decode."""
+    from fireact_core.backends.local import LocalModel
+
+    model, tokenizer = loaded
+    return LocalModel.from_model(model, tokenizer, name="smollm2")
+
+
+@pytest.fixture(scope="module")
+def exact(loaded):
+    """fp32 everywhere (shares the weights with `fast`)."""
+    from fireact_core.backends.local import LocalModel
+
+    model, tokenizer = loaded
+    return LocalModel.from_model(model, tokenizer, name="smollm2-fp32", quantize=False)
+
+
+@pytest.fixture(scope="module")
+def paris(exact):
+    """The fp32 greedy reply to Q, computed once."""
+    return run(exact, Q)[1]
+
+
+def run(model, messages, **kw):
+    items = list(model.stream(messages, stop=kw.pop("stop", ()), max_tokens=kw.pop("max_tokens", 24)))
+    assert isinstance(items[-1], Completion) and all(isinstance(x, str) for x in items[:-1])
+    return items[:-1], items[-1]
+
+
+def test_protocol_and_streaming_deltas_join_to_the_text(fast):
+    assert isinstance(fast, Model) and isinstance(fast.session(), Model)
+    deltas, done = run(fast, Q)
+    assert done.text.strip() and "".join(deltas) == done.text
+    assert len(deltas) > 3  # streamed piece by piece, not in one block
+    assert done.prompt_tokens == done.prefill_tokens == len(fast._shared.encode(Q))
+    assert done.finish_reason == "stop" and 0 < done.completion_tokens < 24  # ended at <|im_end|>
+    assert "Paris" in done.text
+
+
+def test_max_tokens_ends_with_length(fast):
+    deltas, done = run(fast, [{"role": "user", "content": "Write a long story about a dragon."}], max_tokens=5)
+    assert done.finish_reason == "length" and done.completion_tokens == 5 and "".join(deltas) == done.text
+
+
+def test_stop_strings_are_cut_and_never_streamed(exact, paris):
+    full = paris
+    stop = full.text[9:16]  # a stop string that spans token boundaries
+    assert len(stop.strip()) >= 5
+    deltas, done = run(exact, Q, stop=["\nObservation:", stop])
+    expected = full.text[: full.text.find(stop)]
+    assert done.text == expected and "".join(deltas) == expected and done.finish_reason == "stop"
+    assert all(stop not in d for d in deltas)
+
+
+def test_chatml_rendering_and_assistant_continuation(exact, paris):
+    sh = exact._shared
+    prefix = "The capital of"
+    ids = sh.encode([*Q, {"role": "assistant", "content": prefix}])
+    text = sh.tokenizer.decode(ids)
+    assert text == "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\nThe capital of"
+    assert sh.tokenizer.decode(sh.encode(Q)).endswith("<|im_end|>\n<|im_start|>assistant\n")
+    full = paris
+    assert full.text.startswith(prefix)
+    _, more = run(exact, [*Q, {"role": "assistant", "content": prefix}])
+    assert prefix + more.text == full.text  # greedy: continuing the turn gives the same reply
+
+
+def test_session_reuses_keys_values_and_matches_a_fresh_encoding(fast):
+    model = fast  # int8 decode: the case where the cache must be cropped back to fp32 keys/values
+    session = model.session()
+    first = complete(session, Q, max_tokens=16)
+    turn2 = [*Q, {"role": "assistant", "content": first.text}, {"role": "user", "content": "And of Germany?"}]
+    _, reused = run(session, turn2, max_tokens=16)
+    _, fresh = run(model, turn2, max_tokens=16)
+    assert reused.text == fresh.text and reused.text.strip()
+    assert reused.prompt_tokens == fresh.prompt_tokens == fresh.prefill_tokens
+    assert reused.prefill_tokens < reused.prompt_tokens - first.prompt_tokens + 2  # only the new turn
+    turn3 = [*turn2, {"role": "assistant", "content": reused.text}, {"role": "user", "content": "Thanks."}]
+    _, third = run(session, turn3, max_tokens=4)
+    assert third.prefill_tokens < third.prompt_tokens / 2
+
+
+def test_int8_decoder_is_the_faster_copy(fast, exact):
+    assert fast.quantized and not exact.quantized
+    decoder = fast._shared.decoder(None)
+    assert decoder is not fast._shared.model
+    assert "Quantized" in type(decoder.lm_head).__name__ or "quantized" in type(decoder.lm_head).__module__
+
+
+def test_concurrent_sessions_share_one_model(fast):
+    questions = ["Name a colour.", "What is the capital of Italy?"]
+    alone = [complete(fast, [{"role": "user", "content": q}], max_tokens=6).text for q in questions]
+    together: dict[int, str] = {}
+
+    def worker(i: int) -> None:
+        together[i] = complete(fast.session(), [{"role": "user", "content": questions[i]}], max_tokens=6).text
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(questions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [together[i] for i in range(len(questions))] == alone
+
+
+def test_two_adapters_on_one_base_switch_without_reload(loaded, tmp_path, monkeypatch):
+    from peft import LoraConfig, get_peft_model
+
+    from fireact_core.backends.local import LocalModel
+
+    model, tokenizer = copy.deepcopy(loaded[0]), loaded[1]  # adapters are injected into the base in place
+    folders = {}
+    for i, name in enumerate(["a", "b"]):
+        torch.manual_seed(i)
+        config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
+        peft_model = get_peft_model(model, config)
+        peft_model.save_pretrained(tmp_path / name)
+        model = peft_model.unload()
+        folders[name] = str(tmp_path / name)
+
+    base = LocalModel.from_model(model, tokenizer, name="smollm2", quantize=False)
+    plain = complete(base, Q, max_tokens=4).text
+    monkeypatch.setattr(models, "load_base", lambda *a, **k: pytest.fail("the base was reloaded"))
+    a = base.load_adapter(folders["a"], "a")
+    b = base.load_adapter(folders["b"], "b")
+    assert sorted(base.adapters) == ["a", "b"] and a.name == "smollm2+a"
+    out_a, out_b = complete(a, Q, max_tokens=4).text, complete(b, Q, max_tokens=4).text
+    assert len({plain, out_a, out_b}) == 3  # each adapter really changes the model
+    assert complete(a, Q, max_tokens=4).text == out_a  # switching back
+    assert complete(base.with_adapter(None), Q, max_tokens=4).text == plain
+    assert base.with_adapter("b")._shared is base._shared
+    with pytest.raises(ConfigError, match="not loaded"):
+        base.with_adapter("c")
+
+
+def test_factory_options_are_checked():
+    from fireact_core.backends.local import load
+
+    with pytest.raises(ConfigError, match="unknown option"):
+        load("", tempature=0.5)
