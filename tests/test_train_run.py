@@ -4,6 +4,9 @@
   folder is complete, it is pushed to a local Hub, and it loads and generates;
 - 4-bit NF4 QLoRA on CPU with the avx512_bf16 guard: the same checks;
 - the guard matters: without it, a `generate` before training freezes the LoRA weights.
+
+The runs use one CPU thread: on a machine whose cores are shared with other jobs, two
+OpenMP threads spin-wait on each other and are several times slower than one.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ def _hotpot(shared: Path, n: int, out: Path) -> str:
 
 TINY = {"max_length": 256, "learning_rate": 2e-3, "per_device_train_batch_size": 2, "logging_steps": 1,
         "warmup_steps": 0, "lr_scheduler_type": "constant", "save_steps": 1000, "seed": 0,
-        "target_modules": ["q_proj", "v_proj"], "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
+        "target_modules": ["q_proj", "v_proj"], "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
+        "cpu_threads": 1}
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +121,12 @@ def test_saved_adapter_loads_and_generates(trained):
     from fireact_core.models import load_adapter, load_base
 
     model, tok = load_base("smollm2", device="cpu")
+    torch.set_num_threads(1)  # load_base takes every core; see the module docstring
     peft_model = load_adapter(model, trained["out"], name="tiny")
     msgs = [{"role": "user", "content": "Which magazine was started first, Arthur's Magazine or First for Women?"}]
     ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     with torch.no_grad():
-        out = peft_model.generate(**ids, max_new_tokens=12, do_sample=False)
+        out = peft_model.generate(**ids, max_new_tokens=8, do_sample=False)
         with peft_model.disable_adapter():
             base_logits = peft_model(**ids).logits[0, -1]
         tuned_logits = peft_model(**ids).logits[0, -1]
@@ -133,7 +138,7 @@ def test_saved_adapter_loads_and_generates(trained):
 # --- 4-bit on CPU -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def qlora(shared_data, tmp_path_factory):
-    """4-bit NF4 QLoRA through build() + train_run() (3 steps), kept for the guard test."""
+    """4-bit NF4 QLoRA through build() + train_run(), 3 steps; kept for the guard test."""
     from train.sft import build, train_run
 
     tmp = tmp_path_factory.mktemp("qlora")
@@ -141,18 +146,18 @@ def qlora(shared_data, tmp_path_factory):
                              "max_length": 160, "max_steps": 3, "load_in_4bit": True,
                              "activation_checkpointing": True, "output_dir": str(tmp / "adapter")})
     run = build(cfg, log=lambda *_: None)
-    result = train_run(run)
-    return run, result
+    return run, train_run(run)
 
 
 def test_qlora_cpu_path_trains_with_the_guard(qlora):
     run, r = qlora
     assert run.four_bit and run.device == "cpu"
-    layers = quant.linear4bit_modules(run.trainer.model)
-    assert len(layers) == 30 * 7 and run.guarded == len(layers)
-    assert all(layer.support_avx512bf16_for_cpu is False for layer in layers)
+    modules = quant.linear4bit_modules(run.trainer.model)
+    assert len(modules) == 30 * 7 and run.guarded == len(modules)
+    assert all(m.support_avx512bf16_for_cpu is False for m in modules)
+    assert not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in modules)
     assert r["losses"][-1] < r["losses"][0]
-    assert r["lora_tensors_changed"] == 120
+    assert r["lora_tensors_changed"] == 30 * 4  # q and v, A and B
 
 
 @pytest.mark.skipif(not quant.cpu_has_avx512_bf16(), reason="this CPU lacks avx512_bf16: bitsandbytes never repacks")
@@ -188,6 +193,7 @@ def test_without_the_guard_a_generate_before_training_freezes_lora(qlora):
     assert step() == []
 
 
+@pytest.mark.slow
 def test_resume_from_the_last_checkpoint(shared_data, tmp_path):
     """Train 2 steps keeping checkpoints, then resume to 3: the step count continues."""
     from train.sft import main
@@ -199,5 +205,5 @@ def test_resume_from_the_last_checkpoint(shared_data, tmp_path):
     first = main(load_config(None, {**base, "max_steps": 2}), log=lambda *_: None)
     assert first["steps"] == 2 and (tmp_path / "a" / "checkpoints" / "checkpoint-2").is_dir()
     second = main(load_config(None, {**base, "max_steps": 3, "resume_from_checkpoint": True}), log=lambda *_: None)
-    assert second["steps"] == 3 and len(second["losses"]) == 1
+    assert second["steps"] == 3 and second["losses"][:2] == first["losses"] and len(second["losses"]) == 3
     assert os.path.isdir(tmp_path / "a" / "checkpoints" / "checkpoint-3")

@@ -184,6 +184,10 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
                                   include_failed=cfg.include_failed)
     log(summary.format())
     model = load_model(cfg, device, four_bit)
+    if device == "cpu" and cfg.cpu_threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.cpu_threads)
     trainer = SFTTrainer(model=model, args=sft_config(cfg, device, four_bit, bool(val)),
                          train_dataset=to_dataset(train), eval_dataset=to_dataset(val) if val else None,
                          processing_class=tokenizer, peft_config=lora_config(cfg))
