@@ -258,8 +258,9 @@ class Store:
              traj.cost_usd, redact(json.dumps(traj.to_dict(), ensure_ascii=False))])
         rows = [[traj.id, i, s.trial, redact(s.thought), s.action, redact(s.argument), redact(s.observation), s.noise,
                  s.tokens_in, s.tokens_out, s.latency_s, _opt_redact(s.error)] for i, s in enumerate(traj.steps)]
-        if rows:
-            cur.executemany("INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        if rows:  # one multi-row INSERT: DuckDB's executemany prepares and runs each row apart
+            cur.execute("INSERT INTO steps VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows)),
+                        [x for r in rows for x in r])
         return True
 
     def get_run(self, run_id: str) -> Trajectory | None:

@@ -92,10 +92,10 @@ def build(rt: Runtime) -> Tab:
             prog = render_progress(p["mine"], p["done"], p["target"])
             if it is None:
                 text = (note + " " if note else "") + "Nothing left for you to rate. Thank you!"
-                return (prog, render_message(text.strip(), "ok"), "", None, *[gr.Button(interactive=False)] * 3)
+                return (prog, render_message(text.strip(), "ok"), "", None, *[gr.update(interactive=False)] * 3)
             title = f"{it.ratings_so_far} of {cfg.k_raters} ratings so far"
             return (prog, render_message(note, kind), render_trajectory(it.trajectory, title=title), it.run_id,
-                    *[gr.Button(interactive=True)] * 3)
+                    *[gr.update(interactive=True)] * 3)
 
         outs = [progress, msg, item, current, up_btn, down_btn, skip_btn]
 

@@ -109,9 +109,10 @@ def build(rt: Runtime) -> Tab:
                     sides.append(gr.HTML(render_side(SideView(f"Agent {name}")), css_template=CSS, js_on_load=None,
                                          elem_id=f"fa-side-{name.lower()}", min_height=120))
                     with gr.Row():
-                        thumbs.append(gr.Button(f"👍 {name}", size="sm", interactive=False, elem_id=f"fa-up-{name.lower()}"))
-                        thumbs.append(gr.Button(f"👎 {name}", size="sm", interactive=False,
-                                                elem_id=f"fa-down-{name.lower()}"))
+                        # Always clickable (a message says when there is nothing to rate yet):
+                        # toggling them costs four component updates per battle.
+                        thumbs.append(gr.Button(f"👍 {name}", size="sm", elem_id=f"fa-up-{name.lower()}"))
+                        thumbs.append(gr.Button(f"👎 {name}", size="sm", elem_id=f"fa-down-{name.lower()}"))
         with gr.Row():
             vote_btns = [gr.Button(label, interactive=False, elem_id=eid) for _, label, eid in VOTES]
         reveal = gr.HTML(css_template=CSS, js_on_load=None, elem_id="fa-reveal")
@@ -132,9 +133,10 @@ def build(rt: Runtime) -> Tab:
             q = rt.bank.random()
             return q.question if q else ""
 
-        closed = [gr.update(interactive=False)] * 8  # not gr.Button(): that would add a button to the page
+        # gr.update, not gr.Button(...): cheaper per event, and a Button built here would join the page
+        closed = [gr.update(interactive=False)] * 4
 
-        @stream_user_errors(14, 0, on_error={13: lambda: gr.Button(interactive=True)})
+        @stream_user_errors(10, 0, on_error={9: lambda: gr.update(interactive=True)})
         def battle(q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float, nseed: float,
                    is_blind: bool, request: gr.Request, profile: gr.OAuthProfile | None):
             text = check_question(q)
@@ -151,9 +153,9 @@ def build(rt: Runtime) -> Tab:
             b = Battle(text, gold=known.answer if known else None, task=known.task if known else "",
                        noise=noise, noise_pool=pool or None, max_steps=cfg.max_steps)
             yield (render_message("Running both agents…"), *[render_side(v) for v in views], *closed, "", None,
-                   gr.Button(interactive=False))
+                   gr.update(interactive=False))
             for vs in run_battle(b, specs, views, pool=rt.pool, make_tools=cfg.make_tools, tick_s=cfg.tick_s, gpu=rt.gpu):
-                yield (gr.skip(), *[render_side(v) for v in vs], *[gr.skip()] * 8, gr.skip(), gr.skip(), gr.skip())
+                yield (gr.skip(), *[render_side(v) for v in vs], *[gr.skip()] * 4, gr.skip(), gr.skip(), gr.skip())
             yield _finish(b, specs, views, is_blind, rater.id)
 
         def _finish(b: Battle, specs: list[SideSpec], views: list[SideView], is_blind: bool, rater_id: str):
@@ -177,9 +179,8 @@ def build(rt: Runtime) -> Tab:
                 {"title": v.title, "subtitle": v.subtitle, "label": _role_label(s), "key": s.key, "status": v.status,
                  "message": v.message, "elapsed_s": v.elapsed_s, "run_id": v.trajectory.id if v.trajectory else None,
                  "trajectory": v.trajectory.to_dict() if v.trajectory else None} for v, s in zip(views, specs)]}
-            thumbs_on = [gr.Button(interactive=t is not None) for t in trajs for _ in (0, 1)]
-            votes_on = [gr.Button(interactive=ok)] * 4
-            return (msg, *[render_side(v) for v in views], *thumbs_on, *votes_on, "", st, gr.Button(interactive=True))
+            votes_on = [gr.update(interactive=True)] * 4 if ok else [gr.skip()] * 4
+            return (msg, *[render_side(v) for v in views], *votes_on, "", st, gr.update(interactive=True))
 
         def make_vote(choice: str):
             @user_errors(8, 0)
@@ -194,7 +195,7 @@ def build(rt: Runtime) -> Tab:
                 st = {**st, "voted": True}
                 a, b = st["sides"]
                 return (render_reveal(a["label"], b["label"], choice), render_side(_view_of(a, True)),
-                        render_side(_view_of(b, True)), st, *[gr.Button(interactive=False)] * 4)
+                        render_side(_view_of(b, True)), st, *[gr.update(interactive=False)] * 4)
 
             vote.__name__ = f"vote_{choice}"
             return vote
@@ -223,7 +224,7 @@ def build(rt: Runtime) -> Tab:
 
         rand_btn.click(random_question, outputs=question, api_name="random_question", queue=False)
         inputs = [question, p_model, p_method, p_shots, f_choice, noise_mode, noise_p, noise_seed, blind]
-        outputs = [status, *sides, *thumbs, *vote_btns, reveal, state, run_btn]
+        outputs = [status, *sides, *vote_btns, reveal, state, run_btn]
         run_btn.click(battle, inputs, outputs, api_name="battle", concurrency_limit=cfg.battle_concurrency,
                       concurrency_id="battle")
         question.submit(battle, inputs, outputs, api_visibility="private", concurrency_id="battle")

@@ -11,6 +11,7 @@ model, many API calls); the local backend has its own lock as well.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -22,12 +23,14 @@ from typing import Any
 from fireact_core.agent import Agent, AgentConfig, Finished, StepDone, StepStarted, TokenDelta, TrialStarted
 from fireact_core.backends.base import Completion, Message, Model
 from fireact_core.errors import FireActError
+from fireact_core.methods import Prompts, load_prompts
 from fireact_core.store import agent_key, redact
 from fireact_core.tools.base import Tools
 from fireact_core.tools.noisy import NoiseConfig
 from space.render import SideView
 
 log = logging.getLogger("fireact.app")
+FLUSH_S = 0.03
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,11 @@ class Battle:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=1)
+def _prompts() -> Prompts:
+    return load_prompts()  # parsed once per process (a YAML parse per agent costs ~8 ms)
+
+
 def side_events(spec: SideSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
                 stop: threading.Event, gpu: Callable[[Callable], Callable] | None = None) -> Iterator[object]:
     """The events of one side: queued/started markers, then the agent's own events."""
@@ -164,7 +172,7 @@ def side_events(spec: SideSpec, battle: Battle, pool: ModelPool, make_tools: Cal
         cfg = AgentConfig(method="react" if spec.finetuned else spec.method, finetuned=spec.finetuned,
                           exemplars=spec.exemplars, noise=battle.noise, max_steps=battle.max_steps)
         metered = Metered(model)
-        agent = Agent(metered, tools, cfg, noise_pool=battle.noise_pool)
+        agent = Agent(metered, tools, cfg, prompts=_prompts(), noise_pool=battle.noise_pool)
 
         def events() -> Iterator[object]:
             yield from agent.run(battle.question, gold=battle.gold, task=battle.task, meta=dict(battle.meta))
@@ -184,8 +192,26 @@ def side_events(spec: SideSpec, battle: Battle, pool: ModelPool, make_tools: Cal
 
 def _worker(i: int, spec: SideSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
             out: queue.Queue, stop: threading.Event, gpu: Callable[[Callable], Callable] | None) -> None:
+    # Token deltas that arrive within FLUSH_S of each other travel as one event (a fast model
+    # would otherwise cost a cross-thread wake-up per token); a slow one still streams per token.
+    pending: TokenDelta | None = None
+    since = 0.0
     try:
         for ev in side_events(spec, battle, pool, make_tools, stop, gpu):
+            if isinstance(ev, TokenDelta):
+                if pending is not None and pending.index == ev.index:
+                    pending = TokenDelta(ev.index, pending.text + ev.text)
+                else:
+                    if pending is not None:
+                        out.put((i, pending))
+                    pending, since = ev, time.perf_counter()
+                if time.perf_counter() - since >= FLUSH_S:
+                    out.put((i, pending))
+                    pending = None
+                continue
+            if pending is not None:
+                out.put((i, pending))
+                pending = None
             out.put((i, ev))
     except FireActError as e:
         out.put((i, _Failed(redact(str(e)))))
@@ -242,7 +268,7 @@ def run_battle(battle: Battle, specs: Sequence[SideSpec], views: Sequence[SideVi
     try:
         while len(ended) < len(threads):
             try:
-                i, ev = out.get(timeout=tick_s)
+                batch = [out.get(timeout=tick_s)]
             except queue.Empty:
                 for v in views:
                     if v.status in ("queued", "running"):
@@ -250,11 +276,18 @@ def run_battle(battle: Battle, specs: Sequence[SideSpec], views: Sequence[SideVi
                 yield views
                 last = time.perf_counter()
                 continue
-            apply_event(views[i], ev, t0)
-            if isinstance(ev, _Ended):
-                ended.add(i)
+            while True:  # fold everything already waiting into one update
+                try:
+                    batch.append(out.get_nowait())
+                except queue.Empty:
+                    break
+            for i, ev in batch:
+                apply_event(views[i], ev, t0)
+                if isinstance(ev, _Ended):
+                    ended.add(i)
             now = time.perf_counter()
-            if now - last >= tick_s or isinstance(ev, (StepDone, Finished, _Failed, _Ended)):
+            if len(ended) < len(threads) and (now - last >= tick_s or any(
+                    isinstance(ev, (StepDone, Finished, _Failed)) for _, ev in batch)):
                 yield views
                 last = now
         yield views

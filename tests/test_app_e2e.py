@@ -201,3 +201,31 @@ def test_admin_exports_a_training_set(app):
     path = files[0]["path"] if isinstance(files[0], dict) else files[0]  # the server's file (same machine)
     back = list(read_trajectories(path))
     assert len(back) == n and all(t.meta["em"] == 1.0 for t in back)
+
+
+@pytest.mark.slow
+def test_a_battle_with_the_real_smollm2(tmp_path):
+    """The embedded default model on both sides (base prompted; base given the question alone)."""
+    from app import create_app
+    from fireact_core import models
+    from space.config import AppConfig
+    from space.fakes import fake_tools
+
+    try:
+        models.resolve_base(None)
+    except Exception as e:  # no bundled GGUF and no cached model: nothing to run
+        pytest.skip(f"SmolLM2 is not available here: {e}")
+    cfg = AppConfig(db_path=str(tmp_path / "real.duckdb"), make_tools=fake_tools, max_steps=2)
+    demo = create_app(cfg)
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        c = client(f"http://127.0.0.1:{port}/")
+        _, (status, a, b, _) = battle(c, "What is the capital of France?", prompted="smollm2", finetuned="model:smollm2")
+        for side in (a, b):
+            assert 'data-status="error"' not in side, side
+            assert re.search(r"[\d,]+ → [1-9][\d,]* tok", side)  # a step generated tokens
+        assert "Both agents finished" in status
+        assert demo.fireact_runtime.store.count("runs") == 2 and demo.fireact_runtime.store.count("battles") == 1
+    finally:
+        demo.close()
