@@ -479,7 +479,7 @@ def start_hub_sync(store: Store, repo_id: str, *, folder: str | Path, every_minu
     Uses `huggingface_hub.CommitScheduler`; each push first writes a fresh snapshot into `folder`.
     Returns the scheduler (call `.stop()` to end it).
     """
-    from huggingface_hub import CommitScheduler
+    from huggingface_hub import CommitScheduler, HfApi, constants
 
     class SnapshotScheduler(CommitScheduler):
         def push_to_hub(self) -> Any:
@@ -487,6 +487,8 @@ def start_hub_sync(store: Store, repo_id: str, *, folder: str | Path, every_minu
             return super().push_to_hub()
 
     Path(folder).mkdir(parents=True, exist_ok=True)
+    # HF_ENDPOINT is read now (not at import), so a mirror or a test server can stand in for the Hub.
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or constants.ENDPOINT, token=token)
     return SnapshotScheduler(repo_id=repo_id, repo_type="dataset", folder_path=folder, every=every_minutes,
-                             token=token, allow_patterns=["snapshot/*.parquet"], private=True)
+                             token=token, allow_patterns=["snapshot/*.parquet"], private=True, hf_api=api)
 

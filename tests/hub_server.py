@@ -154,7 +154,7 @@ class HubServer:
                                    "downloads": 0}
             return self._json({"url": f"{self.url}/{repo_id}", "name": repo_id, "id": hashlib.sha1(
                 repo_id.encode()).hexdigest()[:24]})
-        m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/(preupload|commit)/(.+)", path)
+        m = re.fullmatch(r"/api/(?:models|datasets)/([^/]+/[^/]+)/(preupload|commit)/(.+)", path)
         if m and method == "POST":
             repo_id, what = m.group(1), m.group(2)
             if not authed:

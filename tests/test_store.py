@@ -246,3 +246,32 @@ def test_open_returns_one_store_per_file(tmp_path):
     b = Store.open(tmp_path / "one.duckdb")
     assert b is not a and not b.closed
     b.close()
+
+
+def test_hub_sync_pushes_parquet_snapshots_never_the_database(store, tmp_path, monkeypatch):
+    from hub_server import TOKEN, HubServer
+    from huggingface_hub import constants
+
+    from fireact_core.store import start_hub_sync
+
+    store.save_run(_traj(1), source="arena", agent_key="A")
+    with HubServer() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        scheduler = start_hub_sync(store, "tester/ratings", folder=tmp_path / "sync", every_minutes=60, token=TOKEN)
+        try:
+            scheduler.trigger().result(timeout=60)
+            store.rate("run001", "r", source="arena", score=1)
+            scheduler.trigger().result(timeout=60)
+        finally:
+            scheduler.stop()
+        repo = hub.repos["tester/ratings"]
+    assert repo["private"] is True
+    files = repo["files"]
+    assert {"snapshot/runs.parquet", "snapshot/ratings.parquet", "snapshot/votes.parquet"} <= set(files)
+    assert not any(name.endswith((".duckdb", ".wal")) for name in files)
+    back = tmp_path / "ratings.parquet"
+    back.write_bytes(files["snapshot/ratings.parquet"])
+    con = duckdb.connect(":memory:")
+    assert con.execute(f"SELECT count(*) FROM read_parquet('{back}')").fetchone()[0] == 1  # the second snapshot
+    con.close()
