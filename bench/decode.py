@@ -4,7 +4,7 @@ Both run greedy on the same rendered prompts, in the same process, interleaved q
 question (the machine may be shared, so each round alternates who goes first). Prints tokens/s
 for each, `decode speedup: X`, and whether the answers on the fixed questions changed.
 
-    .venv/bin/python bench/decode.py [--model smollm2] [--max-tokens 48] [--rounds 2]
+    .venv/bin/python bench/decode.py [--model smollm2] [--max-tokens 48] [--rounds 2] [--threads N]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--model", default="", help="base model (default: the bundled SmolLM2-135M-Instruct)")
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     args = ap.parse_args()
 
     import torch
@@ -38,10 +39,13 @@ def main() -> None:
     from fireact_core.backends.local import LocalModel
 
     model, tok = models.load_base(args.model or None)
+    device = models.default_device()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     fast = LocalModel.from_model(model, tok, name="local")
     t = time.perf_counter()
     fast.warm_up()
-    print(f"device: {models.default_device()}, threads: {torch.get_num_threads()}, "
+    print(f"device: {device}, threads: {torch.get_num_threads()}, "
           f"int8 decoder: {fast.quantized} (built in {time.perf_counter() - t:.1f}s)")
     end_ids = sorted(fast._shared.end_ids)
 

@@ -104,11 +104,24 @@ def test_session_reuses_keys_values_and_matches_a_fresh_encoding(fast):
     assert third.prefill_tokens < third.prompt_tokens / 2
 
 
-def test_int8_decoder_is_the_faster_copy(fast, exact):
+def test_int8_decoder_step_tracks_the_fp32_model(fast, exact, loaded):
+    from transformers import DynamicCache
+
+    from fireact_core.backends.local import _Int8Llama
+
     assert fast.quantized and not exact.quantized
     decoder = fast._shared.decoder(None)
-    assert decoder is not fast._shared.model
-    assert "Quantized" in type(decoder.lm_head).__name__ or "quantized" in type(decoder.lm_head).__module__
+    assert isinstance(decoder, _Int8Llama) and decoder is fast._shared.decoder(None)  # built once
+    model = loaded[0]
+    ids = fast._shared.encode(Q)
+    with torch.inference_mode():
+        ref_cache, cache = DynamicCache(config=model.config), DynamicCache(config=model.config)
+        ref = model(input_ids=torch.tensor([ids]), past_key_values=ref_cache).logits[0, -1]
+        model(input_ids=torch.tensor([ids[:-1]]), past_key_values=cache)
+        got = decoder.step(ids[-1], cache)
+    assert cache.get_seq_length() == len(ids)
+    assert int(got.argmax()) == int(ref.argmax())
+    assert torch.corrcoef(torch.stack([got, ref]))[0, 1] > 0.99
 
 
 def test_concurrent_sessions_share_one_model(fast):
