@@ -57,7 +57,7 @@ def worker(args: argparse.Namespace) -> dict:
                                  "per_device_train_batch_size": args.batch, "learning_rate": 1e-3,
                                  "warmup_steps": 0, "logging_steps": 1, "save_steps": 10_000, "seed": 0,
                                  "target_modules": args.targets.split(","), "lora_r": 8, "lora_alpha": 16,
-                                 "output_dir": tmp})
+                                 "cpu_threads": args.threads, "output_dir": tmp})
         t0 = time.perf_counter()
         run = build(cfg, log=lambda *_: None)
         load_s = time.perf_counter() - t0
@@ -87,6 +87,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--targets", default="q_proj,v_proj")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: every core; 1 is best on a busy CPU)")
     p.add_argument("--only", choices=list(SETTINGS), help="run one setting")
     p.add_argument("--worker", choices=list(SETTINGS), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -97,7 +98,7 @@ def main() -> int:
     for name in [args.only] if args.only else list(SETTINGS):
         cmd = [sys.executable, __file__, "--worker", name, "--base", args.base, "--data", args.data,
                "--steps", str(args.steps), "--batch", str(args.batch), "--max-length", str(args.max_length),
-               "--targets", args.targets]
+               "--targets", args.targets, "--threads", str(args.threads)]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                               env={**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")})
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -107,7 +108,8 @@ def main() -> int:
             return 1
         rows.append(json.loads(line[7:]))
     print(f"base {args.base}, data {Path(args.data).name}, batch {args.batch} x <= {args.max_length} tokens, "
-          f"LoRA r=8 on {args.targets}, {args.steps} steps ({rows[0]['device']}, {os.cpu_count()} cores)")
+          f"LoRA r=8 on {args.targets}, {args.steps} steps ({rows[0]['device']}, {os.cpu_count()} cores, "
+          f"threads {args.threads or 'all'})")
     cols = ["setting", "tokens_per_s", "step_s", "peak_rss_mb", "load_s", "loss_first", "loss_last"]
     if "cuda_peak_gb" in rows[0]:
         cols.append("cuda_peak_gb")

@@ -219,13 +219,16 @@ def _lora_watch() -> Any:
     class LoraWatch(TrainerCallback):
         def __init__(self) -> None:
             self.before: dict[str, Any] = {}
-            self.steps = 0
+            # Steps with a learning rate above 0. Warm-up starts at lr 0, and LoRA's B starts at 0, so A
+            # gets its first non-zero gradient only after B has moved: the check needs 2 such steps.
+            self.moving_steps = 0
 
         def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
             self.before = quant.lora_snapshot(model) if model is not None else {}
 
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.steps += 1
+        def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any) -> None:
+            if optimizer is not None and max(g["lr"] for g in optimizer.param_groups) > 0:
+                self.moving_steps += 1
 
     return LoraWatch()
 
@@ -256,7 +259,7 @@ def train_run(run: Run) -> dict[str, Any]:
     tokens = trainer.state.num_input_tokens_seen
     if tokens and seconds:
         result["tokens_per_s"] = round(tokens / seconds, 1)
-    if cfg.check_lora_changed and watch.steps > 0:
+    if cfg.check_lora_changed and watch.moving_steps >= 2:
         frozen = quant.unchanged_lora(trainer.model, watch.before)
         if frozen:
             hint = (" On a CPU with avx512_bf16 this is bitsandbytes repacking 4-bit weights after a forward pass "
