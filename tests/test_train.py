@@ -396,3 +396,24 @@ def test_fireact_error_is_the_base_of_training_errors():
 
     assert all(issubclass(c, FireActError) for c in (HubError, OpenAIError, TrainingError))
     assert "output_dir" in valid_keys()
+
+
+def test_agent_eval_after_training_goes_through_fireact_eval(tmp_path):
+    """The optional post-training evaluation, with the fake model standing in for the adapter's agent."""
+    import shlex
+
+    from fireact_core.tasks import load_task
+    from train.sft import agent_eval
+
+    try:
+        dev = load_task("world", "dev")
+    except FireActError as e:
+        pytest.skip(f"the offline world is not generated here: {e}")
+    gold = dev.examples[0].answer
+    cfg = load_config(None, {"eval_questions": 2, "eval_task": "world", "eval_split": "dev",
+                             "eval_args": f"--model fake:{shlex.quote(gold)} --tools none"})
+    res = agent_eval(cfg, tmp_path, DataSummary(by_task={"world": 3}))
+    assert (res["task"], res["split"], res["questions"]) == ("world", "dev", 2)
+    assert res["em"] == (1.0 if dev.examples[1].answer == gold else 0.5)
+    assert len((tmp_path / "eval_trajectories.jsonl").read_text().splitlines()) == 2
+    assert res["command"].startswith("fireact eval --task world --split dev --limit 2")
