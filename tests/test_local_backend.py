@@ -104,24 +104,33 @@ def test_session_reuses_keys_values_and_matches_a_fresh_encoding(fast):
     assert third.prefill_tokens < third.prompt_tokens / 2
 
 
-def test_int8_decoder_step_tracks_the_fp32_model(fast, exact, loaded):
+def step_vs_fp32(shared, messages, adapter=None):
+    """(quantised step logits, fp32 logits) for the last prompt token, both after an fp32 prefill."""
     from transformers import DynamicCache
 
-    from fireact_core.backends.local import _Int8Llama
+    ids = shared.encode(messages)
+    ref_cache, cache = DynamicCache(config=shared.model.config), DynamicCache(config=shared.model.config)
+    ref = shared.forward(shared.model, ids, ref_cache, adapter)
+    shared.forward(shared.model, ids[:-1], cache, adapter)
+    got = shared.forward(shared.decoder(adapter), ids[-1:], cache, adapter)
+    assert cache.get_seq_length() == len(ids)
+    return got, ref
+
+
+def close(got, ref) -> bool:
+    return int(got.argmax()) == int(ref.argmax()) and float(torch.corrcoef(torch.stack([got, ref]))[0, 1]) > 0.99
+
+
+def test_quantised_step_tracks_the_fp32_model(fast, exact):
+    from fireact_core.backends.quant import Int4Linear, QuantLlama
 
     assert fast.quantized and not exact.quantized
-    decoder = fast._shared.decoder(None)
-    assert isinstance(decoder, _Int8Llama) and decoder is fast._shared.decoder(None)  # built once
-    model = loaded[0]
-    ids = fast._shared.encode(Q)
-    with torch.inference_mode():
-        ref_cache, cache = DynamicCache(config=model.config), DynamicCache(config=model.config)
-        ref = model(input_ids=torch.tensor([ids]), past_key_values=ref_cache).logits[0, -1]
-        model(input_ids=torch.tensor([ids[:-1]]), past_key_values=cache)
-        got = decoder.step(ids[-1], cache)
-    assert cache.get_seq_length() == len(ids)
-    assert int(got.argmax()) == int(ref.argmax())
-    assert torch.corrcoef(torch.stack([got, ref]))[0, 1] > 0.99
+    fast.warm_up()
+    assert isinstance(fast._shared.fast, QuantLlama) and all(isinstance(m, Int4Linear) for m in fast._shared.fast.layers[0][2::4][:1])
+    got, ref = step_vs_fp32(fast._shared, Q)
+    assert close(got, ref)
+    top = ref.topk(3).indices
+    assert torch.allclose(got[top], ref[top], rtol=0.05, atol=0.3)  # the top logits are recomputed in fp32
 
 
 def test_concurrent_sessions_share_one_model(fast):
@@ -155,8 +164,9 @@ def test_two_adapters_on_one_base_switch_without_reload(loaded, tmp_path, monkey
         model = peft_model.unload()
         folders[name] = str(tmp_path / name)
 
-    base = LocalModel.from_model(model, tokenizer, name="smollm2", quantize=False)
+    base = LocalModel.from_model(model, tokenizer, name="smollm2")  # the quantised fast path
     plain = complete(base, Q, max_tokens=4).text
+    quantised = base._shared.fast
     monkeypatch.setattr(models, "load_base", lambda *a, **k: pytest.fail("the base was reloaded"))
     a = base.load_adapter(folders["a"], "a")
     b = base.load_adapter(folders["b"], "b")
@@ -165,9 +175,15 @@ def test_two_adapters_on_one_base_switch_without_reload(loaded, tmp_path, monkey
     assert len({plain, out_a, out_b}) == 3  # each adapter really changes the model
     assert complete(a, Q, max_tokens=4).text == out_a  # switching back
     assert complete(base.with_adapter(None), Q, max_tokens=4).text == plain
-    assert base.with_adapter("b")._shared is base._shared
+    assert base.with_adapter("b")._shared is base._shared and base._shared.fast is quantised  # nothing rebuilt
     with pytest.raises(ConfigError, match="not loaded"):
         base.with_adapter("c")
+    # Each LoRA, run beside the 4-bit base, tracks the fp32 PeftModel with that adapter active.
+    for name in ("a", "b"):
+        got, ref = step_vs_fp32(base._shared, Q, name)
+        assert close(got, ref), name
+    got_plain, _ = step_vs_fp32(base._shared, Q, None)
+    assert not torch.allclose(got_plain, got, atol=1.0)
 
 
 def test_factory_options_are_checked():

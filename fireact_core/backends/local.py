@@ -8,21 +8,21 @@
 - `session()` keeps the keys/values of one trajectory: each call re-tokenises the whole chat,
   finds the longest common prefix with the cached token ids, crops the cache there and prefills
   only the rest (the new observation and the next assistant header).
-- Speed on CPU: decoding one token at a time is bound by reading weights and by Python overhead,
-  so decode steps run on an int8 copy of the linear layers (per-channel weight scales, dynamic
-  activations: `torch.ao` quantised ops) through a lean Llama step (`_Int8Llama`, fused q/k/v and
-  gate/up; other architectures fall back to `quantize_dynamic` + the generic forward). Prefill stays on the fp32 weights (decision): dynamic
-  int8 quantises each call's activations with one scale for the whole chunk, so an int8 prefill
-  would depend on how the context was split and a reused cache would not give the same text as a
-  fresh encoding. After an int8 decode the cache is cropped back to the prompt, and the next call
-  prefills the assistant turn in fp32 with its observation (a few dozen tokens, one batched pass).
-  `quantize=False` decodes in fp32 (or the CUDA dtype) too, and keeps the decoded keys/values.
-- Adapters (decision): for int8 decoding each adapter is *merged into its own copy* of the base,
-  which is then quantised (an unmerged LoRA would run fp32 side matmuls next to int8 ones and lose
-  most of the gain). The fp32 base with every adapter loaded on it stays the source of truth (and
-  does the prefill, adapter switched on with `set_adapter`): switching adapters (`with_adapter`)
-  never reloads the base; it builds once, and caches, the merged int8 copy for that adapter.
-  Without quantisation (CUDA, or `quantize=False`) adapters stay unmerged on the shared model.
+- Speed on CPU (decision): decode steps run on the quantised Llama step of `backends.quant`
+  (4-bit weights on the GGUF Q4_1 grid, so exact for the bundled model; a lean step; an int8
+  output matrix whose top logits are recomputed in fp32). Architectures other than Llama fall back
+  to an int8 `quantize_dynamic` copy and the generic forward. Prefill always runs on the fp32
+  weights, batched; after a quantised decode the cache is cropped back to the prompt and the next
+  call prefills that assistant turn in fp32 together with its observation (a few dozen tokens in
+  one pass). So the cache only ever holds fp32 keys/values: a session gives the same text as a
+  fresh encoding, and the prefill does not depend on how the context was split.
+  `quantize=False` (the default on CUDA) decodes with the model itself and keeps its keys/values.
+- Adapters (decision): on the fast path each LoRA runs *unmerged*, in fp32, beside the one
+  quantised base (merging would push the small deltas through the 4-bit grid). The fp32 base with
+  every adapter loaded on it (peft `load_adapter`/`set_adapter`) does the prefill. Switching
+  adapters (`with_adapter`) never reloads or re-quantises the base. An adapter the fast path cannot
+  run (DoRA, extra trained modules) decodes on the fp32 model; the generic fallback merges each
+  adapter into its own int8 copy.
 - Thread safety: one lock per loaded base, taken around every forward pass and tokenizer call,
   so views and sessions of one model can be used from several threads (sessions interleave
   token by token; each session must stay on one thread).
@@ -40,9 +40,10 @@ from typing import Any
 
 from fireact_core import models
 from fireact_core.backends.base import BackendError, Completion, Message, cut_at_stop, held_back
+from fireact_core.backends.quant import QuantLlama, UnsupportedAdapter
 from fireact_core.errors import ConfigError
 
-MAX_RUNTIMES = 4  # int8 decoders kept per base (~140 MB each for SmolLM2-135M)
+MAX_RUNTIMES = 4  # merged int8 copies kept per base (architectures other than Llama)
 
 
 class _Shared:
@@ -61,7 +62,8 @@ class _Shared:
             raise ConfigError("int8 quantisation is for CPU decoding; on CUDA use quantize=False")
         self.temperature, self.seed = temperature, seed
         self.lock = threading.RLock()
-        self.runtimes: OrderedDict[str | None, Any] = OrderedDict()
+        self.fast: QuantLlama | None = None
+        self.runtimes: OrderedDict[str | None, Any] = OrderedDict()  # non-Llama int8 copies
         # The adapter active on the shared fp32 model (None: none loaded, or adapters disabled).
         self.active: str | None = getattr(model, "active_adapter", None) if self.adapters() else None
         env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
@@ -86,18 +88,30 @@ class _Shared:
 
     # --- weights used for decoding ---
     def decoder(self, adapter: str | None) -> Any:
-        """The module that decodes for `adapter` (None = the plain base); prefill uses `self.model`."""
+        """What decodes for `adapter` (None = the plain base); prefill always uses `self.model`.
+
+        CPU default: the quantised step of `backends.quant` with the adapter's LoRA beside it.
+        Other architectures: an int8 `quantize_dynamic` copy per adapter, the adapter merged in.
+        An adapter the fast path cannot run (DoRA, extra trained modules) decodes in fp32.
+        """
         with self.lock:
             if not self.quantize:
                 return self.model
-            if adapter in self.runtimes:
-                self.runtimes.move_to_end(adapter)
-                return self.runtimes[adapter]
-            rt = self._build_int8(adapter)
-            self.runtimes[adapter] = rt
-            while len(self.runtimes) > MAX_RUNTIMES:
-                self.runtimes.popitem(last=False)
-            return rt
+            if QuantLlama.supports(self.model):
+                if self.fast is None:
+                    self.fast = QuantLlama(self.model)
+                if adapter is not None:
+                    try:
+                        self.fast.add_adapter(self.model, adapter)
+                    except UnsupportedAdapter:
+                        return self.model
+                return _FastDecoder(self.fast, adapter)
+            if adapter not in self.runtimes:
+                self.runtimes[adapter] = self._build_int8(adapter)
+                while len(self.runtimes) > MAX_RUNTIMES:
+                    self.runtimes.popitem(last=False)
+            self.runtimes.move_to_end(adapter)
+            return self.runtimes[adapter]
 
     def _activate(self, adapter: str | None) -> None:
         if not self.adapters() or adapter == self.active:
@@ -113,13 +127,9 @@ class _Shared:
         import torch
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-        model = self.model
-        if self.adapters():  # merge into a copy (see the module docstring), or drop the LoRA layers
-            model = copy.deepcopy(model)
+        model = copy.deepcopy(self.model)
+        if self.adapters():
             model = model.unload() if adapter is None else model.merge_and_unload(adapter_names=[adapter])
-        if _Int8Llama.supports(model):
-            return _Int8Llama(model)
-        model = copy.deepcopy(model) if model is self.model else model
         with warnings.catch_warnings():  # torch.ao is deprecated in favour of torchao; it still works
             warnings.simplefilter("ignore")
             model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
@@ -150,8 +160,8 @@ class _Shared:
         import torch
 
         with self.lock, torch.inference_mode():
-            if isinstance(module, _Int8Llama) and len(ids) == 1:
-                return module.step(ids[0], cache)
+            if isinstance(module, _FastDecoder) and len(ids) == 1:
+                return module.fast.step(ids[0], cache, module.adapter)
             if module is self.model:
                 self._activate(adapter)
             x = torch.tensor([ids], dtype=torch.long, device=self.device)
@@ -159,99 +169,11 @@ class _Shared:
             return out.logits[0, -1].float().cpu()
 
 
-class _QLinear:
-    """An int8 `nn.Linear` without bias: per-channel symmetric weights, dynamic per-tensor activations.
+class _FastDecoder:
+    """The shared quantised step, with one adapter's LoRA (or none)."""
 
-    The same numerics as `torch.ao.nn.quantized.dynamic.Linear` with `per_channel_dynamic_qconfig`,
-    built with one weight pre-pack instead of three.
-    """
-
-    def __init__(self, weight: Any) -> None:
-        import torch
-        from torch.ao.quantization.observer import default_per_channel_weight_observer
-
-        w = weight.detach().float()
-        observer = default_per_channel_weight_observer()
-        observer(w)
-        scale, zero = observer.calculate_qparams()
-        with warnings.catch_warnings():  # quantised tensors are deprecated in favour of torchao; they still work
-            warnings.simplefilter("ignore")
-            q = torch.quantize_per_channel(w, scale.double(), zero.long(), 0, torch.qint8)
-            self.packed = torch.ops.quantized.linear_prepack(q, None)
-
-    def __call__(self, x: Any) -> Any:
-        import torch
-
-        return torch.ops.quantized.linear_dynamic(x, self.packed, reduce_range=True)
-
-
-class _Int8Llama:
-    """A lean one-token decode step for Llama-architecture models (SmolLM2) with int8 linears.
-
-    q/k/v and gate/up are fused into one matmul each (per-row scales make this exactly the same
-    as separate layers), and the step skips the generic forward's masks and bookkeeping: for a
-    135M model the Python overhead per token is as large as the matmuls. Keys/values go into the
-    same transformers `DynamicCache` that the fp32 prefill fills.
-    """
-
-    @staticmethod
-    def supports(model: Any) -> bool:
-        cfg = model.config
-        return (getattr(cfg, "model_type", "") == "llama" and not getattr(cfg, "attention_bias", False)
-                and not getattr(cfg, "mlp_bias", False) and getattr(cfg, "hidden_act", "") == "silu"
-                and getattr(cfg, "pretraining_tp", 1) == 1)
-
-    def __init__(self, model: Any) -> None:
-        import torch
-
-        cfg, inner = model.config, model.model
-        self.config = cfg
-        self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
-        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        self.qkv_split = [self.heads * self.head_dim, self.kv_heads * self.head_dim, self.kv_heads * self.head_dim]
-        self.intermediate = cfg.intermediate_size
-        self.embed = inner.embed_tokens.weight.detach()
-        self.rotary = inner.rotary_emb
-        self.layers = []
-        for layer in inner.layers:
-            att, mlp = layer.self_attn, layer.mlp
-            self.layers.append((
-                layer.input_layernorm.weight.detach(), layer.input_layernorm.variance_epsilon,
-                _QLinear(torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight])),
-                _QLinear(att.o_proj.weight),
-                layer.post_attention_layernorm.weight.detach(), layer.post_attention_layernorm.variance_epsilon,
-                _QLinear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
-                _QLinear(mlp.down_proj.weight),
-            ))
-        self.norm = (inner.norm.weight.detach(), inner.norm.variance_epsilon)
-        self.lm_head = _QLinear(model.lm_head.weight)
-
-    @staticmethod
-    def _rms(x: Any, weight: Any, eps: float) -> Any:
-        import torch
-
-        return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
-
-    def step(self, token: int, cache: Any) -> Any:
-        """Logits (fp32, CPU) for the token after `cache` + `token`; appends its keys/values."""
-        import torch
-        import torch.nn.functional as F
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
-        x = self.embed[token].view(1, 1, -1)
-        position = torch.tensor([[cache.get_seq_length()]])
-        cos, sin = self.rotary(x, position)
-        h_, kv_, d_ = self.heads, self.kv_heads, self.head_dim
-        for i, (w1, eps1, qkv, o, w2, eps2, gate_up, down) in enumerate(self.layers):
-            q, k, v = qkv(self._rms(x, w1, eps1)).split(self.qkv_split, dim=-1)
-            q, k = apply_rotary_pos_emb(q.view(1, 1, h_, d_).transpose(1, 2), k.view(1, 1, kv_, d_).transpose(1, 2),
-                                        cos, sin)
-            k, v = cache.update(k, v.view(1, 1, kv_, d_).transpose(1, 2), i)
-            att = F.scaled_dot_product_attention(q, k, v, enable_gqa=h_ != kv_)
-            x = x + o(att.transpose(1, 2).reshape(1, 1, h_ * d_))
-            g, u = gate_up(self._rms(x, w2, eps2)).split(self.intermediate, dim=-1)
-            x = x + down(F.silu(g) * u)
-        return self.lm_head(self._rms(x, *self.norm))[0, -1]
+    def __init__(self, fast: QuantLlama, adapter: str | None) -> None:
+        self.fast, self.adapter = fast, adapter
 
 
 class LocalSession:

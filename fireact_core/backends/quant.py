@@ -1,0 +1,232 @@
+"""Fast CPU decoding for Llama-architecture models (SmolLM2): 4-bit weights, a lean step, LoRA beside.
+
+Decoding one token at a time on a CPU is bound by reading the weights and, for a 135M model,
+by Python overhead as much as by the matmuls. `QuantLlama.step` therefore:
+
+- keeps the linear layers as 4-bit weights in groups of 32 with a scale and a minimum per group
+  (torch's `_weight_int4pack_mm_for_cpu`, bf16 activations). That is the grid of GGUF Q4_1, so
+  for the bundled model (every linear layer is Q4_1) the 4-bit weights are *exactly* the weights
+  the fp32 model uses; shapes the kernel cannot take fall back to int8 per-channel
+  (`torch.ao` dynamic quantisation);
+- fuses q/k/v and gate/up into one matmul each and skips the generic forward's masks;
+- computes the logits with an int8 copy of the output matrix, then recomputes the top 16 in fp32
+  from the real weights, so the greedy choice is the one the fp32 head would make (the int8 head
+  alone changed the argmax now and then; this made greedy text match fp32 in our checks);
+- runs LoRA adapters *unmerged* beside the quantised base, in fp32 (`h @ A.T @ B.T * scale`):
+  merging first would push the small LoRA deltas through the 4-bit grid and lose most of them,
+  and one quantised base serves every adapter, so switching adapters costs nothing.
+
+Keys/values go into the same transformers `DynamicCache` that the fp32 prefill fills.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+GROUP = 32  # Q4_1's block size
+RESCORE = 16  # logits recomputed in fp32 from the real output matrix
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class UnsupportedAdapter(Exception):
+    """The adapter cannot run beside the quantised base (not plain LoRA on the linear layers)."""
+
+
+class Int4Linear:
+    """y = x @ W.T with W in 4 bits: asymmetric groups of 32 along the input (scale + minimum)."""
+
+    def __init__(self, weight: Any) -> None:
+        import torch
+
+        n, k = weight.shape
+        if k % GROUP or n % 16:
+            raise ValueError(f"shape {tuple(weight.shape)} does not fit the int4 kernel")
+        w = weight.detach().float().reshape(n, k // GROUP, GROUP)
+        lo, hi = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
+        scale = ((hi - lo) / 15).clamp(min=1e-12)
+        q = torch.clamp(torch.round((w - lo) / scale), 0, 15).to(torch.int32).reshape(n, k)
+        self.packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
+        # The kernel computes (q - 8) * scale + zero, so zero is the value at q = 8.
+        zero = lo + 8 * scale
+        self.scales_zeros = torch.stack([scale[..., 0], zero[..., 0]], -1).transpose(0, 1).contiguous().bfloat16()
+        self.out = n
+
+    def __call__(self, x: Any) -> Any:
+        import torch
+
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.reshape(-1, x.shape[-1]).bfloat16(), self.packed, GROUP,
+                                                       self.scales_zeros)
+        return y.float().reshape(*x.shape[:-1], self.out)
+
+
+class Int8Linear:
+    """y = x @ W.T with int8 per-channel weights and dynamically quantised activations (`torch.ao`)."""
+
+    def __init__(self, weight: Any) -> None:
+        import torch
+        from torch.ao.quantization.observer import default_per_channel_weight_observer
+
+        w = weight.detach().float()
+        observer = default_per_channel_weight_observer()
+        observer(w)
+        scale, zero = observer.calculate_qparams()
+        with warnings.catch_warnings():  # quantised tensors are deprecated in favour of torchao; they still work
+            warnings.simplefilter("ignore")
+            q = torch.quantize_per_channel(w, scale.double(), zero.long(), 0, torch.qint8)
+            self.packed = torch.ops.quantized.linear_prepack(q, None)
+
+    def __call__(self, x: Any) -> Any:
+        import torch
+
+        return torch.ops.quantized.linear_dynamic(x, self.packed, reduce_range=True)
+
+
+def quantize(weight: Any) -> Int4Linear | Int8Linear:
+    try:
+        return Int4Linear(weight)
+    except (ValueError, RuntimeError):
+        return Int8Linear(weight)
+
+
+class LoraPair:
+    """A LoRA update for one (possibly fused) matmul: `(h @ A.T) @ B.T`, the scaling folded into B."""
+
+    def __init__(self, a: Any, b: Any) -> None:
+        self.a, self.b = a, b
+
+    def __call__(self, h: Any) -> Any:
+        return (h @ self.a.T) @ self.b.T
+
+
+def _base_weight(module: Any) -> Any:
+    return (module.base_layer if hasattr(module, "base_layer") else module).weight
+
+
+def _lora_pair(modules: list[Any], name: str) -> LoraPair | None:
+    """Fuse the LoRA factors of `modules` (their outputs are concatenated) into one pair."""
+    import torch
+
+    a_parts, b_parts, outs = [], [], []
+    for m in modules:
+        out = _base_weight(m).shape[0]
+        outs.append(out)
+        lora_a = getattr(m, "lora_A", {})
+        if name not in lora_a:
+            a_parts.append(None)
+            b_parts.append(None)
+            continue
+        if getattr(m, "use_dora", {}).get(name) or getattr(m, "lora_bias", {}).get(name):
+            raise UnsupportedAdapter(f"adapter {name!r} uses DoRA or a LoRA bias")
+        a_parts.append(m.lora_A[name].weight.detach().float())
+        b_parts.append(m.lora_B[name].weight.detach().float() * float(m.scaling[name]))
+    if all(a is None for a in a_parts):
+        return None
+    rank = sum(a.shape[0] for a in a_parts if a is not None)
+    a = torch.cat([x for x in a_parts if x is not None])
+    b = torch.zeros(sum(outs), rank)
+    row = col = 0
+    for out, part in zip(outs, b_parts):  # block-diagonal: each module's B writes its own rows
+        if part is not None:
+            b[row:row + out, col:col + part.shape[1]] = part
+            col += part.shape[1]
+        row += out
+    return LoraPair(a, b)
+
+
+class QuantLlama:
+    """The quantised one-token decode step of a Llama-architecture model (see the module docstring)."""
+
+    @staticmethod
+    def supports(model: Any) -> bool:
+        cfg = model.config
+        return (getattr(cfg, "model_type", "") == "llama" and not getattr(cfg, "attention_bias", False)
+                and not getattr(cfg, "mlp_bias", False) and getattr(cfg, "hidden_act", "") == "silu"
+                and getattr(cfg, "pretraining_tp", 1) == 1)
+
+    def __init__(self, model: Any) -> None:
+        """`model`: a `LlamaForCausalLM` or a `PeftModel` around one (its base weights are used)."""
+        import torch
+
+        causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+        cfg, inner = causal.config, causal.model
+        self.config = cfg
+        self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.qkv_split = [self.heads * self.head_dim, self.kv_heads * self.head_dim, self.kv_heads * self.head_dim]
+        self.intermediate = cfg.intermediate_size
+        self.embed = inner.embed_tokens.weight.detach()
+        self.rotary = inner.rotary_emb
+        self.layers = []
+        for layer in inner.layers:
+            att, mlp = layer.self_attn, layer.mlp
+            self.layers.append((
+                layer.input_layernorm.weight.detach(), layer.input_layernorm.variance_epsilon,
+                quantize(torch.cat([_base_weight(att.q_proj), _base_weight(att.k_proj), _base_weight(att.v_proj)])),
+                quantize(_base_weight(att.o_proj)),
+                layer.post_attention_layernorm.weight.detach(), layer.post_attention_layernorm.variance_epsilon,
+                quantize(torch.cat([_base_weight(mlp.gate_proj), _base_weight(mlp.up_proj)])),
+                quantize(_base_weight(mlp.down_proj)),
+            ))
+        self.norm = (inner.norm.weight.detach(), inner.norm.variance_epsilon)
+        self.head = _base_weight(causal.lm_head).detach()
+        self.head_q = Int8Linear(self.head)
+        self.loras: dict[str, list[tuple[LoraPair | None, ...]]] = {}
+
+    def add_adapter(self, model: Any, name: str) -> None:
+        """Copy the LoRA factors of adapter `name` from the `PeftModel` `model` (once)."""
+        if name in self.loras:
+            return
+        config = model.peft_config[name]
+        if getattr(config, "peft_type", None) is not None and str(getattr(config.peft_type, "value", config.peft_type)) != "LORA":
+            raise UnsupportedAdapter(f"adapter {name!r} is {config.peft_type}, not LoRA")
+        if getattr(config, "modules_to_save", None):
+            raise UnsupportedAdapter(f"adapter {name!r} also trains {config.modules_to_save}")
+        causal = model.get_base_model()
+        layers = []
+        for layer in causal.model.layers:
+            att, mlp = layer.self_attn, layer.mlp
+            layers.append((_lora_pair([att.q_proj, att.k_proj, att.v_proj], name), _lora_pair([att.o_proj], name),
+                           _lora_pair([mlp.gate_proj, mlp.up_proj], name), _lora_pair([mlp.down_proj], name)))
+        for module_name, module in causal.named_modules():
+            lora_a = getattr(module, "lora_A", None)
+            if lora_a is not None and name in lora_a and module_name.rsplit(".", 1)[-1] not in TARGETS:
+                raise UnsupportedAdapter(f"adapter {name!r} adapts {module_name}, which the fast path does not run")
+        self.loras[name] = layers
+
+    @staticmethod
+    def _rms(x: Any, weight: Any, eps: float) -> Any:
+        import torch
+
+        return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+    def step(self, token: int, cache: Any, adapter: str | None = None) -> Any:
+        """Logits (fp32) for the position after `cache` + `token`; appends `token`'s keys/values."""
+        import torch
+        import torch.nn.functional as F
+        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+        loras = self.loras[adapter] if adapter is not None else None
+        x = self.embed[token].view(1, 1, -1)
+        cos, sin = self.rotary(x, torch.tensor([[cache.get_seq_length()]]))
+        h_, kv_, d_ = self.heads, self.kv_heads, self.head_dim
+        for i, (w1, eps1, qkv, o, w2, eps2, gate_up, down) in enumerate(self.layers):
+            lq, lo, lg, ld = loras[i] if loras else (None, None, None, None)
+            h = self._rms(x, w1, eps1)
+            y = qkv(h) if lq is None else qkv(h) + lq(h)
+            q, k, v = y.split(self.qkv_split, dim=-1)
+            q, k = apply_rotary_pos_emb(q.view(1, 1, h_, d_).transpose(1, 2), k.view(1, 1, kv_, d_).transpose(1, 2),
+                                        cos, sin)
+            k, v = cache.update(k, v.view(1, 1, kv_, d_).transpose(1, 2), i)
+            a = F.scaled_dot_product_attention(q, k, v, enable_gqa=h_ != kv_).transpose(1, 2).reshape(1, 1, h_ * d_)
+            x = x + (o(a) if lo is None else o(a) + lo(a))
+            h = self._rms(x, w2, eps2)
+            y = gate_up(h) if lg is None else gate_up(h) + lg(h)
+            g, u = y.split(self.intermediate, dim=-1)
+            m = F.silu(g) * u
+            x = x + (down(m) if ld is None else down(m) + ld(m))
+        h = self._rms(x, *self.norm)[0, -1]
+        logits = self.head_q(h.view(1, -1))[0]
+        top = logits.topk(RESCORE).indices
+        logits[top] = self.head[top] @ h
+        return logits
