@@ -207,3 +207,27 @@ def test_resume_from_the_last_checkpoint(shared_data, tmp_path):
     second = main(load_config(None, {**base, "max_steps": 3, "resume_from_checkpoint": True}), log=lambda *_: None)
     assert second["steps"] == 3 and second["losses"][:2] == first["losses"] and len(second["losses"]) == 3
     assert os.path.isdir(tmp_path / "a" / "checkpoints" / "checkpoint-3")
+
+
+def test_merge_writes_a_full_model_that_matches_the_adapter(trained):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from fireact_core.models import load_adapter, load_base
+    from train.sft import merge
+
+    target = merge(trained["cfg"], trained["out"])
+    assert (target / "config.json").is_file() and not (target / "adapter_config.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32)
+    model, tok = load_base("smollm2", device="cpu")
+    torch.set_num_threads(1)
+    peft_model = load_adapter(model, trained["out"], name="tiny")
+    ids = tok("Thought: I need to search for the magazine.\nAction: search[", return_tensors="pt")
+    with torch.no_grad():
+        a = merged(**ids).logits[0].flatten()
+        b = peft_model(**ids).logits[0].flatten()
+        with peft_model.disable_adapter():
+            base = peft_model(**ids).logits[0].flatten()
+    sim = torch.nn.functional.cosine_similarity
+    assert sim(a, b, dim=0) > 0.999  # bf16 rounding only
+    assert (a - b).abs().mean() < (b - base).abs().mean()  # closer to the adapter than to the bare base

@@ -173,6 +173,7 @@ def lora_config(cfg: TrainConfig) -> Any:
 
 def build(cfg: TrainConfig, *, log: Any = print) -> Run:
     """Read the data, print its summary, load the model and make the `SFTTrainer` (no training yet)."""
+    import torch
     from trl import SFTTrainer
 
     device = _device()
@@ -183,10 +184,11 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
                                   data_dir=cfg.data_dir, min_rating=cfg.min_rating, require_em=cfg.require_em,
                                   include_failed=cfg.include_failed)
     log(summary.format())
-    model = load_model(cfg, device, four_bit)
+    try:
+        model = load_model(cfg, device, four_bit)
+    except torch.OutOfMemoryError as e:
+        raise TrainingError(_oom_message(cfg, four_bit).replace("while training", "while loading the model")) from e
     if device == "cpu" and cfg.cpu_threads > 0:
-        import torch
-
         torch.set_num_threads(cfg.cpu_threads)
     trainer = SFTTrainer(model=model, args=sft_config(cfg, device, four_bit, bool(val)),
                          train_dataset=to_dataset(train), eval_dataset=to_dataset(val) if val else None,
@@ -300,12 +302,14 @@ def save(run: Run, result: dict[str, Any]) -> Path:
 
 
 def merge(cfg: TrainConfig, adapter_dir: Path) -> Path:
-    """Merge the adapter into a full-precision copy of the base (for vLLM/TGI)."""
+    """Merge the adapter into an unquantised copy of the base, in bf16 (or `dtype`), for vLLM/TGI."""
+    import torch
     from peft import PeftModel
 
     from fireact_core.models import load_base
 
-    model, tokenizer = load_base(cfg.base, device="cpu")
+    dtype = torch.bfloat16 if cfg.dtype == "auto" else getattr(torch, cfg.dtype)
+    model, tokenizer = load_base(cfg.base, device="cpu", dtype=dtype)
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     target = adapter_dir / "merged"
     merged.save_pretrained(str(target))
