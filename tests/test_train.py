@@ -403,7 +403,7 @@ def test_agent_eval_after_training_goes_through_fireact_eval(tmp_path):
     import shlex
 
     from fireact_core.tasks import load_task
-    from train.sft import agent_eval
+    from train.after import agent_eval
 
     try:
         dev = load_task("world", "dev")

@@ -214,7 +214,7 @@ def test_merge_writes_a_full_model_that_matches_the_adapter(trained):
     from transformers import AutoModelForCausalLM
 
     from fireact_core.models import load_adapter, load_base
-    from train.sft import merge
+    from train.after import merge
 
     target = merge(trained["cfg"], trained["out"])
     assert (target / "config.json").is_file() and not (target / "adapter_config.json").exists()

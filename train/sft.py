@@ -301,46 +301,6 @@ def save(run: Run, result: dict[str, Any]) -> Path:
     return out
 
 
-def merge(cfg: TrainConfig, adapter_dir: Path) -> Path:
-    """Merge the adapter into an unquantised copy of the base, in bf16 (or `dtype`), for vLLM/TGI."""
-    import torch
-    from peft import PeftModel
-
-    from fireact_core.models import load_base
-
-    dtype = torch.bfloat16 if cfg.dtype == "auto" else getattr(torch, cfg.dtype)
-    model, tokenizer = load_base(cfg.base, device="cpu", dtype=dtype)
-    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    target = adapter_dir / "merged"
-    merged.save_pretrained(str(target))
-    tokenizer.chat_template = inference_template()
-    tokenizer.save_pretrained(str(target))
-    return target
-
-
-def agent_eval(cfg: TrainConfig, adapter_dir: Path, summary: DataSummary) -> dict[str, Any]:
-    """EM of the trained agent on `eval_questions` questions, through `fireact eval`'s agent options."""
-    import shlex
-
-    from fireact_core.cli import build_parser
-    from fireact_core.commands._agent_opts import agent_factory
-    from fireact_core.evaluate import evaluate
-    from fireact_core.models import BUNDLED_ID, canonical_base
-    from fireact_core.tasks import load_task
-
-    task_name = cfg.eval_task or max(summary.by_task, key=summary.by_task.get)
-    model = "smollm2" if canonical_base(cfg.base) == BUNDLED_ID else f"local:{cfg.base}"
-    argv = ["eval", "--task", task_name, "--split", cfg.eval_split, "--limit", str(cfg.eval_questions),
-            "--model", model, "--adapter", str(adapter_dir), *shlex.split(cfg.eval_args)]
-    args = build_parser().parse_args(argv)
-    task = load_task(args.task, args.split, data_dir=args.data_dir)
-    examples = task.examples[: cfg.eval_questions]
-    make = agent_factory(args)
-    res = evaluate(make, examples, out=adapter_dir / "eval_trajectories.jsonl", progress=True)
-    return {"task": task.name, "split": task.split, "questions": res.n, "em": res.em, "f1": res.f1,
-            "mean_steps": res.mean_steps, "command": "fireact " + shlex.join(argv)}
-
-
 def summarize(cfg: TrainConfig) -> DataSummary:
     """Read and check the data as `main` would, without loading the model."""
     tokenizer = load_tokenizer(cfg.base)
@@ -359,10 +319,14 @@ def main(cfg: TrainConfig, *, log: Any = print) -> dict[str, Any]:
     result["data"] = run.summary.to_dict()
     out = save(run, result)
     if cfg.eval_questions > 0:
+        from train.after import agent_eval
+
         result["agent_eval"] = agent_eval(cfg, out, run.summary)
         card.write(out, cfg=cfg, summary=run.summary, results=result, base_id=card.read_manifest(out)["base_model"],
                    four_bit=run.four_bit)
     if cfg.merge:
+        from train.after import merge
+
         result["merged"] = str(merge(cfg, out))
     log(f"adapter written to {out}" + (f" (eval loss {result['eval_loss']:.3f})" if "eval_loss" in result else ""))
     if cfg.push_to_hub:
