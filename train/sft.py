@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -108,7 +109,9 @@ def load_model(cfg: TrainConfig, device: str, four_bit: bool) -> Any:
     from fireact_core.models import load_base
 
     qconf = quant.bnb_4bit_config() if four_bit else None
-    model, _ = load_base(cfg.base, dtype=_dtype(cfg, device, four_bit), device=device, quantization_config=qconf)
+    # Under `accelerate launch` each process owns one GPU: place a quantised model on it, not on cuda:0.
+    place = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if device == "cuda" else device
+    model, _ = load_base(cfg.base, dtype=_dtype(cfg, device, four_bit), device=place, quantization_config=qconf)
     if four_bit:
         from peft import prepare_model_for_kbit_training
 
