@@ -18,16 +18,18 @@ scrubbed from everything written (`redact`).
 from __future__ import annotations
 
 import atexit
+import concurrent.futures as cf
 import contextlib
 import json
 import os
+import queue
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from fireact_core.errors import ConfigError, FireActError, InputError
 from fireact_core.trajectory import Trajectory
@@ -74,6 +76,7 @@ TABLES = ("raters", "runs", "steps", "battles", "votes", "ratings", "queue_seen"
 VOTE_CHOICES = ("a", "b", "tie", "bad")
 PENDING_S = 600  # an item shown but not yet rated holds its slot in the queue this long
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
+T = TypeVar("T")
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
 
 
@@ -142,6 +145,9 @@ class Store:
             raise FireActError(f"cannot open the database {self.path}: {e}") from None
         self._write_lock = threading.Lock()
         self.migrate(migrations)
+        self._pending: queue.Queue = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="fireact-store-writer", daemon=True)
+        self._writer.start()
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
@@ -169,6 +175,8 @@ class Store:
 
     def close(self) -> None:
         if self._con is not None:
+            self._pending.put(None)
+            self._writer.join()
             self._con.close()
             self._con = None
 
@@ -196,6 +204,63 @@ class Store:
                 cur.execute("COMMIT")
             finally:
                 cur.close()
+
+    def _tx(self, op: Callable[[Any], T]) -> T:
+        """Run `op(cursor)` in a write transaction; return its result once committed (durable).
+
+        Group commit: one writer thread runs every queued op in a single transaction and
+        commits once, so concurrent writes share one WAL flush instead of queueing for a
+        flush each. An op that raises (e.g. a second vote on a battle) sends the batch to
+        the slow path: rolled back, and each op re-run in a transaction of its own, so one
+        op's failure never touches another's write.
+        """
+        if self._con is None:
+            raise FireActError(f"the database {self.path} is closed")
+        done: cf.Future = cf.Future()
+        self._pending.put((op, done))
+        return done.result()
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._pending.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < 256:
+                try:
+                    nxt = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._pending.put(None)  # finish this batch, then stop
+                    break
+                batch.append(nxt)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[tuple[Callable[[Any], Any], cf.Future]]) -> None:
+        results: list[Any] = []
+        try:
+            with self._write() as cur:
+                for op, _ in batch:
+                    results.append(op(cur))
+        except BaseException:
+            if len(batch) == 1:
+                self._run_one(*batch[0])
+            else:
+                for op, fut in batch:
+                    self._run_one(op, fut)
+            return
+        for (_, fut), r in zip(batch, results):
+            fut.set_result(r)
+
+    def _run_one(self, op: Callable[[Any], Any], fut: cf.Future) -> None:
+        try:
+            with self._write() as cur:
+                r = op(cur)
+        except BaseException as e:
+            fut.set_exception(e)
+        else:
+            fut.set_result(r)
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._read() as cur:
@@ -230,18 +295,17 @@ class Store:
 
     # --- raters --------------------------------------------------------------------------
     def touch_rater(self, rater_id: str, kind: str = "anon", display_name: str | None = None) -> None:
-        with self._write() as cur:
-            cur.execute(
-                "INSERT INTO raters VALUES (?, ?, ?, now(), now()) "
-                "ON CONFLICT (id) DO UPDATE SET last_seen = now(), display_name = excluded.display_name",
-                [rater_id, kind, display_name])
+        self._tx(lambda cur: cur.execute(
+            "INSERT INTO raters VALUES (?, ?, ?, now(), now()) "
+            "ON CONFLICT (id) DO UPDATE SET last_seen = now(), display_name = excluded.display_name",
+            [rater_id, kind, display_name]))
 
     # --- runs ----------------------------------------------------------------------------
     def save_run(self, traj: Trajectory, *, source: str, agent_key: str, adapter: str | None = None,
                  battle_id: str | None = None) -> bool:
         """Store one trajectory and its steps; False when a run with its id already exists."""
-        with self._write() as cur:
-            return self._insert_run(cur, traj, source=source, key=agent_key, adapter=adapter, battle_id=battle_id)
+        return self._tx(lambda cur: self._insert_run(cur, traj, source=source, key=agent_key, adapter=adapter,
+                                                     battle_id=battle_id))
 
     def _insert_run(self, cur: Any, traj: Trajectory, *, source: str, key: str, adapter: str | None,
                     battle_id: str | None) -> bool:
@@ -269,12 +333,13 @@ class Store:
 
     def import_trajectories(self, trajs: Iterable[Trajectory], *, source: str = "import") -> int:
         """Store trajectories (e.g. from `fireact eval`) for the annotation queue; return how many were new."""
-        n = 0
-        with self._write() as cur:
-            for t in trajs:
-                n += self._insert_run(cur, t, source=source, key=agent_key_of(t), adapter=(t.agent or {}).get("adapter"),
-                                      battle_id=None)
-        return n
+        items = list(trajs)
+
+        def op(cur: Any) -> int:
+            return sum(self._insert_run(cur, t, source=source, key=agent_key_of(t),
+                                        adapter=(t.agent or {}).get("adapter"), battle_id=None) for t in items)
+
+        return self._tx(op)
 
     def noise_pool(self, limit: int = 500) -> list[str]:
         """Clean search observations from stored runs: the pool the 'random' noise draws from."""
@@ -287,26 +352,32 @@ class Store:
                     adapter_a: str | None, adapter_b: str | None, blind: bool, rater_id: str | None) -> None:
         """Both runs of a battle and the battle row, in one transaction (A and B as shown)."""
         noise = (run_a.agent or {}).get("noise") or {}
-        with self._write() as cur:
+
+        def op(cur: Any) -> None:
             self._insert_run(cur, run_a, source="arena", key=key_a, adapter=adapter_a, battle_id=battle_id)
             self._insert_run(cur, run_b, source="arena", key=key_b, adapter=adapter_b, battle_id=battle_id)
             cur.execute("INSERT INTO battles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
                         [battle_id, redact(run_a.question), run_a.task, _opt_str(run_a.gold), run_a.id, run_b.id, blind,
                          noise.get("mode", "off"), noise.get("p"), noise.get("seed"), rater_id])
 
+        self._tx(op)
+
     def record_vote(self, battle_id: str, rater_id: str, choice: str) -> str:
         """Store the battle's vote (one per battle); returns the vote id. Durable on return."""
         if choice not in VOTE_CHOICES:
             raise InputError(f"unknown vote {choice!r}; choose one of {', '.join(VOTE_CHOICES)}")
         vote_id = uuid.uuid4().hex[:16]
-        with self._write() as cur:
+
+        def op(cur: Any) -> str:
             row = cur.execute("SELECT blind FROM battles WHERE id = ?", [battle_id]).fetchone()
             if row is None:
                 raise InputError("There is no such battle to vote on.")
             if cur.execute("SELECT 1 FROM votes WHERE battle_id = ?", [battle_id]).fetchone():
                 raise InputError("This battle already has a vote.")
             cur.execute("INSERT INTO votes VALUES (?, ?, ?, ?, ?, now())", [vote_id, battle_id, rater_id, choice, row[0]])
-        return vote_id
+            return vote_id
+
+        return self._tx(op)
 
     def blind_comparisons(self) -> list[tuple[str, str, str]]:
         """(agent key of A, agent key of B, choice) for every blind vote: the leaderboard's input."""
@@ -329,7 +400,8 @@ class Store:
         if step_idx is not None and thought_ok is None and action_ok is None and not (comment or "").strip():
             raise InputError("label the thought or the action, or write a comment")
         rating_id = uuid.uuid4().hex[:16]
-        with self._write() as cur:
+
+        def op(cur: Any) -> str:
             row = cur.execute("SELECT num_steps FROM runs WHERE id = ?", [run_id]).fetchone()
             if row is None:
                 raise InputError("There is no such trajectory to rate.")
@@ -341,7 +413,9 @@ class Store:
             if source == "queue" and step_idx is None:
                 cur.execute("INSERT INTO queue_seen VALUES (?, ?, 'rated', now()) ON CONFLICT (run_id, rater_id) "
                             "DO UPDATE SET outcome = 'rated', created_at = now()", [run_id, rater_id])
-        return rating_id
+            return rating_id
+
+        return self._tx(op)
 
     def ratings(self, *, steps: bool = False) -> list[dict[str, Any]]:
         """Latest rating per (run, rater[, step]): trajectory ratings, or step labels with `steps=True`."""
@@ -358,7 +432,8 @@ class Store:
         The item is marked as shown to the rater before it is returned; until it is rated or
         skipped, asking again returns the same item (a reload resumes where the rater was).
         """
-        with self._write() as cur:
+
+        def op(cur: Any) -> QueueItem | None:
             row = cur.execute(
                 "SELECT q.run_id, (SELECT count(DISTINCT rater_id) FROM ratings WHERE run_id = q.run_id AND step_idx IS "
                 "NULL) FROM queue_seen q WHERE q.rater_id = ? AND q.outcome = 'shown' AND q.created_at > now() - "
@@ -380,12 +455,14 @@ class Store:
                 return None
             cur.execute("INSERT INTO queue_seen VALUES (?, ?, 'shown', now())", [row[0], rater_id])
             text = cur.execute("SELECT trajectory FROM runs WHERE id = ?", [row[0]]).fetchone()[0]
-        return QueueItem(row[0], Trajectory.from_dict(json.loads(text)), int(row[1]))
+            return QueueItem(row[0], Trajectory.from_dict(json.loads(text)), int(row[1]))
+
+        return self._tx(op)
 
     def skip(self, run_id: str, rater_id: str) -> None:
-        with self._write() as cur:
-            cur.execute("INSERT INTO queue_seen VALUES (?, ?, 'skipped', now()) ON CONFLICT (run_id, rater_id) "
-                        "DO UPDATE SET outcome = 'skipped', created_at = now()", [run_id, rater_id])
+        self._tx(lambda cur: cur.execute(
+            "INSERT INTO queue_seen VALUES (?, ?, 'skipped', now()) ON CONFLICT (run_id, rater_id) "
+            "DO UPDATE SET outcome = 'skipped', created_at = now()", [run_id, rater_id]))
 
     def progress(self, rater_id: str, k: int) -> dict[str, int]:
         """Queue progress: this rater's ratings, everyone's, and the target (runs × k)."""
@@ -409,12 +486,14 @@ class Store:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
-        with self._write_lock, self._read() as cur:  # a consistent snapshot: no write in between
+        with self._read() as cur:
+            cur.execute("BEGIN TRANSACTION")  # one snapshot for every table
             for table in TABLES:
                 p = out / f"{table}.{fmt}"
                 opts = "FORMAT parquet" if fmt == "parquet" else "FORMAT json"
                 cur.execute(f"COPY (SELECT * FROM {table}) TO '{_sql_path(p)}' ({opts})")
                 paths.append(p)
+            cur.execute("COMMIT")
         return paths
 
     def training_set(self, mode: str = "rated_or_em", min_rating: float = 0.0) -> list[Trajectory]:

@@ -67,7 +67,7 @@ def build(rt: Runtime) -> Tab:
     cfg = rt.cfg
     bank = rt.bank
     prompted = cfg.prompted_choices()
-    finetuned = cfg.finetuned_choices()
+    finetuned = rt.finetuned_choices()
     with gr.Blocks() as blocks:
         gr.Markdown(INTRO)
         with gr.Row(equal_height=True):
@@ -222,6 +222,11 @@ def build(rt: Runtime) -> Tab:
                           action_ok={"useful": True, "useless": False}.get(ac), comment=text)
             return render_message(f"Saved your label for step {idx + 1} of {side}.", "ok")
 
+        def refresh_choices(current: str | None):
+            choices = rt.finetuned_choices()  # new local folders, and the Hub's listing once it arrived
+            return gr.update(choices=choices, value=current or (choices[0][1] if choices else None))
+
+        blocks.load(refresh_choices, [f_choice], [f_choice], api_visibility="private", queue=False)
         rand_btn.click(random_question, outputs=question, api_name="random_question", queue=False)
         inputs = [question, p_model, p_method, p_shots, f_choice, noise_mode, noise_p, noise_seed, blind]
         outputs = [status, *sides, *vote_btns, reveal, state, run_btn]

@@ -166,7 +166,7 @@ def default_prompted_choices() -> list[Choice]:
 
 
 def default_finetuned_choices() -> list[Choice]:
-    """The bundled adapter, local adapter folders, Hub adapters tagged `fireact`, OpenAI `ft:` models."""
+    """The bundled adapter, local adapter folders, OpenAI `ft:` models (the Hub's come from `hub_adapter_choices`)."""
     out: list[Choice] = []
     if _adapter_ok(DEFAULT_ADAPTER):
         out.append(("FireAct SmolLM2 (bundled default adapter)", f"adapter:{DEFAULT_ADAPTER}"))
@@ -176,15 +176,18 @@ def default_finetuned_choices() -> list[Choice]:
         for p in sorted(ADAPTERS_DIR.iterdir()):
             if p != DEFAULT_ADAPTER and p.is_dir() and _adapter_ok(p):
                 out.append((f"Local adapter: {p.name}", f"adapter:{p}"))
-    out += hub_adapter_choices()
     for m in [x.strip() for x in os.environ.get("FIREACT_OPENAI_FT_MODELS", "").split(",") if x.strip()]:
         out.append((f"OpenAI fine-tuned {m}", f"model:openai:{m}"))
     return out
 
 
 def hub_adapter_choices(limit: int = 30) -> list[Choice]:
-    """Hub adapters tagged `fireact` (online only; a Hub that cannot be reached lists nothing)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or importlib.util.find_spec("train") is None:
+    """Hub adapters tagged `fireact` (online only; a Hub that cannot be reached lists nothing).
+
+    Slow when the network is down (timeouts): the app calls it in a background thread.
+    """
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no", "off")
+    if offline or importlib.util.find_spec("train") is None:
         return []
     try:
         from train.hub import discover
@@ -298,6 +301,7 @@ class AppConfig:
     questions: Callable[[], QuestionBank] = load_question_bank
     prompted_choices: Callable[[], list[Choice]] = default_prompted_choices
     finetuned_choices: Callable[[], list[Choice]] = default_finetuned_choices
+    hub_choices: Callable[[], list[Choice]] = hub_adapter_choices  # called once, in a background thread
     space: bool = field(default_factory=on_space)
     blind_default: bool | None = None  # None: on a Space only
     k_raters: int = 3

@@ -100,6 +100,7 @@ def fake_config(db_path: str | Path, **overrides: Any) -> AppConfig:
         prompted_choices=lambda: [("Fake scripted model", "fake:scripted"), ("Fake slow model", "fake:slow"),
                                   ("Fake raising model", "fake:raise")],
         finetuned_choices=lambda: [("Fake fine-tuned", "model:fake:tuned"), ("Fake endpoint down", "model:fake:down")],
+        hub_choices=lambda: [],
         model_limits={"fake": 64},
         tick_s=0.05,
     )

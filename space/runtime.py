@@ -10,7 +10,7 @@ from typing import Any
 
 from fireact_core.errors import FireActError
 from fireact_core.store import Store, redact
-from space.config import AppConfig, QuestionBank, RateLimiter, Rater, gpu_decorator, rater_of
+from space.config import AppConfig, Choice, QuestionBank, RateLimiter, Rater, gpu_decorator, rater_of
 from space.render import render_message
 from space.runner import ModelPool
 
@@ -29,6 +29,20 @@ class Runtime:
         self._bank_lock = threading.Lock()
         self._touched: set[str] = set()
         self._touch_lock = threading.Lock()
+        self._hub: list[Choice] = []
+        threading.Thread(target=self._list_hub, name="fireact-hub-listing", daemon=True).start()
+
+    def _list_hub(self) -> None:
+        try:
+            self._hub = list(self.cfg.hub_choices())
+        except Exception:  # an outside service: no listing, no crash
+            log.exception("listing Hub adapters failed")
+
+    def finetuned_choices(self) -> list[Choice]:
+        """Local choices (re-scanned) plus the Hub's, once its listing has arrived."""
+        local = self.cfg.finetuned_choices()
+        seen = {v for _, v in local}
+        return local + [c for c in self._hub if c[1] not in seen]
 
     @property
     def bank(self) -> QuestionBank:

@@ -229,3 +229,28 @@ def test_a_battle_with_the_real_smollm2(tmp_path):
         assert demo.fireact_runtime.store.count("runs") == 2 and demo.fireact_runtime.store.count("battles") == 1
     finally:
         demo.close()
+
+
+def test_missing_pieces_degrade_into_clear_messages(tmp_path, monkeypatch):
+    from fireact_core.errors import ConfigError, InputError
+    from space import config
+
+    monkeypatch.setattr(config, "DEFAULT_ADAPTER", tmp_path / "adapters" / "default")
+    monkeypatch.setattr(config, "ADAPTERS_DIR", tmp_path / "adapters")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    labels = [label for label, _ in config.default_finetuned_choices()]
+    assert labels == ["Default adapter — not trained yet (data/adapters/default missing)"]
+    assert [v for _, v in config.default_prompted_choices()] == ["smollm2"]  # no key: no OpenAI entries
+    with pytest.raises(ConfigError, match="not there yet"):
+        config.parse_finetuned(f"adapter:{tmp_path / 'adapters' / 'default'}")
+    (tmp_path / "adapters" / "mine").mkdir(parents=True)
+    (tmp_path / "adapters" / "mine" / "adapter_config.json").write_text("{}")
+    assert ("Local adapter: mine", f"adapter:{tmp_path / 'adapters' / 'mine'}") in config.default_finetuned_choices()
+    assert config.parse_finetuned("ft:gpt-4o-mini:org::abc") == ("openai:ft:gpt-4o-mini:org::abc", None)
+    assert config.parse_finetuned("someone/fireact-smollm2") == ("smollm2", "someone/fireact-smollm2")
+    assert config.parse_finetuned(str(tmp_path / "adapters" / "mine")) == ("smollm2", str(tmp_path / "adapters" / "mine"))
+    with pytest.raises(InputError, match="not an adapter folder"):
+        config.parse_finetuned("no such thing")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real-0000")
+    assert "openai:gpt-4o-mini" in [v for _, v in config.default_prompted_choices()]

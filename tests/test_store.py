@@ -275,3 +275,36 @@ def test_hub_sync_pushes_parquet_snapshots_never_the_database(store, tmp_path, m
     con = duckdb.connect(":memory:")
     assert con.execute(f"SELECT count(*) FROM read_parquet('{back}')").fetchone()[0] == 1  # the second snapshot
     con.close()
+
+
+def test_concurrent_writes_share_a_commit_and_a_failing_one_fails_alone(store, monkeypatch):
+    import concurrent.futures as cf
+    import threading
+
+    for i in range(20):
+        store.save_battle(f"b{i}", run_a=_traj(2 * i), run_b=_traj(2 * i + 1), key_a="A", key_b="B", adapter_a=None,
+                          adapter_b=None, blind=True, rater_id=None)
+    sizes: list[int] = []
+    run_batch = store._run_batch
+    monkeypatch.setattr(store, "_run_batch", lambda batch: (sizes.append(len(batch)), run_batch(batch))[1])
+    gate = threading.Event()
+    with cf.ThreadPoolExecutor(24) as ex:
+        hold = ex.submit(store._tx, lambda cur: gate.wait(10))  # keeps the writer busy while votes queue up
+        votes = [ex.submit(store.record_vote, f"b{i}", f"r{i}", "a") for i in range(20)]
+        dup = ex.submit(store.record_vote, "b3", "late", "b")
+        while store._pending.qsize() < 21:
+            pass
+        gate.set()
+        hold.result()
+        ids = [f.result() for f in votes[:3]] + [f.result() for f in votes[4:]]
+        results = []
+        for f in (votes[3], dup):
+            try:
+                results.append(f.result())
+            except InputError as e:
+                results.append(e)
+    assert len(ids) == 19 and all(isinstance(x, str) for x in ids)
+    assert sum(isinstance(x, InputError) for x in results) == 1  # one of the two votes on b3 lost the race
+    assert store.count("votes") == 20
+    assert max(sizes) == 21  # the queued votes went in as one batch, then the slow path isolated the failure
+
