@@ -58,13 +58,21 @@ def bundled_gguf() -> Path | None:
 
 
 def default_device() -> str:
-    """`cuda` when present; otherwise `cpu` with torch using every core."""
+    """`cuda` when present; otherwise `cpu` with torch using every core (or `OMP_NUM_THREADS`)."""
     import torch
 
     if torch.cuda.is_available():
         return "cuda"
-    torch.set_num_threads(os.cpu_count() or 1)
+    use_all_cores()
     return "cpu"
+
+
+def use_all_cores() -> None:
+    """Let torch use every core, unless `OMP_NUM_THREADS` says otherwise (torch already read it)."""
+    import torch
+
+    if not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(os.cpu_count() or 1)
 
 
 def chat_template() -> str:
@@ -198,7 +206,7 @@ def load_base(name_or_path: str | os.PathLike | None = None, *, dtype: Any = Non
 
     dev = device or default_device()
     if dev == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+        use_all_cores()
     if dtype is None:
         dtype = torch.bfloat16 if dev.startswith("cuda") else torch.float32
     source = resolve_base(name_or_path)

@@ -40,7 +40,7 @@ from typing import Any
 
 from fireact_core import models
 from fireact_core.backends.base import BackendError, Completion, Message, cut_at_stop, held_back
-from fireact_core.backends.quant import QuantLlama, UnsupportedAdapter
+from fireact_core.backends.quant import QuantLlama, UnsupportedAdapter, new_cache
 from fireact_core.errors import ConfigError
 
 MAX_RUNTIMES = 4  # merged int8 copies kept per base (architectures other than Llama)
@@ -264,7 +264,6 @@ class LocalModel:
     def _generate(self, sess: LocalSession, messages: Sequence[Message], stop: Sequence[str],
                   max_tokens: int) -> Iterator[str | Completion]:
         import torch
-        from transformers import DynamicCache
 
         sh = self._shared
         stop = [s for s in stop if s]
@@ -275,7 +274,7 @@ class LocalModel:
         max_tokens = max(0, min(max_tokens, sh.max_context - len(prompt)))
         decoder = sh.decoder(self.adapter)
         if sess.cache is None:
-            sess.cache, sess.ids = DynamicCache(config=sh.model.config), []
+            sess.cache, sess.ids = new_cache(sh.model.config), []
         # Reuse the longest common prefix; always feed >= 1 token to get the next-token logits.
         k = _common_prefix(sess.ids, prompt)
         k = min(k, len(prompt) - 1)

@@ -24,6 +24,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from transformers.cache_utils import DynamicLayer as DynamicLayerBase
+
 GROUP = 32  # Q4_1's block size
 RESCORE = 16  # logits recomputed in fp32 from the real output matrix
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -34,7 +36,10 @@ class UnsupportedAdapter(Exception):
 
 
 class Int4Linear:
-    """y = x @ W.T with W in 4 bits: asymmetric groups of 32 along the input (scale + minimum)."""
+    """y = x @ W.T with W in 4 bits: asymmetric groups of 32 along the input (scale + minimum).
+
+    Takes fp32 or bf16 activations, computes in bf16 and returns bf16.
+    """
 
     def __init__(self, weight: Any) -> None:
         import torch
@@ -57,7 +62,7 @@ class Int4Linear:
 
         y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.reshape(-1, x.shape[-1]).bfloat16(), self.packed, GROUP,
                                                        self.scales_zeros)
-        return y.float().reshape(*x.shape[:-1], self.out)
+        return y.reshape(*x.shape[:-1], self.out)  # bf16; adding it to an fp32 tensor promotes it
 
 
 class Int8Linear:
@@ -79,7 +84,7 @@ class Int8Linear:
     def __call__(self, x: Any) -> Any:
         import torch
 
-        return torch.ops.quantized.linear_dynamic(x, self.packed, reduce_range=True)
+        return torch.ops.quantized.linear_dynamic(x.float(), self.packed, reduce_range=True)
 
 
 def quantize(weight: Any) -> Int4Linear | Int8Linear:
@@ -96,7 +101,7 @@ class LoraPair:
         self.a, self.b = a, b
 
     def __call__(self, h: Any) -> Any:
-        return (h @ self.a.T) @ self.b.T
+        return (h.float() @ self.a.T) @ self.b.T
 
 
 def _base_weight(module: Any) -> Any:
@@ -194,39 +199,91 @@ class QuantLlama:
                 raise UnsupportedAdapter(f"adapter {name!r} adapts {module_name}, which the fast path does not run")
         self.loras[name] = layers
 
-    @staticmethod
-    def _rms(x: Any, weight: Any, eps: float) -> Any:
-        import torch
-
-        return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
-
     def step(self, token: int, cache: Any, adapter: str | None = None) -> Any:
         """Logits (fp32) for the position after `cache` + `token`; appends `token`'s keys/values."""
         import torch
         import torch.nn.functional as F
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
         loras = self.loras[adapter] if adapter is not None else None
         x = self.embed[token].view(1, 1, -1)
         cos, sin = self.rotary(x, torch.tensor([[cache.get_seq_length()]]))
-        h_, kv_, d_ = self.heads, self.kv_heads, self.head_dim
+        cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)  # broadcast over heads: (1, 1, 1, head_dim)
+        h_, kv_, d_, half = self.heads, self.kv_heads, self.head_dim, self.head_dim // 2
+        shape, nq = (x.shape[-1],), (self.heads + self.kv_heads) * self.head_dim
         for i, (w1, eps1, qkv, o, w2, eps2, gate_up, down) in enumerate(self.layers):
             lq, lo, lg, ld = loras[i] if loras else (None, None, None, None)
-            h = self._rms(x, w1, eps1)
+            h = F.rms_norm(x, shape, w1, eps1)
             y = qkv(h) if lq is None else qkv(h) + lq(h)
-            q, k, v = y.split(self.qkv_split, dim=-1)
-            q, k = apply_rotary_pos_emb(q.view(1, 1, h_, d_).transpose(1, 2), k.view(1, 1, kv_, d_).transpose(1, 2),
-                                        cos, sin)
-            k, v = cache.update(k, v.view(1, 1, kv_, d_).transpose(1, 2), i)
-            a = F.scaled_dot_product_attention(q, k, v, enable_gqa=h_ != kv_).transpose(1, 2).reshape(1, 1, h_ * d_)
+            # Rotary embedding on the query and key heads at once: x * cos + rotate_half(x) * sin.
+            qk = y[..., :nq].view(1, 1, h_ + kv_, d_)
+            qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin
+            k, v = cache.update(qk[:, :, h_:].transpose(1, 2), y[..., nq:].view(1, 1, kv_, d_).transpose(1, 2), i)
+            a = F.scaled_dot_product_attention(qk[:, :, :h_].transpose(1, 2), k, v, enable_gqa=h_ != kv_)
+            a = a.transpose(1, 2).reshape(1, 1, h_ * d_)
             x = x + (o(a) if lo is None else o(a) + lo(a))
-            h = self._rms(x, w2, eps2)
+            h = F.rms_norm(x, shape, w2, eps2)
             y = gate_up(h) if lg is None else gate_up(h) + lg(h)
             g, u = y.split(self.intermediate, dim=-1)
-            m = F.silu(g) * u
+            m = F.silu(g.float()) * u  # in fp32, like the fp32 model (bf16 here changed greedy text)
             x = x + (down(m) if ld is None else down(m) + ld(m))
-        h = self._rms(x, *self.norm)[0, -1]
+        h = F.rms_norm(x, shape, *self.norm)[0, -1]
         logits = self.head_q(h.view(1, -1))[0]
         top = logits.topk(RESCORE).indices
         logits[top] = self.head[top] @ h
         return logits
+
+
+class GrowingLayer(DynamicLayerBase):
+    """A `DynamicLayer` that appends into a buffer with room to spare instead of concatenating.
+
+    `DynamicLayer.update` copies the whole cache on every token (`torch.cat`); with a ReAct
+    prompt of a thousand tokens that is tens of MB per decoded token. Here the keys/values are
+    views into a buffer that doubles when full, and `crop` just shortens the views.
+    """
+
+    def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
+        super().lazy_initialization(key_states, value_states)
+        self.buffers: tuple[Any, Any] | None = None
+        self.length = 0
+
+    def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n, add = self.length, key_states.shape[-2]
+        if self.buffers is None or n + add > self.buffers[0].shape[-2]:
+            room = max(256, 2 * (n + add))
+            grown = tuple(t.new_empty((*t.shape[:-2], room, t.shape[-1]), dtype=self.dtype)
+                          for t in (key_states, value_states))
+            if n:
+                grown[0][..., :n, :] = self.keys
+                grown[1][..., :n, :] = self.values
+            self.buffers = grown
+        self.buffers[0][..., n:n + add, :] = key_states
+        self.buffers[1][..., n:n + add, :] = value_states
+        self._view(n + add)
+        return self.keys, self.values
+
+    def _view(self, length: int) -> None:
+        self.length = length
+        self.keys = self.buffers[0][..., :length, :]
+        self.values = self.buffers[1][..., :length, :]
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:
+            raise ValueError("crop takes a negative number of tokens to remove")
+        if tokens_to_remove and self.is_initialized and self.buffers is not None:
+            self._view(max(0, self.length + tokens_to_remove))
+
+    def reset(self) -> None:
+        self.buffers, self.length = None, 0
+        super().reset()
+
+
+def new_cache(config: Any) -> Any:
+    """A `DynamicCache` for `config` whose plain layers grow in place (`GrowingLayer`)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=config)
+    if cache.layers and all(type(layer) is DynamicLayerBase for layer in cache.layers):
+        cache.layers = [GrowingLayer() for _ in cache.layers]
+    return cache
