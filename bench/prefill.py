@@ -23,7 +23,10 @@ CORPUS = {
     "ostrand": "Ostrand is a port city on the Amber coast, the capital of the province of Lune.",
     "tessary": "Tessary is a mountain country east of Ostrand. Its capital is Hollin.",
 }
-QUESTION = "What is the capital of the country where the architect of the Velmora Library was born?"
+# The prompted 135M base rarely searches; on this question it runs the full step limit (its turns
+# lack an Action, so each step is re-asked and gets an "Invalid action" observation), which
+# exercises the cache over many calls. A fine-tuned adapter (--adapter) searches for real.
+QUESTION = "In which country was the architect of the Velmora Library born?"
 
 
 def search(query: str) -> str:
@@ -58,6 +61,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--adapter", default=None, help="a fine-tuned adapter (then the agent runs in fine-tuned mode)")
     ap.add_argument("--max-steps", type=int, default=6)
+    ap.add_argument("--question", default=QUESTION)
     args = ap.parse_args()
 
     from fireact_core.agent import Agent, AgentConfig
@@ -69,10 +73,11 @@ def main() -> None:
     config = AgentConfig(method="react", max_steps=args.max_steps, max_tokens=96, finetuned=bool(args.adapter))
     agent = Agent(Recording(model, calls), Toolbox({"search": search}), config)
     t = time.perf_counter()
-    traj = agent.solve(QUESTION)
+    traj = agent.solve(args.question)
     dt = time.perf_counter() - t
     for i, s in enumerate(traj.steps):
-        print(f"step {i + 1}: {s.action}[{s.argument}]  (prefilled {s.prefill_tokens} of {s.tokens_in} context tokens)")
+        action = f"{s.action}[{s.argument}]" if s.action else (s.error or "")[:60]
+        print(f"step {i + 1}: {action}  (prefilled {s.prefill_tokens} of {s.tokens_in} context tokens)")
     print(f"answer: {traj.answer!r}; {len(traj.steps)} steps, {len(calls)} model calls, {dt:.1f}s")
     final = calls[-1].prompt_tokens + calls[-1].completion_tokens
     reuse = sum(c.prefill_tokens for c in calls)
