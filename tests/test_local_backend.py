@@ -152,7 +152,7 @@ def test_concurrent_sessions_share_one_model(fast):
 def test_two_adapters_on_one_base_switch_without_reload(loaded, tmp_path, monkeypatch):
     from peft import LoraConfig, get_peft_model
 
-    from fireact_core.backends.local import LocalModel
+    from fireact_core.backends.local import LocalModel, _FastDecoder
 
     model, tokenizer = copy.deepcopy(loaded[0]), loaded[1]  # adapters are injected into the base in place
     folders = {}
@@ -180,6 +180,7 @@ def test_two_adapters_on_one_base_switch_without_reload(loaded, tmp_path, monkey
         base.with_adapter("c")
     # Each LoRA, run beside the 4-bit base, tracks the fp32 PeftModel with that adapter active.
     for name in ("a", "b"):
+        assert isinstance(base._shared.decoder(name), _FastDecoder)  # not the fp32 fallback
         got, ref = step_vs_fp32(base._shared, Q, name)
         assert close(got, ref), name
     got_plain, _ = step_vs_fp32(base._shared, Q, None)
