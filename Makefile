@@ -31,11 +31,13 @@ browser-deps:
 demo app: setup
 	$(BIN)/python app.py
 
+# One torch thread per process: tests run a server and a client side by side on 2 cores,
+# and oversubscribed threads made them 5-10x slower (bench/ measures the threaded speed).
 test: setup browser-deps
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q
 
 test-slow: setup browser-deps
-	$(BIN)/python -m pytest -q -m slow
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q -m slow
 
 lint: setup
 	$(BIN)/ruff check .
