@@ -118,6 +118,48 @@ def agent_key_of(traj: Trajectory) -> str:
 
 
 @dataclass
+class _Vote:
+    """A queued vote. Votes batched together go in with one INSERT (`insert_many`)."""
+
+    vote_id: str
+    battle_id: str
+    rater_id: str
+    choice: str
+
+    def __call__(self, cur: Any) -> str | InputError:
+        return _Vote.insert_many(cur, [self])[0]
+
+    @staticmethod
+    def insert_many(cur: Any, votes: list[_Vote]) -> list[str | InputError]:
+        """Insert the first vote on each battle that has none yet; the others get their error (not raised).
+
+        Three statements whatever the batch size (two point lookups, one multi-row INSERT): each
+        DuckDB statement costs about a millisecond, and INSERT … SELECT … NOT EXISTS (or a
+        correlated EXISTS) costs several.
+        """
+        ids = sorted({v.battle_id for v in votes})
+        marks = ", ".join(["?"] * len(ids))
+        voted = {r[0] for r in cur.execute(f"SELECT battle_id FROM votes WHERE battle_id IN ({marks})", ids).fetchall()}
+        found = {r[0]: (r[1], r[0] in voted)
+                 for r in cur.execute(f"SELECT id, blind FROM battles WHERE id IN ({marks})", ids).fetchall()}
+        out: list[str | InputError] = []
+        rows: list[list[Any]] = []
+        for v in votes:
+            if v.battle_id not in found:
+                out.append(InputError("There is no such battle to vote on."))
+            elif found[v.battle_id][1]:
+                out.append(InputError("This battle already has a vote."))
+            else:
+                found[v.battle_id] = (found[v.battle_id][0], True)  # later votes in this batch lose
+                rows.append([v.vote_id, v.battle_id, v.rater_id, v.choice, found[v.battle_id][0]])
+                out.append(v.vote_id)
+        if rows:
+            cur.execute("INSERT INTO votes VALUES " + ", ".join(["(?, ?, ?, ?, ?, now())"] * len(rows)),
+                        [x for r in rows for x in r])
+        return out
+
+
+@dataclass
 class QueueItem:
     run_id: str
     trajectory: Trajectory
@@ -148,6 +190,7 @@ class Store:
         self._pending: queue.Queue = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="fireact-store-writer", daemon=True)
         self._writer.start()
+        atexit.register(self.close)  # DuckDB may abort at exit with a connection still open
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
@@ -238,11 +281,16 @@ class Store:
             self._run_batch(batch)
 
     def _run_batch(self, batch: list[tuple[Callable[[Any], Any], cf.Future]]) -> None:
-        results: list[Any] = []
+        results: list[Any] = [None] * len(batch)
         try:
             with self._write() as cur:
-                for op, _ in batch:
-                    results.append(op(cur))
+                votes = [(i, op) for i, (op, _) in enumerate(batch) if isinstance(op, _Vote)]
+                if votes:  # every queued vote in one statement: DuckDB's per-statement cost dominates a vote
+                    for (i, _), r in zip(votes, _Vote.insert_many(cur, [op for _, op in votes])):
+                        results[i] = r
+                for i, (op, _) in enumerate(batch):
+                    if not isinstance(op, _Vote):
+                        results[i] = op(cur)
         except BaseException:
             if len(batch) == 1:
                 self._run_one(*batch[0])
@@ -251,12 +299,17 @@ class Store:
                     self._run_one(op, fut)
             return
         for (_, fut), r in zip(batch, results):
-            fut.set_result(r)
+            if isinstance(r, InputError):
+                fut.set_exception(r)
+            else:
+                fut.set_result(r)
 
     def _run_one(self, op: Callable[[Any], Any], fut: cf.Future) -> None:
         try:
             with self._write() as cur:
                 r = op(cur)
+            if isinstance(r, InputError):
+                raise r
         except BaseException as e:
             fut.set_exception(e)
         else:
@@ -295,7 +348,7 @@ class Store:
 
     # --- raters --------------------------------------------------------------------------
     def touch_rater(self, rater_id: str, kind: str = "anon", display_name: str | None = None) -> None:
-        self._tx(lambda cur: cur.execute(
+        self._tx(lambda cur: _run(cur,
             "INSERT INTO raters VALUES (?, ?, ?, now(), now()) "
             "ON CONFLICT (id) DO UPDATE SET last_seen = now(), display_name = excluded.display_name",
             [rater_id, kind, display_name]))
@@ -366,18 +419,7 @@ class Store:
         """Store the battle's vote (one per battle); returns the vote id. Durable on return."""
         if choice not in VOTE_CHOICES:
             raise InputError(f"unknown vote {choice!r}; choose one of {', '.join(VOTE_CHOICES)}")
-        vote_id = uuid.uuid4().hex[:16]
-
-        def op(cur: Any) -> str:
-            row = cur.execute("SELECT blind FROM battles WHERE id = ?", [battle_id]).fetchone()
-            if row is None:
-                raise InputError("There is no such battle to vote on.")
-            if cur.execute("SELECT 1 FROM votes WHERE battle_id = ?", [battle_id]).fetchone():
-                raise InputError("This battle already has a vote.")
-            cur.execute("INSERT INTO votes VALUES (?, ?, ?, ?, ?, now())", [vote_id, battle_id, rater_id, choice, row[0]])
-            return vote_id
-
-        return self._tx(op)
+        return self._tx(_Vote(uuid.uuid4().hex[:16], battle_id, rater_id, choice))
 
     def blind_comparisons(self) -> list[tuple[str, str, str]]:
         """(agent key of A, agent key of B, choice) for every blind vote: the leaderboard's input."""
@@ -460,7 +502,7 @@ class Store:
         return self._tx(op)
 
     def skip(self, run_id: str, rater_id: str) -> None:
-        self._tx(lambda cur: cur.execute(
+        self._tx(lambda cur: _run(cur,
             "INSERT INTO queue_seen VALUES (?, ?, 'skipped', now()) ON CONFLICT (run_id, rater_id) "
             "DO UPDATE SET outcome = 'skipped', created_at = now()", [run_id, rater_id]))
 
@@ -529,6 +571,10 @@ class Store:
         from fireact_core.formats import write_trajectories
 
         return write_trajectories(self.training_set(mode, min_rating), path, "trajectories")
+
+
+def _run(cur: Any, sql: str, params: Sequence[Any]) -> None:
+    cur.execute(sql, list(params))  # returns nothing: a cursor must not outlive its transaction
 
 
 def _opt_str(x: Any) -> str | None:

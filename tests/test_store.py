@@ -280,6 +280,7 @@ def test_hub_sync_pushes_parquet_snapshots_never_the_database(store, tmp_path, m
 def test_concurrent_writes_share_a_commit_and_a_failing_one_fails_alone(store, monkeypatch):
     import concurrent.futures as cf
     import threading
+    import time
 
     for i in range(20):
         store.save_battle(f"b{i}", run_a=_traj(2 * i), run_b=_traj(2 * i + 1), key_a="A", key_b="B", adapter_a=None,
@@ -287,13 +288,17 @@ def test_concurrent_writes_share_a_commit_and_a_failing_one_fails_alone(store, m
     sizes: list[int] = []
     run_batch = store._run_batch
     monkeypatch.setattr(store, "_run_batch", lambda batch: (sizes.append(len(batch)), run_batch(batch))[1])
-    gate = threading.Event()
+    gate, inside = threading.Event(), threading.Event()
+    hold: cf.Future = cf.Future()
+    # Keep the writer busy (queued before any vote) while the votes queue up behind it.
+    store._pending.put((lambda cur: (inside.set(), gate.wait(10)), hold))
+    assert inside.wait(10)
     with cf.ThreadPoolExecutor(24) as ex:
-        hold = ex.submit(store._tx, lambda cur: gate.wait(10))  # keeps the writer busy while votes queue up
         votes = [ex.submit(store.record_vote, f"b{i}", f"r{i}", "a") for i in range(20)]
         dup = ex.submit(store.record_vote, "b3", "late", "b")
-        while store._pending.qsize() < 21:
-            pass
+        deadline = time.monotonic() + 20
+        while store._pending.qsize() < 21 and time.monotonic() < deadline:
+            time.sleep(0.01)
         gate.set()
         hold.result()
         ids = [f.result() for f in votes[:3]] + [f.result() for f in votes[4:]]
@@ -306,5 +311,28 @@ def test_concurrent_writes_share_a_commit_and_a_failing_one_fails_alone(store, m
     assert len(ids) == 19 and all(isinstance(x, str) for x in ids)
     assert sum(isinstance(x, InputError) for x in results) == 1  # one of the two votes on b3 lost the race
     assert store.count("votes") == 20
-    assert max(sizes) == 21  # the queued votes went in as one batch, then the slow path isolated the failure
+    assert max(sizes) == 21  # the queued votes went in as one batch (one INSERT, one commit)
 
+
+
+def test_an_op_that_raises_in_a_batch_leaves_the_others_written(store):
+    import concurrent.futures as cf
+    import threading
+    import time
+
+    gate, inside = threading.Event(), threading.Event()
+    hold: cf.Future = cf.Future()
+    store._pending.put((lambda cur: (inside.set(), gate.wait(10)), hold))
+    assert inside.wait(10)
+    with cf.ThreadPoolExecutor(3) as ex:
+        good = ex.submit(store.touch_rater, "anon:ok")
+        bad = ex.submit(store.rate, "no-such-run", "anon:ok", source="arena", score=1)
+        also = ex.submit(store.import_trajectories, [_traj(7)])
+        while store._pending.qsize() < 3:
+            time.sleep(0.01)
+        gate.set()
+        with pytest.raises(InputError, match="no such trajectory"):
+            bad.result()
+        good.result()
+        assert also.result() == 1
+    assert store.count("raters") == 1 and store.count("runs") == 1 and store.count("ratings") == 0
