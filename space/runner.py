@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fireact_core.agent import Agent, AgentConfig, Finished, StepDone, StepStarted, TokenDelta, TrialStarted
@@ -51,8 +52,8 @@ class SideSpec:
     @property
     def key(self) -> str:
         """The agent configuration's key on the leaderboard."""
-        return agent_key(self.model, adapter=self.adapter, method=self.method, finetuned=self.finetuned,
-                         exemplars=None if self.finetuned else self.exemplars)
+        return agent_key(self.model, adapter=adapter_label(self.adapter), method=self.method,
+                         finetuned=self.finetuned, exemplars=None if self.finetuned else self.exemplars)
 
     @property
     def kind(self) -> str:
@@ -63,6 +64,15 @@ class SideSpec:
     @property
     def name(self) -> str:
         return self.label or self.key
+
+
+def adapter_label(adapter: str | None) -> str | None:
+    """How an adapter is named on the leaderboard: a local folder by its name (the same on every
+    machine: `data/adapters/default` → `default`), a Hub repo by its id."""
+    if not adapter:
+        return None
+    p = Path(adapter).expanduser()
+    return p.name if p.is_absolute() or p.is_dir() else adapter
 
 
 class ModelPool:

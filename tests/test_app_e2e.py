@@ -254,3 +254,9 @@ def test_missing_pieces_degrade_into_clear_messages(tmp_path, monkeypatch):
         config.parse_finetuned("no such thing")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real-0000")
     assert "openai:gpt-4o-mini" in [v for _, v in config.default_prompted_choices()]
+    # Leaderboard keys name a local adapter by its folder (the same on every machine), a Hub one by its id.
+    from space.runner import SideSpec
+
+    assert SideSpec("finetuned", "smollm2", str(tmp_path / "adapters" / "mine")).key == "smollm2 + mine · fine-tuned"
+    assert SideSpec("finetuned", "smollm2", "someone/x").key == "smollm2 + someone/x · fine-tuned"
+    assert SideSpec("prompted", "smollm2", None, "cot", 2).key == "smollm2 · cot 2-shot"
