@@ -23,6 +23,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 
 from fireact_core.errors import FireActError
+from fireact_core.store import redact
 from space import annotate, arena, leaderboard
 from space.config import AppConfig
 from space.runtime import Runtime
@@ -31,6 +32,17 @@ log = logging.getLogger("fireact.app")
 HEADER = """# 🔥 FireAct Arena
 Prompted vs fine-tuned language agents, step by step, with a noisy search tool one click away
 ([FireAct, Chen et al. 2023](https://arxiv.org/abs/2310.05915))."""
+
+
+class RedactSecrets(logging.Filter):
+    """Scrub environment secrets (API keys, tokens) from log records, tracebacks included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), ()
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
 
 
 def create_app(config: AppConfig | None = None) -> gr.Blocks:
@@ -68,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blind", action=argparse.BooleanOptionalAction, default=None, help="blind mode by default")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())
     if args.fake:
         from space.fakes import fake_config
 

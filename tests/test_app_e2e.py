@@ -260,3 +260,25 @@ def test_missing_pieces_degrade_into_clear_messages(tmp_path, monkeypatch):
     assert SideSpec("finetuned", "smollm2", str(tmp_path / "adapters" / "mine")).key == "smollm2 + mine · fine-tuned"
     assert SideSpec("finetuned", "smollm2", "someone/x").key == "smollm2 + someone/x · fine-tuned"
     assert SideSpec("prompted", "smollm2", None, "cot", 2).key == "smollm2 · cot 2-shot"
+
+
+def test_secrets_never_reach_the_logs(monkeypatch):
+    import io
+    import logging
+
+    from app import RedactSecrets
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-0123456789")
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    handler.addFilter(RedactSecrets())
+    logger = logging.getLogger("fireact.test-redact")
+    logger.addHandler(handler)
+    try:
+        raise RuntimeError("401: bad key sk-test-secret-0123456789")
+    except RuntimeError:
+        logger.exception("call failed with %s", "sk-test-secret-0123456789")
+    finally:
+        logger.removeHandler(handler)
+    out = buf.getvalue()
+    assert "sk-test-secret" not in out and out.count("[redacted]") == 2 and "RuntimeError" in out
