@@ -67,8 +67,10 @@ def table(out_dir: Path) -> str:
     for agent in AGENTS:
         for noise in NOISES:
             f = out_dir / f"{agent}-{noise}.jsonl"
-            if not f.exists():
-                continue
+            if not f.exists():  # a cell still running (or stopped): report what it has so far
+                f = f.with_suffix(".partial")
+                if not f.exists() or not f.read_text(encoding="utf-8").strip():
+                    continue
             s = Summary.of(list(read_trajectories(f, infer=False)))
             summaries[(agent, noise)] = s
             rows.append(f"| {agent} | {noise} | {s.n} | {100 * (s.em or 0):.1f} | {100 * (s.f1 or 0):.1f} | "
