@@ -8,6 +8,18 @@ from fireact_core.trajectory import Step, Trajectory
 __version__ = "0.1.0"
 
 __all__ = [
-    "Agent", "AgentConfig", "ConfigError", "Finished", "FireActError", "FormatError", "InputError",
-    "NoiseConfig", "Step", "StepDone", "StepStarted", "TokenDelta", "TrialStarted", "Trajectory",
+    "Agent",
+    "AgentConfig",
+    "ConfigError",
+    "Finished",
+    "FireActError",
+    "FormatError",
+    "InputError",
+    "NoiseConfig",
+    "Step",
+    "StepDone",
+    "StepStarted",
+    "TokenDelta",
+    "Trajectory",
+    "TrialStarted",
 ]
