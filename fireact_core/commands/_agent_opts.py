@@ -29,14 +29,23 @@ def _probability(value: str) -> float:
     return p
 
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
-    return n
+def _int_at_least(minimum: int, what: str) -> Any:
+    """An argparse type: an integer >= `minimum`, described as `what` in the error."""
+
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {n}")
+        return n
+
+    return parse
+
+
+_positive = _int_at_least(1, "a positive integer")
+_nonneg = _int_at_least(0, "an integer >= 0")
 
 
 def add_agent_args(parser: argparse.ArgumentParser) -> None:

@@ -6,17 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fireact_core.commands._agent_opts import add_agent_args, agent_description, agent_factory
-
-
-def _nonneg(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
-    return n
+from fireact_core.commands._agent_opts import _nonneg, add_agent_args, agent_description, agent_factory
 
 
 def register(sub: argparse._SubParsersAction) -> None:
