@@ -20,11 +20,12 @@ import hashlib
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
+from servers import Serving
 
 TOKEN = "hf_test_token_0123456789"
 
@@ -41,7 +42,7 @@ def _front_matter(text: str) -> dict[str, Any]:
     return data
 
 
-class HubServer:
+class HubServer(Serving):
     """Run with `with HubServer() as hub:`; point `HF_ENDPOINT` at `hub.url`; use token `TOKEN`."""
 
     def __init__(self, user: str = "tester", tokens: tuple[str, ...] = (TOKEN,)) -> None:
@@ -84,18 +85,8 @@ class HubServer:
             def do_POST(self) -> None:
                 self._go("POST")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> HubServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(H)
+        self.url = f"http://127.0.0.1:{self.port}"
 
     # --- helpers for tests ------------------------------------------------------------------
     def add_model(self, repo_id: str, readme: str, *, downloads: int = 0, private: bool = False) -> None:

@@ -16,9 +16,11 @@ import threading
 import time
 from email.parser import BytesParser
 from email.policy import default as email_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from servers import Serving
 
 KEY = "sk-test-ft"
 FLOW = ("validating_files", "queued", "running", "succeeded")
@@ -33,7 +35,7 @@ def _multipart(content_type: str, raw: bytes) -> dict[str, tuple[str | None, byt
     return out
 
 
-class FineTuneServer:
+class FineTuneServer(Serving):
     def __init__(self, key: str = KEY, fail: bool = False) -> None:
         self.key, self.fail = key, fail
         self.files: dict[str, dict[str, Any]] = {}
@@ -72,18 +74,8 @@ class FineTuneServer:
             def do_POST(self) -> None:
                 self._go("POST")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> FineTuneServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(H)
+        self.url = f"http://127.0.0.1:{self.port}/v1"
 
     @staticmethod
     def _error(status: int, message: str, param: str | None = None) -> tuple[int, dict[str, Any]]:

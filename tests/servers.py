@@ -24,7 +24,25 @@ from urllib.parse import parse_qs, urlsplit
 Reply = tuple[int, dict[str, str], bytes | Iterable[bytes]]
 
 
-class LocalServer:
+class Serving:
+    """A `ThreadingHTTPServer` on 127.0.0.1 (a free port) in a daemon thread; a context manager."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> Any:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class LocalServer(Serving):
     """Base: subclasses implement `handle(method, path, query, body) -> (status, headers, body)`."""
 
     def __init__(self) -> None:
@@ -70,21 +88,10 @@ class LocalServer:
             def do_POST(self) -> None:
                 self._go("POST")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._serve(H)
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> Reply:
         raise NotImplementedError
-
-    def __enter__(self) -> LocalServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
