@@ -43,7 +43,7 @@ class TrainConfig:
     target_modules: Any = field(default_factory=lambda: ["q_proj", "v_proj"])  # list, or "all-linear"
     activation_checkpointing: bool = True  # TRL/transformers `gradient_checkpointing`
     cpu_threads: int = 0  # torch threads on CPU (0: every core); 1 is much faster on a CPU shared with other jobs
-    dtype: str = "auto"  # auto (bf16 on CUDA/4-bit, fp32 on CPU) | float32 | bfloat16 | float16
+    dtype: str = "auto"  # auto (bf16 on CUDA, 4-bit and CPUs with native bf16; else fp32) | float32 | bfloat16 | float16
 
     # Optimisation
     num_train_epochs: float = 1.0

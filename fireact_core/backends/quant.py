@@ -252,7 +252,7 @@ class GrowingLayer(DynamicLayerBase):
         n, add = self.length, key_states.shape[-2]
         if self.buffers is None or n + add > self.buffers[0].shape[-2]:
             room = max(256, 2 * (n + add))
-            grown = tuple(t.new_empty((*t.shape[:-2], room, t.shape[-1]), dtype=self.dtype)
+            grown = tuple(t.new_empty((*t.shape[:-2], room, t.shape[-1]))
                           for t in (key_states, value_states))
             if n:
                 grown[0][..., :n, :] = self.keys

@@ -98,18 +98,27 @@ def _finetuned(args: argparse.Namespace) -> bool:
     return bool(args.finetuned or _adapter(args) is not None)
 
 
-def agent_factory(args: argparse.Namespace) -> Callable[[int], Any]:
-    """Load the model once; return `make(i)`, a fresh agent (own tools, noise seed `seed + i`)."""
+def load_agent_model(args: argparse.Namespace) -> Any:
+    """The model the options name, with its adapter if any."""
+    from fireact_core.factory import load_model
+
+    adapter = _adapter(args)
+    return load_model(args.model, adapter=adapter) if adapter is not None else load_model(args.model)
+
+
+def agent_factory(args: argparse.Namespace, model: Any = None) -> Callable[[int], Any]:
+    """Load the model once (or reuse `model`, loaded by `load_agent_model`); return `make(i)`,
+    a fresh agent (own tools, noise seed `seed + i`)."""
     from fireact_core.agent import Agent
-    from fireact_core.factory import load_model, load_tools
+    from fireact_core.factory import load_tools
 
     config = agent_config(args)
-    adapter = _adapter(args)
     tools_spec = (args.tools or "none").strip()
     no_tools = tools_spec.lower() == "none"
     if not no_tools:
         load_tools(tools_spec)  # fail now, before loading the model, on a bad spec or a missing corpus
-    model = load_model(args.model, adapter=adapter) if adapter is not None else load_model(args.model)
+    if model is None:
+        model = load_agent_model(args)
 
     def make(i: int = 0) -> Agent:
         tools = None if no_tools else load_tools(tools_spec)
