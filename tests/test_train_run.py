@@ -1,6 +1,6 @@
 """Tiny real training runs on the bundled SmolLM2-135M and the paper's HotpotQA trajectories.
 
-- full-precision LoRA through `main()`: the loss drops, every LoRA tensor moves, the adapter
+- LoRA on unquantised weights (bf16 where the CPU multiplies it natively) through `main()`: the loss drops, every LoRA tensor moves, the adapter
   folder is complete, it is pushed to a local Hub, and it loads and generates;
 - 4-bit NF4 QLoRA on CPU with the avx512_bf16 guard: the same checks;
 - the guard matters: without it, a `generate` before training freezes the LoRA weights.
@@ -38,7 +38,7 @@ TINY = {"max_length": 256, "learning_rate": 2e-3, "per_device_train_batch_size":
 
 @pytest.fixture(scope="module")
 def trained(shared_data, tmp_path_factory):
-    """`main()` with fp32 LoRA for 5 steps on 8 trajectories (2 held out), pushing to a local Hub."""
+    """`main()` with LoRA on unquantised weights for 5 steps on 8 trajectories (2 held out), pushing to a local Hub."""
     from huggingface_hub import constants
 
     from train.sft import main
@@ -64,6 +64,11 @@ def test_lora_loss_drops_and_every_lora_tensor_changes(trained):
     assert r["lora_tensors_changed"] == 2 * 2 * 30  # q and v, A and B, 30 layers; main() raises if any stayed put
     assert r["eval_loss"] > 0 and r["tokens_per_s"] > 0
     assert "training examples: 6   validation: 2" in trained["log"]
+    # bf16 base weights on a CPU that multiplies bf16 natively (about 2x fp32), fp32 elsewhere; LoRA stays fp32.
+    from train.sft import cpu_bf16
+
+    assert r["base_dtype"] == ("bfloat16" if cpu_bf16() else "float32")
+    assert r["lora_dtype"] == "float32"
 
 
 def test_adapter_folder_is_complete(trained):

@@ -58,6 +58,7 @@ def manifest(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any],
         "training": {
             "recipe": cfg.recipe or None,
             "quantization": "nf4-double-quant" if four_bit else None,
+            "weights_dtype": results.get("base_dtype"),
             "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "target_modules": cfg.target_modules},
             "examples": summary.train,
             "validation_examples": summary.val,
@@ -118,7 +119,7 @@ def render(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any], b
     for key in CARD_KEYS:
         if d.get(key) not in (None, "", []):
             lines.append(f"| {key} | `{d[key]}` |")
-    for key in ("steps", "train_seconds", "tokens_per_s", "train_loss"):
+    for key in ("base_dtype", "lora_dtype", "steps", "train_seconds", "tokens_per_s", "train_loss"):
         if key in results:
             v = results[key]
             lines.append(f"| {key} | {v:.4g} |" if isinstance(v, float) else f"| {key} | {v} |")

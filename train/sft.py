@@ -209,6 +209,9 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
                          train_dataset=to_dataset(train), eval_dataset=to_dataset(val) if val else None,
                          processing_class=tokenizer, peft_config=lora_config(cfg))
     run = Run(cfg, trainer.model, tokenizer, trainer, train, val, summary, four_bit, device)
+    run.info["base_dtype"] = str(_dtype(cfg, device, four_bit)).removeprefix("torch.")
+    run.info["lora_dtype"] = next((str(p.dtype).removeprefix("torch.") for n, p in trainer.model.named_parameters()
+                                   if p.requires_grad and "lora_" in n), None)
     if four_bit and device == "cpu":
         run.guarded = quant.guard_cpu_4bit(trainer.model)
     return run
@@ -328,9 +331,10 @@ def main(cfg: TrainConfig, *, log: Any = print) -> dict[str, Any]:
     """Train one adapter as `cfg` says; return the results (also written to the model card)."""
     run = build(cfg, log=log)
     log(f"base {cfg.base} · {'4-bit NF4 QLoRA' if run.four_bit else 'LoRA'} r={cfg.lora_r} on "
-        f"{cfg.target_modules} · device {run.device}" + (f" · CPU guard on {run.guarded} 4-bit layers"
-                                                        if run.guarded else ""))
+        f"{cfg.target_modules} · device {run.device} · weights {run.info['base_dtype']}, LoRA {run.info['lora_dtype']}"
+        + (f" · CPU guard on {run.guarded} 4-bit layers" if run.guarded else ""))
     result = train_run(run)
+    result.update(run.info)
     result["data"] = run.summary.to_dict()
     out = save(run, result)
     if cfg.eval_questions > 0:

@@ -31,6 +31,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import warnings
 from collections import OrderedDict
@@ -165,8 +166,20 @@ class _Shared:
             if module is self.model:
                 self._activate(adapter)
             x = torch.tensor([ids], dtype=torch.long, device=self.device)
-            out = module(input_ids=x, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = module(input_ids=x, use_cache=True, logits_to_keep=1, **{_cache_kw(type(_base(self.model))): cache})
             return out.logits[0, -1].float().cpu()
+
+
+def _base(model: Any) -> Any:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+@functools.cache
+def _cache_kw(cls: type) -> str:
+    """The forward argument that takes the cache: `cache` from transformers 5.24 on, `past_key_values` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
 
 
 class _FastDecoder:
