@@ -19,6 +19,9 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio's queue rebuilds its monitoring summary (a pandas DataFrame over the last 10,000 events)
+# after every event by default; once every 1,000 events keeps that off the vote's path.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 import gradio as gr
 

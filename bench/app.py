@@ -64,6 +64,15 @@ def start(args: list[str], env: dict[str, str] | None = None) -> tuple[subproces
         time.sleep(0.05)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -89,7 +98,10 @@ def rater(url: str, votes: int, stats: dict[str, list], lock: threading.Lock,
     """
     from gradio_client import Client
 
-    c = Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 300})
+    # Plain HTTP on loopback: with ssl_verify on, gradio_client loads the CA bundle for every request
+    # (~50 ms of CPU each), and here the raters share the server's 2 cores; a browser pays nothing of it.
+    c = Client(url, verbose=False, download_files=False, ssl_verify=not url.startswith("http://"),
+               httpx_kwargs={"timeout": 300})
     for i in range(votes):
         q = ("What is the capital of France?", "Which river flows through the capital of France?")[i % 2]
         c.predict(q, "fake:scripted", "react", 2, "model:fake:tuned", "off", 0.5, 0, True, api_name="/battle")
@@ -128,7 +140,7 @@ def bench_votes(raters: int, votes: int, waves: bool) -> None:
     stats: dict[str, list] = {"vote": [], "floor": [], "errors": [], "sent": []}
     lock = threading.Lock()
     barrier = threading.Barrier(raters) if waves else None
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds(proc.pid)
     try:
         with cf.ThreadPoolExecutor(raters) as pool:
             futs = [pool.submit(rater, url, votes, stats, lock, barrier) for _ in range(raters)]
@@ -140,7 +152,7 @@ def bench_votes(raters: int, votes: int, waves: bool) -> None:
                     if barrier is not None:
                         barrier.abort()
     finally:
-        wall = time.perf_counter() - t0
+        wall, cpu1 = time.perf_counter() - t0, cpu_seconds(proc.pid)
         stop(proc)
     con = duckdb.connect(str(db), read_only=True)
     stored = con.execute("SELECT count(*) FROM votes").fetchone()[0]
@@ -157,6 +169,10 @@ def bench_votes(raters: int, votes: int, waves: bool) -> None:
     if stats["floor"]:
         fl = [x * 1000 for x in stats["floor"]]
         print(f"  no-op call (floor, same load): p50 {statistics.median(fl):.0f} ms · p95 {pct(fl, 0.95):.0f} ms")
+    if cpu0 is not None and cpu1 is not None:
+        calls = raters * votes * 3
+        print(f"  server CPU {cpu1 - cpu0:.1f} s for {calls} calls (battle, vote, no-op per round): "
+              f"{1000 * (cpu1 - cpu0) / calls:.1f} ms a call on average")
     print(f"  votes sent {sent} · confirmed {confirmed} · stored {stored} · confirmed but not stored "
           f"{max(0, confirmed - stored)} (battles stored: {battles} of {raters * votes})")
     for e in stats["errors"][:5]:

@@ -1,9 +1,11 @@
-"""The committed default adapter: its folder, its card, and a floor on a fixed handful of dev questions.
+"""The committed default adapter: its folder, its card, and floors on a fixed handful of dev questions.
 
-The floors were measured (docs/results.md), not guessed. When it was committed, the adapter, on the
-first HANDFUL dev questions: solved 1 (the arithmetic one), wrote a valid action at every step (18
-steps, 0 invalid), and searched on 6 of the 8. The floors below are those numbers, with one
-trajectory of slack on the searching count for numerical differences across CPUs.
+The floors were measured, not guessed. The adapter as committed (1,160 world trajectories, one
+epoch; docs/results.md), on the first HANDFUL dev questions, greedy: solved 3 (a 2-hop bridge and
+both arithmetic questions), searched on 6 (every non-arithmetic question), finished 7 (the yes/no
+comparison ran to the step limit), and wrote a valid action at every step. The floors below are
+those numbers with one trajectory of slack on each count, for numerical differences across CPUs
+(its decode runs on a quantised copy of the base).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from fireact_core.tasks import load_task
 ROOT = Path(__file__).resolve().parents[1]
 ADAPTER = ROOT / "data" / "adapters" / "default"
 HANDFUL = 8  # the first dev questions of the shipped world
-FLOOR_SOLVED = 1
+FLOOR_SOLVED = 2
 FLOOR_SEARCHED = 5
+FLOOR_FINISHED = 6
 
 
 def test_adapter_folder_card_and_manifest():
@@ -39,16 +42,18 @@ def test_adapter_folder_card_and_manifest():
 def test_default_adapter_solves_a_handful_of_dev_questions():
     model = load_model("smollm2", adapter="default")
     examples = list(load_task("world", "dev"))[:HANDFUL]
-    solved, searched = [], []
+    solved, searched, finished = [], [], []
     for ex in examples:
         agent = Agent(model, load_tools("corpus"), AgentConfig(finetuned=True))
         traj = agent.solve(ex.question, gold=ex.answer, task="world")
-        assert traj.status == "finished", (traj.status, traj.reason)
+        assert traj.status in ("finished", "step_limit"), (traj.status, traj.reason)
         assert all(s.error is None for s in traj.steps), [s.error for s in traj.steps]
         solved.append(bool(traj.em))
         searched.append(any(s.action == "search" for s in traj.steps))
+        finished.append(traj.status == "finished")
     assert sum(solved) >= FLOOR_SOLVED, f"solved {sum(solved)}/{HANDFUL}: {solved}"
     assert sum(searched) >= FLOOR_SEARCHED, f"searched in {sum(searched)}/{HANDFUL}"
+    assert sum(finished) >= FLOOR_FINISHED, f"finished {sum(finished)}/{HANDFUL}"
 
 
 @pytest.mark.slow

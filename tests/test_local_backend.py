@@ -192,3 +192,24 @@ def test_factory_options_are_checked():
 
     with pytest.raises(ConfigError, match="unknown option"):
         load("", tempature=0.5)
+
+
+def test_growing_cache_layer_keeps_one_dtype_and_its_contents_across_growth():
+    import torch
+
+    from fireact_core.backends.quant import GrowingLayer
+
+    layer = GrowingLayer()
+    k0, v0 = torch.randn(1, 3, 200, 8), torch.randn(1, 3, 200, 8)  # a prefill: fp32 keys and values
+    layer.update(k0, v0)
+    steps = []
+    for _ in range(250):  # decode steps past the first buffer (2 x 200): the quantised step's values are bf16
+        k, v = torch.randn(1, 3, 1, 8), torch.randn(1, 3, 1, 8).bfloat16()
+        keys, values = layer.update(k, v)
+        steps.append((k, v))
+    assert keys.dtype == values.dtype == torch.float32
+    assert keys.shape[-2] == values.shape[-2] == 450 == layer.get_seq_length()
+    assert torch.equal(keys[..., :200, :], k0) and torch.equal(values[..., :200, :], v0)
+    assert torch.equal(keys[..., -1:, :], steps[-1][0]) and torch.equal(values[..., -1:, :], steps[-1][1].float())
+    layer.crop(-50)
+    assert layer.get_seq_length() == 400 and torch.equal(layer.values[..., :200, :], v0)

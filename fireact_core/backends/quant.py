@@ -252,7 +252,10 @@ class GrowingLayer(DynamicLayerBase):
         n, add = self.length, key_states.shape[-2]
         if self.buffers is None or n + add > self.buffers[0].shape[-2]:
             room = max(256, 2 * (n + add))
-            grown = tuple(t.new_empty((*t.shape[:-2], room, t.shape[-1]))
+            # One dtype for both buffers, the keys' (fp32 after rotary): the quantised step's values
+            # come out of its matmul in bf16, and attention needs query, keys and values alike.
+            dtype = self.keys.dtype if n else key_states.dtype
+            grown = tuple(t.new_empty((*t.shape[:-2], room, t.shape[-1]), dtype=dtype)
                           for t in (key_states, value_states))
             if n:
                 grown[0][..., :n, :] = self.keys
