@@ -3,13 +3,12 @@
 Prompted few-shot ReAct SmolLM2 against the default fine-tuned adapter, each with the search
 tool clean, "None" and random at p=0.5, on the world's held-out test questions.
 
-Work is split into worker processes (`--jobs` at a time, one torch thread each). A worker loads
-its agent's model once and solves each of its questions under all three noise settings in turn,
-so a run cut short still has every question of a worker under all three settings. The prompted
-agent is slower (a few-shot prefix, and it often runs to the step limit), so its questions are
-dealt to several workers (`--prompted-shards`); the fine-tuned agent gets one. Noise draws use
-seed `--seed + i` for the i-th test question, as `fireact eval` does, so both agents meet the
-same noise. Trajectories land in `--out-dir/<agent>-<noise>.<shard>.jsonl`; a rerun resumes.
+Work is split into worker processes (`--jobs` at a time, one torch thread each; `--workers` per
+agent, started alternately). A worker loads its agent's model once, claims the next unclaimed
+question and solves it under all three noise settings in turn, so a run cut short still has
+each question it ran under all three. Noise draws use seed `--seed + i` for the i-th test
+question, as `fireact eval` does, so both agents meet the same noise. Trajectories land in
+`--out-dir/<agent>-<noise>.<worker>.jsonl`; a rerun resumes where the files end.
 
 The table has every cell over all the questions it ran, then the findings computed on the
 questions that every cell ran (the paired set), with 95% Wilson intervals for EM.
@@ -40,24 +39,33 @@ AGENTS = {
 NOISES = ("off", "none", "random")
 
 
-def worker(agent: str, shard: int, shards: int, limit: int, split: str, out_dir: Path, seed: int, p: float) -> None:
-    """Solve questions shard, shard + shards, ... of the first `limit` under each noise setting."""
+def worker(agent: str, wid: int, limit: int, split: str, out_dir: Path, seed: int, p: float) -> None:
+    """Claim the first `limit` questions one at a time, and solve each under every noise setting.
+
+    Workers of one agent share the questions through claim files (created exclusively), so any
+    number of them split the work without a plan; each writes its own files.
+    """
     from fireact_core.commands._agent_opts import add_agent_args, agent_description, agent_factory, load_agent_model
     from fireact_core.tasks import load_task
 
     examples = load_task("world", split).examples[:limit]
     parser = argparse.ArgumentParser()
     add_agent_args(parser)
-    argv = {n: [*AGENTS[agent], "--noise", n, "--p", str(p), "--seed", str(seed)] for n in NOISES}
-    opts = {n: parser.parse_args(a) for n, a in argv.items()}
+    opts = {n: parser.parse_args([*AGENTS[agent], "--noise", n, "--p", str(p), "--seed", str(seed)]) for n in NOISES}
     model = load_agent_model(opts["off"])
     makers = {n: agent_factory(o, model=model) for n, o in opts.items()}
-    files = {n: out_dir / f"{agent}-{n}.{shard}.jsonl" for n in NOISES}
-    done = {n: _ids(f) for n, f in files.items()}
-    sinks = {n: f.open("a", encoding="utf-8") for n, f in files.items()}
+    done = {n: set().union(*(_ids(f) for f in out_dir.glob(f"{agent}-{n}.*.jsonl"))) for n in NOISES}
+    claims = out_dir / "claims"
+    claims.mkdir(exist_ok=True)
+    sinks = {n: (out_dir / f"{agent}-{n}.{wid}.jsonl").open("a", encoding="utf-8") for n in NOISES}
     try:
-        for i in range(shard, len(examples), shards):
-            ex = examples[i]
+        for i, ex in enumerate(examples):
+            if all(ex.id in done[n] for n in NOISES):
+                continue
+            try:
+                os.close(os.open(claims / f"{agent}.{i}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:  # another worker has it
+                continue
             for n in NOISES:
                 if ex.id in done[n]:
                     continue
@@ -65,15 +73,13 @@ def worker(agent: str, shard: int, shards: int, limit: int, split: str, out_dir:
                 traj.agent.update(agent_description(opts[n]))
                 sinks[n].write(json.dumps(traj.to_dict(), ensure_ascii=False) + "\n")
                 sinks[n].flush()
-                print(f"{agent}[{shard}] q{i} {n}: em={traj.em} steps={traj.num_steps} {traj.time_s:.1f}s", flush=True)
+                print(f"{agent}[{wid}] q{i} {n}: em={traj.em} steps={traj.num_steps} {traj.time_s:.1f}s", flush=True)
     finally:
         for s in sinks.values():
             s.close()
 
 
 def _ids(path: Path) -> set[str]:
-    if not path.exists():
-        return set()
     ids = set()
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
@@ -83,21 +89,25 @@ def _ids(path: Path) -> set[str]:
     return ids
 
 
-def run_workers(jobs: int, limit: int, prompted_shards: int, split: str, out_dir: Path, seed: int, p: float) -> None:
+def run_workers(jobs: int, workers: int, limit: int, split: str, out_dir: Path, seed: int, p: float) -> None:
+    import shutil
+
+    # No worker runs now: claims of questions left unfinished by an earlier run are void.
+    shutil.rmtree(out_dir / "claims", ignore_errors=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-    # The fine-tuned worker first: it is the shortest, and its cells are the ones every finding needs.
-    pending = [("fine-tuned", 0, 1)] + [("prompted", s, prompted_shards) for s in range(prompted_shards)]
+    # Alternate the agents, so that both progress from the start and a worker that runs out of
+    # questions hands its core to the other agent's next worker.
+    pending = [(a, w) for w in range(workers) for a in AGENTS]
     running: list[tuple[subprocess.Popen, str]] = []
     while pending or running:
         while pending and len(running) < jobs:
-            agent, shard, shards = pending.pop(0)
-            cmd = [sys.executable, __file__, "--worker", agent, "--shard", str(shard), "--shards", str(shards),
-                   "--limit", str(limit), "--split", split, "--out-dir", str(out_dir), "--seed", str(seed),
-                   "--p", str(p)]
-            log = (out_dir / f"{agent}.{shard}.log").open("a")
-            print("running:", agent, f"shard {shard}/{shards}", file=sys.stderr)
+            agent, wid = pending.pop(0)
+            cmd = [sys.executable, __file__, "--worker", agent, "--worker-id", str(wid), "--limit", str(limit),
+                   "--split", split, "--out-dir", str(out_dir), "--seed", str(seed), "--p", str(p)]
+            log = (out_dir / f"{agent}.{wid}.log").open("a")
+            print("running:", agent, f"worker {wid}", file=sys.stderr)
             running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT),
-                             f"{agent}.{shard}"))
+                             f"{agent}.{wid}"))
         time.sleep(2)
         for proc, name in list(running):
             if proc.poll() is not None:
@@ -182,21 +192,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=200, help="the first N test questions (default: 200)")
     p.add_argument("--split", default="test")
     p.add_argument("--jobs", type=int, default=2, help="worker processes at a time (default: 2)")
-    p.add_argument("--prompted-shards", type=int, default=None, help="prompted workers (default: --jobs)")
+    p.add_argument("--workers", type=int, default=None, help="workers per agent (default: --jobs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--p", type=float, default=0.5, help="noise probability (default: 0.5)")
     p.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "reproduce")
     p.add_argument("--table-only", action="store_true", help="only summarise what has been run")
     p.add_argument("--worker", choices=AGENTS, help=argparse.SUPPRESS)
-    p.add_argument("--shard", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--shards", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--worker-id", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if args.worker:
-        worker(args.worker, args.shard, args.shards, args.limit, args.split, args.out_dir, args.seed, args.p)
+        worker(args.worker, args.worker_id, args.limit, args.split, args.out_dir, args.seed, args.p)
         return 0
     if not args.table_only:
-        run_workers(args.jobs, args.limit, args.prompted_shards or args.jobs, args.split, args.out_dir, args.seed, args.p)
+        run_workers(args.jobs, args.workers or args.jobs, args.limit, args.split, args.out_dir, args.seed, args.p)
     text = table(args.out_dir)
     (args.out_dir / "results.md").write_text(text, encoding="utf-8")
     print(text)

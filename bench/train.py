@@ -1,4 +1,4 @@
-"""Training throughput and peak memory: full-precision LoRA against 4-bit NF4 QLoRA, side by side.
+"""Training throughput and peak memory: LoRA on fp32 and on bf16 weights, and 4-bit NF4 QLoRA, side by side.
 
     python bench/train.py                       # CPU: SmolLM2-135M, 6 steps each, batch 2 x <=256 tokens
     python bench/train.py --steps 10 --batch 4 --max-length 384
@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {"fp32": {"load_in_4bit": False, "activation_checkpointing": False},
+SETTINGS = {"fp32": {"load_in_4bit": False, "activation_checkpointing": False, "dtype": "float32"},
+            # What `dtype: auto` picks on a CPU with native bf16 (and on CUDA): bf16 weights under autocast.
+            "bf16": {"load_in_4bit": False, "activation_checkpointing": False, "dtype": "bfloat16"},
             "4bit": {"load_in_4bit": True, "activation_checkpointing": True}}
 
 
@@ -116,10 +118,14 @@ def main() -> int:
     print("  ".join(f"{c:>13}" for c in cols))
     for r in rows:
         print("  ".join(f"{r[c]!s:>13}" for c in cols))
-    if len(rows) == 2:
-        a, b = rows
-        print(f"4-bit / fp32: speed x{b['tokens_per_s'] / a['tokens_per_s']:.2f}, "
-              f"peak RSS x{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}")
+    by = {r["setting"]: r for r in rows}
+    if "fp32" in by:
+        a = by["fp32"]
+        for name in ("bf16", "4bit"):
+            if name in by:
+                b = by[name]
+                print(f"{name} / fp32: speed x{b['tokens_per_s'] / a['tokens_per_s']:.2f}, "
+                      f"peak RSS x{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}")
     return 0
 
 

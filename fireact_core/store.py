@@ -18,6 +18,7 @@ scrubbed from everything written (`redact`).
 from __future__ import annotations
 
 import atexit
+import collections
 import concurrent.futures as cf
 import contextlib
 import json
@@ -115,6 +116,14 @@ def agent_key_of(traj: Trajectory) -> str:
     a = traj.agent or {}
     return agent_key(str(a.get("model") or "unknown"), adapter=a.get("adapter"), method=traj.method,
                      finetuned=bool(a.get("finetuned")), exemplars=a.get("exemplars"))
+
+
+HEAVY_BATCH = 8  # trajectory saves per write transaction (see Store._write_loop)
+
+
+def _light(op: Callable[[Any], Any]) -> bool:
+    """Votes and ratings: a few rows each, confirmed ahead of queued trajectory saves."""
+    return isinstance(op, _Vote) or getattr(op, "light", False)
 
 
 @dataclass
@@ -264,20 +273,33 @@ class Store:
         return done.result()
 
     def _write_loop(self) -> None:
+        # Two lanes: votes and ratings (a few rows each) go first, in one transaction; trajectory
+        # saves (a run and all its steps) go HEAVY_BATCH at a time, so a vote never waits behind
+        # more than one such transaction.
+        light: list[tuple[Callable[[Any], Any], cf.Future]] = []
+        heavy: collections.deque[tuple[Callable[[Any], Any], cf.Future]] = collections.deque()
+        stopping = False
         while True:
-            item = self._pending.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < 256:
+            if not light and not heavy:
+                if stopping:
+                    return
+                item = self._pending.get()
+                if item is None:
+                    return
+                (light if _light(item[0]) else heavy).append(item)
+            while not stopping:
                 try:
                     nxt = self._pending.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
-                    self._pending.put(None)  # finish this batch, then stop
-                    break
-                batch.append(nxt)
+                    stopping = True  # finish what is queued, then stop
+                else:
+                    (light if _light(nxt[0]) else heavy).append(nxt)
+            if light:
+                batch, light = light[:256], light[256:]
+            else:
+                batch = [heavy.popleft() for _ in range(min(HEAVY_BATCH, len(heavy)))]
             self._run_batch(batch)
 
     def _run_batch(self, batch: list[tuple[Callable[[Any], Any], cf.Future]]) -> None:
@@ -457,6 +479,7 @@ class Store:
                             "DO UPDATE SET outcome = 'rated', created_at = now()", [run_id, rater_id])
             return rating_id
 
+        op.light = True  # type: ignore[attr-defined]
         return self._tx(op)
 
     def ratings(self, *, steps: bool = False) -> list[dict[str, Any]]:

@@ -315,6 +315,40 @@ def test_concurrent_writes_share_a_commit_and_a_failing_one_fails_alone(store, m
 
 
 
+def test_a_vote_goes_ahead_of_queued_trajectory_saves(store, monkeypatch):
+    import concurrent.futures as cf
+    import threading
+    import time
+
+    from fireact_core.store import HEAVY_BATCH, _light
+
+    store.save_battle("b0", run_a=_traj(0), run_b=_traj(1), key_a="A", key_b="B", adapter_a=None, adapter_b=None,
+                      blind=True, rater_id=None)
+    batches: list[list[bool]] = []
+    run_batch = store._run_batch
+    monkeypatch.setattr(store, "_run_batch", lambda b: (batches.append([_light(op) for op, _ in b]), run_batch(b))[1])
+    gate, inside = threading.Event(), threading.Event()
+    hold: cf.Future = cf.Future()
+    store._pending.put((lambda cur: (inside.set(), gate.wait(10)), hold))
+    assert inside.wait(10)
+    n = 3 * HEAVY_BATCH
+    with cf.ThreadPoolExecutor(n + 2) as ex:
+        saves = [ex.submit(store.save_battle, f"s{i}", run_a=_traj(10 + 2 * i), run_b=_traj(11 + 2 * i), key_a="A",
+                           key_b="B", adapter_a=None, adapter_b=None, blind=True, rater_id=None) for i in range(n)]
+        deadline = time.monotonic() + 20
+        while store._pending.qsize() < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        vote = ex.submit(store.record_vote, "b0", "r", "a")
+        rating = ex.submit(store.rate, _traj(0).id, "r", source="arena", score=1)
+        while store._pending.qsize() < n + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        gate.set()
+        vote.result(), rating.result(), [f.result() for f in saves]
+    assert batches[1] == [True, True]  # right after the op that held the writer: the vote and the rating, together
+    assert all(not any(b) and len(b) <= HEAVY_BATCH for b in batches[2:])
+    assert sum(len(b) for b in batches[2:]) == n and store.count("battles") == n + 1 and store.count("votes") == 1
+
+
 def test_an_op_that_raises_in_a_batch_leaves_the_others_written(store):
     import concurrent.futures as cf
     import threading
