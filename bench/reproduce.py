@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -184,7 +185,29 @@ def table(out_dir: Path) -> str:
     out.append(f"- fine-tuned / prompted EM (noise off): {ratio}")
     out.append(f"- fine-tuned / prompted time per trial (noise off): {ft.time_per_trial_s / pr.time_per_trial_s:.2f}x")
     out.append(f"- fine-tuned / prompted tokens per trial (noise off): {ft.tokens_per_trial / pr.tokens_per_trial:.2f}x")
+    out += ["", "EM by question kind on the paired set:", "", *_by_kind(cells, paired)]
     return "\n".join(out) + "\n"
+
+
+def _kind(t: Any) -> str:
+    m = t.meta or {}
+    if m.get("type") == "bridge":
+        return f"bridge {m.get('hops')}-hop"
+    if m.get("type") == "comparison":
+        return "comparison: " + ("yes/no" if m.get("kind", "").startswith("same") else "which")
+    return str(m.get("type") or "?")
+
+
+def _by_kind(cells: dict[tuple[str, str], list], ids: set[str]) -> list[str]:
+    kinds = sorted({_kind(t) for ts in cells.values() for t in ts if t.id in ids})
+    cols = [(a, n) for a in AGENTS for n in NOISES]
+    rows = ["| kind | n | " + " | ".join(f"{a} {n}" for a, n in cols) + " |",
+            "| --- | ---: |" + " ---: |" * len(cols)]
+    for k in kinds:
+        per = [[t for t in cells[c] if t.id in ids and _kind(t) == k] for c in cols]
+        rows.append(f"| {k} | {len(per[0])} | " + " | ".join(
+            f"{100 * sum(t.em or 0 for t in ts) / len(ts):.0f}" if ts else "–" for ts in per) + " |")
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
