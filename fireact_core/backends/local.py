@@ -55,6 +55,7 @@ class _Shared:
         import jinja2.sandbox
 
         self.model = model  # fp32 base, or a PeftModel wrapping it once an adapter is loaded
+        self.cache_kw = _cache_kw(type(_base(model)))  # the base's class stays when PEFT wraps it
         self.tokenizer = tokenizer
         self.name = name
         self.device = str(next(model.parameters()).device)
@@ -166,7 +167,7 @@ class _Shared:
             if module is self.model:
                 self._activate(adapter)
             x = torch.tensor([ids], dtype=torch.long, device=self.device)
-            out = module(input_ids=x, use_cache=True, logits_to_keep=1, **{_cache_kw(type(_base(self.model))): cache})
+            out = module(input_ids=x, use_cache=True, logits_to_keep=1, **{self.cache_kw: cache})
             return out.logits[0, -1].float().cpu()
 
 
