@@ -115,6 +115,9 @@ def test_question_kinds_and_split_sizes(questions):
         answers = Counter(q["answer"] for q in qs if q["kind"].startswith("same:"))
         assert answers["yes"] and answers["no"], split
         assert any(q["kind"].startswith("which:") for q in qs)
+    # a noun phrase must not repeat its head ("the band behind the album the album X" once did)
+    stutter = re.compile(r"\b(the \w+) \1\b", re.IGNORECASE)
+    assert not [q["question"] for q in allq if stutter.search(q["question"])]
 
 
 def test_no_bridge_entity_of_a_test_or_dev_question_appears_in_train(questions):

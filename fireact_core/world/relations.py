@@ -33,7 +33,7 @@ NP: dict[str, tuple[str, ...]] = {
     "author": ("the author of {}", "the writer of {}"),
     "publisher": ("the publisher of {}", "the company that published {}"),
     "setting": ("the city where {} is set",),
-    "band": ("the band that released {}", "the band behind the album {}"),
+    "band": ("the band that released {}", "the band behind {}"),
     "producer": ("the producer of {}",),
     "label": ("the label that released {}", "the record label of {}"),
     "birth_city": ("the city where {} was born", "the birthplace of {}"),
