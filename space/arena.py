@@ -154,7 +154,8 @@ def build(rt: Runtime) -> Tab:
                        noise=noise, noise_pool=pool or None, max_steps=cfg.max_steps)
             yield (render_message("Running both agents…"), *[render_side(v) for v in views], *closed, "", None,
                    gr.update(interactive=False))
-            for vs in run_battle(b, specs, views, pool=rt.pool, make_tools=cfg.make_tools, tick_s=cfg.tick_s, gpu=rt.gpu):
+            for vs in run_battle(b, specs, views, pool=rt.pool, make_tools=cfg.make_tools, tick_s=cfg.tick_s,
+                                 gpu_run=rt.gpu_run):
                 yield (gr.skip(), *[render_side(v) for v in vs], *[gr.skip()] * 4, gr.skip(), gr.skip(), gr.skip())
             yield _finish(b, specs, views, is_blind, rater.id)
 

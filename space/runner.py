@@ -11,6 +11,7 @@ model, many API calls); the local backend has its own lock as well.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import logging
 import queue
@@ -169,45 +170,65 @@ def _prompts() -> Prompts:
     return load_prompts()  # parsed once per process (a YAML parse per agent costs ~8 ms)
 
 
+def agent_events(spec: SideSpec, battle: Battle, model: Model, tools: Tools | None) -> Iterator[object]:
+    """One agent's own events on `battle`; its `Finished` trajectory carries the side's names and cost."""
+    cfg = AgentConfig(method="react" if spec.finetuned else spec.method, finetuned=spec.finetuned,
+                      exemplars=spec.exemplars, noise=battle.noise, max_steps=battle.max_steps)
+    metered = Metered(model)
+    agent = Agent(metered, tools, cfg, prompts=_prompts(), noise_pool=battle.noise_pool)
+    for ev in agent.run(battle.question, gold=battle.gold, task=battle.task, meta=dict(battle.meta)):
+        if isinstance(ev, Finished):
+            t = ev.trajectory
+            t.agent.update(adapter=spec.adapter, role=spec.role, key=spec.key)
+            if not t.cost_usd:
+                t.cost_usd = metered.cost_usd
+        yield ev
+
+
+GpuRun = Callable[[SideSpec, Battle], Iterator[object]]
+
+
+def gpu_runner(gpu: Callable[[Callable], Callable], pool: ModelPool, make_tools: Callable[[], Tools | None]) -> GpuRun:
+    """The local side's agent wrapped once in `spaces.GPU` (ZeroGPU), for the process's lifetime.
+
+    ZeroGPU runs the wrapped generator in a forked worker that it reuses across calls: the
+    arguments and every event travel pickled, while the pool (and any model it holds) and the
+    tool factory come with the fork. It keys its workers by the function, so wrapping a fresh
+    closure per battle would fork a new worker each time and keep every closure alive.
+    """
+
+    def on_gpu(spec: SideSpec, battle: Battle) -> Iterator[object]:
+        yield from agent_events(spec, battle, pool.load(spec), make_tools())
+
+    return gpu(on_gpu)
+
+
 def side_events(spec: SideSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
-                stop: threading.Event, gpu: Callable[[Callable], Callable] | None = None) -> Iterator[object]:
+                stop: threading.Event, gpu_run: GpuRun | None = None) -> Iterator[object]:
     """The events of one side: queued/started markers, then the agent's own events."""
     yield _Queued(f"waiting for a free {spec.kind} model slot…")
     with pool.slot(spec.kind, stop) as got:
         if not got:
             return
         yield _Started()
-        model = pool.load(spec)
-        tools = make_tools()
-        cfg = AgentConfig(method="react" if spec.finetuned else spec.method, finetuned=spec.finetuned,
-                          exemplars=spec.exemplars, noise=battle.noise, max_steps=battle.max_steps)
-        metered = Metered(model)
-        agent = Agent(metered, tools, cfg, prompts=_prompts(), noise_pool=battle.noise_pool)
-
-        def events() -> Iterator[object]:
-            yield from agent.run(battle.question, gold=battle.gold, task=battle.task, meta=dict(battle.meta))
-
-        # On ZeroGPU the local model's GPU work must run inside `@spaces.GPU` (a generator is allowed).
-        run = gpu(events) if gpu is not None and spec.kind == "local" else events
-        for ev in run():
-            if isinstance(ev, Finished):
-                t = ev.trajectory
-                t.agent.update(adapter=spec.adapter, role=spec.role, key=spec.key)
-                if not t.cost_usd:
-                    t.cost_usd = metered.cost_usd
+        if gpu_run is not None and spec.kind == "local":
+            events = gpu_run(spec, battle)
+        else:
+            events = agent_events(spec, battle, pool.load(spec), make_tools())
+        for ev in events:
             yield ev
             if stop.is_set():
                 return
 
 
 def _worker(i: int, spec: SideSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
-            out: queue.Queue, stop: threading.Event, gpu: Callable[[Callable], Callable] | None) -> None:
+            out: queue.Queue, stop: threading.Event, gpu_run: GpuRun | None) -> None:
     # Token deltas that arrive within FLUSH_S of each other travel as one event (a fast model
     # would otherwise cost a cross-thread wake-up per token); a slow one still streams per token.
     pending: TokenDelta | None = None
     since = 0.0
     try:
-        for ev in side_events(spec, battle, pool, make_tools, stop, gpu):
+        for ev in side_events(spec, battle, pool, make_tools, stop, gpu_run):
             if isinstance(ev, TokenDelta):
                 if pending is not None and pending.index == ev.index:
                     pending = TokenDelta(ev.index, pending.text + ev.text)
@@ -264,12 +285,17 @@ def apply_event(view: SideView, ev: object, t0: float) -> None:
 
 def run_battle(battle: Battle, specs: Sequence[SideSpec], views: Sequence[SideView], *, pool: ModelPool,
                make_tools: Callable[[], Tools | None], tick_s: float = 0.1,
-               gpu: Callable[[Callable], Callable] | None = None) -> Iterator[Sequence[SideView]]:
-    """Run the sides concurrently; yield the (mutated) views as they change, last when all ended."""
+               gpu_run: GpuRun | None = None) -> Iterator[Sequence[SideView]]:
+    """Run the sides concurrently; yield the (mutated) views as they change, last when all ended.
+
+    Each side's thread runs in a copy of the caller's context, so what Gradio keeps in context
+    variables (the request, which ZeroGPU reads to bill the right user) reaches it.
+    """
     out: queue.Queue = queue.Queue()
     stop = threading.Event()
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=_worker, args=(i, s, battle, pool, make_tools, out, stop, gpu), daemon=True,
+    threads = [threading.Thread(target=contextvars.copy_context().run,
+                                args=(_worker, i, s, battle, pool, make_tools, out, stop, gpu_run), daemon=True,
                                 name=f"fireact-side-{i}") for i, s in enumerate(specs)]
     for th in threads:
         th.start()

@@ -12,7 +12,7 @@ from fireact_core.errors import FireActError
 from fireact_core.store import Store, redact
 from space.config import AppConfig, Choice, QuestionBank, RateLimiter, Rater, gpu_decorator, rater_of
 from space.render import render_message
-from space.runner import ModelPool
+from space.runner import GpuRun, ModelPool, gpu_runner
 
 log = logging.getLogger("fireact.app")
 
@@ -24,7 +24,9 @@ class Runtime:
         self.pool = ModelPool(cfg.load_model, cfg.model_limits)
         self.rate_limiter = RateLimiter(cfg.rate_per_minute)
         self.battle_limiter = RateLimiter(cfg.battles_per_minute)
-        self.gpu = gpu_decorator()
+        gpu = gpu_decorator()
+        # wrapped once per process: ZeroGPU keys its worker processes by the wrapped function
+        self.gpu_run: GpuRun | None = gpu_runner(gpu, self.pool, cfg.make_tools) if gpu is not None else None
         self._bank: QuestionBank | None = None
         self._bank_lock = threading.Lock()
         self._touched: set[str] = set()
