@@ -1,0 +1,43 @@
+"""The store's schema: versioned migrations (applied in order, each in one transaction) and its tables."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE raters(
+            id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, display_name VARCHAR,
+            created_at TIMESTAMP NOT NULL, last_seen TIMESTAMP NOT NULL)""",
+        """CREATE TABLE runs(
+            id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, battle_id VARCHAR, agent_key VARCHAR NOT NULL,
+            model VARCHAR, adapter VARCHAR, method VARCHAR, finetuned BOOLEAN,
+            noise_mode VARCHAR, noise_p DOUBLE, noise_seed INTEGER,
+            task VARCHAR, question VARCHAR NOT NULL, gold VARCHAR, answer VARCHAR, em DOUBLE, f1 DOUBLE,
+            status VARCHAR, reason VARCHAR, num_steps INTEGER, time_s DOUBLE,
+            tokens_in BIGINT, tokens_out BIGINT, cost_usd DOUBLE,
+            trajectory VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL)""",
+        """CREATE TABLE steps(
+            run_id VARCHAR NOT NULL, idx INTEGER NOT NULL, trial INTEGER, thought VARCHAR, action VARCHAR,
+            argument VARCHAR, observation VARCHAR, noise VARCHAR, tokens_in INTEGER, tokens_out INTEGER,
+            latency_s DOUBLE, error VARCHAR, PRIMARY KEY(run_id, idx))""",
+        """CREATE TABLE battles(
+            id VARCHAR PRIMARY KEY, question VARCHAR NOT NULL, task VARCHAR, gold VARCHAR,
+            run_a VARCHAR NOT NULL, run_b VARCHAR NOT NULL, blind BOOLEAN NOT NULL,
+            noise_mode VARCHAR, noise_p DOUBLE, noise_seed INTEGER, rater_id VARCHAR,
+            created_at TIMESTAMP NOT NULL)""",
+        # One vote per battle: the buttons close after it, and the store enforces it.
+        """CREATE TABLE votes(
+            id VARCHAR PRIMARY KEY, battle_id VARCHAR NOT NULL UNIQUE, rater_id VARCHAR NOT NULL,
+            choice VARCHAR NOT NULL, blind BOOLEAN NOT NULL, created_at TIMESTAMP NOT NULL)""",
+        # step_idx NULL: the whole trajectory (score +1/-1); else a step (thought_ok/action_ok).
+        # Append-only; readers take each (run, rater, step) pair's latest row.
+        """CREATE TABLE ratings(
+            id VARCHAR PRIMARY KEY, run_id VARCHAR NOT NULL, rater_id VARCHAR NOT NULL, source VARCHAR NOT NULL,
+            step_idx INTEGER, score INTEGER, thought_ok BOOLEAN, action_ok BOOLEAN, comment VARCHAR,
+            created_at TIMESTAMP NOT NULL)""",
+        # The annotation queue's memory: which rater was shown which run (never twice).
+        """CREATE TABLE queue_seen(
+            run_id VARCHAR NOT NULL, rater_id VARCHAR NOT NULL, outcome VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL, PRIMARY KEY(run_id, rater_id))""",
+    ]),
+]
+TABLES = ("raters", "runs", "steps", "battles", "votes", "ratings", "queue_seen", "schema_version")
