@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,9 @@ def test_lora_loss_drops_and_every_lora_tensor_changes(trained):
     assert r["losses"][-1] < r["losses"][0] - 0.1
     assert r["lora_tensors_changed"] == 2 * 2 * 30  # q and v, A and B, 30 layers; main() raises if any stayed put
     assert r["eval_loss"] > 0 and r["tokens_per_s"] > 0
+    assert "resumed_at_step" not in r
+    if sys.platform.startswith("linux"):
+        assert r["peak_rss_gb"] > 0.1  # the peak resident memory lands in the result (and the card)
     assert "training examples: 6   validation: 2" in trained["log"]
     # bf16 base weights on a CPU that multiplies bf16 natively (about 2x fp32), fp32 elsewhere; LoRA stays fp32.
     from train.sft import cpu_bf16
@@ -211,6 +215,7 @@ def test_resume_from_the_last_checkpoint(shared_data, tmp_path):
     assert first["steps"] == 2 and (tmp_path / "a" / "checkpoints" / "checkpoint-2").is_dir()
     second = main(load_config(None, {**base, "max_steps": 3, "resume_from_checkpoint": True}), log=lambda *_: None)
     assert second["steps"] == 3 and second["losses"][:2] == first["losses"] and len(second["losses"]) == 3
+    assert second["resumed_at_step"] == 2  # its time and tokens/s cover step 3 alone
     assert os.path.isdir(tmp_path / "a" / "checkpoints" / "checkpoint-3")
 
 

@@ -119,7 +119,8 @@ def render(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any], b
     for key in CARD_KEYS:
         if d.get(key) not in (None, "", []):
             lines.append(f"| {key} | `{d[key]}` |")
-    for key in ("base_dtype", "lora_dtype", "steps", "train_seconds", "tokens_per_s", "train_loss"):
+    for key in ("base_dtype", "lora_dtype", "steps", "train_seconds", "tokens_per_s", "resumed_at_step", "peak_rss_gb",
+                "train_loss"):
         if key in results:
             v = results[key]
             lines.append(f"| {key} | {v:.4g} |" if isinstance(v, float) else f"| {key} | {v} |")
