@@ -50,7 +50,7 @@ def redact(text: str, env: dict[str, str] | None = None) -> str:
 
 
 # Trajectory saves per write transaction (see Database._write_loop). A vote waits behind at most one
-# such transaction: 8 gave vote p95 444 ms under bench/app.py --mixed, 2 gives 220 ms.
+# such transaction: 8 gave vote p95 444 ms with bench/app.py's independent raters, 2 gives 220 ms.
 HEAVY_BATCH = 2
 
 
