@@ -1,7 +1,7 @@
 """Resident memory over a CPU training run, with and without `trim_memory` (freed heap pages back).
 
 On CPU glibc keeps the pages of freed activations for reuse; with `trim_memory: true` the
-trainer calls `malloc_trim(0)` after every step (`train/sft.py`, `_memory_watch`). This runs
+trainer calls `malloc_trim(0)` after every step (`train/callbacks.py`, `memory_watch`). This runs
 the default recipe (`smollm2-135m-world`: batch 8 × up to 768 tokens) for `--steps` steps each
 way, in a process of its own, and prints resident memory between steps, the peak and the time,
 side by side. (Over its two epochs the recipe reached 24 GB and was killed on a 24 GB machine.)

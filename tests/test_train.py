@@ -423,15 +423,15 @@ def test_trim_memory_hands_freed_heap_pages_back_after_every_step():
     """With `trim_memory` (off by default: 1.45x slower), the memory watch calls glibc's malloc_trim after each step."""
     import sys
 
-    from train.sft import _malloc_trim, _memory_watch
+    from train.callbacks import malloc_trim, memory_watch
 
     assert load_config("smollm2-135m-world").trim_memory is False
     if sys.platform.startswith("linux"):
-        assert _malloc_trim() is not None
+        assert malloc_trim() is not None
     calls: list[int] = []
-    watch = _memory_watch(trim=True)
+    watch = memory_watch(trim=True)
     watch.trim = calls.append
     for _ in range(3):
         watch.on_step_end(None, None, None)
     assert calls == [0, 0, 0]
-    assert _memory_watch(trim=False).trim is None
+    assert memory_watch(trim=False).trim is None

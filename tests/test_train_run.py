@@ -69,7 +69,7 @@ def test_lora_loss_drops_and_every_lora_tensor_changes(trained):
         assert r["peak_rss_gb"] > 0.1  # the peak resident memory lands in the result (and the card)
     assert "training examples: 6   validation: 2" in trained["log"]
     # bf16 base weights on a CPU that multiplies bf16 natively (about 2x fp32), fp32 elsewhere; LoRA stays fp32.
-    from train.sft import cpu_bf16
+    from train.device import cpu_bf16
 
     assert r["base_dtype"] == ("bfloat16" if cpu_bf16() else "float32")
     assert r["lora_dtype"] == "float32"

@@ -17,21 +17,22 @@ with the inference template, a model card `README.md` and the `fireact.json` man
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fireact_core.errors import ConfigError, FireActError
-from train import card, quant
+from train import callbacks, card, quant
 from train.config import TrainConfig, list_recipes, load_config, valid_keys
 from train.data import DataSummary, Example, prepare, to_dataset
+from train.device import device as current_device
+from train.device import dtype as weight_dtype
+from train.device import optim as optimizer_name
+from train.device import use_4bit
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -68,44 +69,6 @@ class Run:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def use_4bit(cfg: TrainConfig, device: str) -> bool:
-    if cfg.load_in_4bit == "auto":
-        return device == "cuda"
-    return bool(cfg.load_in_4bit)
-
-
-def cpu_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (avx512_bf16 or AMX): then bf16 trains ~2x faster than fp32."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def _dtype(cfg: TrainConfig, device: str, four_bit: bool) -> Any:
-    import torch
-
-    if cfg.dtype != "auto":
-        return getattr(torch, cfg.dtype)
-    # bf16 base weights, fp32 LoRA weights (peft upcasts adapters) under bf16 autocast: the QLoRA
-    # compute recipe. On a CPU without native bf16 that would be slower than fp32, so fp32 there.
-    return torch.bfloat16 if (device == "cuda" or four_bit or cpu_bf16()) else torch.float32
-
-
-def _optim(cfg: TrainConfig, device: str, four_bit: bool) -> str:
-    if cfg.optim != "auto":
-        return cfg.optim
-    return "paged_adamw_8bit" if (device == "cuda" and four_bit) else "adamw_torch"
-
-
 def load_tokenizer(base: str) -> Any:
     """The base's tokenizer with the training template and a pad token."""
     from transformers import AutoTokenizer
@@ -126,7 +89,7 @@ def load_model(cfg: TrainConfig, device: str, four_bit: bool) -> Any:
     qconf = quant.bnb_4bit_config() if four_bit else None
     # Under `accelerate launch` each process owns one GPU: place a quantised model on it, not on cuda:0.
     place = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if device == "cuda" else device
-    model, _ = load_base(cfg.base, dtype=_dtype(cfg, device, four_bit), device=place, quantization_config=qconf)
+    model, _ = load_base(cfg.base, dtype=weight_dtype(cfg, device, four_bit), device=place, quantization_config=qconf)
     if four_bit:
         from peft import prepare_model_for_kbit_training
 
@@ -136,10 +99,11 @@ def load_model(cfg: TrainConfig, device: str, four_bit: bool) -> Any:
 
 
 def sft_config(cfg: TrainConfig, device: str, four_bit: bool, has_val: bool) -> Any:
+    """TRL's `SFTConfig` for a recipe: loss on the assistant's tokens only, no packing, bf16 where it pays."""
     import torch
     from trl import SFTConfig
 
-    bf16 = torch.cuda.is_bf16_supported() if device == "cuda" else _dtype(cfg, device, four_bit) == torch.bfloat16
+    bf16 = torch.cuda.is_bf16_supported() if device == "cuda" else weight_dtype(cfg, device, four_bit) == torch.bfloat16
     eval_strategy = "no" if not has_val else ("steps" if cfg.eval_steps else "epoch")
     return SFTConfig(
         output_dir=str(checkpoint_dir(cfg)),
@@ -155,7 +119,7 @@ def sft_config(cfg: TrainConfig, device: str, four_bit: bool, has_val: bool) -> 
         warmup_steps=cfg.warmup_steps,
         lr_scheduler_type=cfg.lr_scheduler_type,
         weight_decay=cfg.weight_decay,
-        optim=_optim(cfg, device, four_bit),
+        optim=optimizer_name(cfg, device, four_bit),
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -194,7 +158,7 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
     import torch
     from trl import SFTTrainer
 
-    device = _device()
+    device = current_device()
     four_bit = use_4bit(cfg, device)
     tokenizer = load_tokenizer(cfg.base)
     train, val, summary = prepare(cfg.data, tokenizer=tokenizer, template=generation_template(),
@@ -212,7 +176,7 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
                          train_dataset=to_dataset(train), eval_dataset=to_dataset(val) if val else None,
                          processing_class=tokenizer, peft_config=lora_config(cfg))
     run = Run(cfg, trainer.model, tokenizer, trainer, train, val, summary, four_bit, device)
-    run.info["base_dtype"] = str(_dtype(cfg, device, four_bit)).removeprefix("torch.")
+    run.info["base_dtype"] = str(weight_dtype(cfg, device, four_bit)).removeprefix("torch.")
     run.info["lora_dtype"] = next((str(p.dtype).removeprefix("torch.") for n, p in trainer.model.named_parameters()
                                    if p.requires_grad and "lora_" in n), None)
     if four_bit and device == "cpu":
@@ -231,75 +195,6 @@ def _oom_message(cfg: TrainConfig, four_bit: bool) -> str:
     return "CUDA ran out of memory while training; try " + ", ".join(tips) + "."
 
 
-def _losses(trainer: Any) -> list[float]:
-    return [h["loss"] for h in trainer.state.log_history if "loss" in h]
-
-
-def _lora_watch() -> Any:
-    """A callback that snapshots the LoRA tensors when training starts (after a checkpoint is loaded)."""
-    from transformers import TrainerCallback
-
-    class LoraWatch(TrainerCallback):
-        def __init__(self) -> None:
-            self.before: dict[str, Any] = {}
-            # Steps with a learning rate above 0. Warm-up starts at lr 0, and LoRA's B starts at 0, so A
-            # gets its first non-zero gradient only after B has moved: the check needs 2 such steps.
-            self.moving_steps = 0
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
-            self.before = quant.lora_snapshot(model) if model is not None else {}
-
-        def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any) -> None:
-            if optimizer is not None and max(g["lr"] for g in optimizer.param_groups) > 0:
-                self.moving_steps += 1
-
-    return LoraWatch()
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim`, or None on other C libraries and systems."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-def _peak_rss_gb() -> float | None:
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(kb / (2**30 if sys.platform == "darwin" else 2**20), 2)  # bytes on macOS, KiB elsewhere
-
-
-def _memory_watch(trim: bool) -> Any:
-    """A callback that notes where training (re)starts and, with `trim`, hands the heap's free pages
-    back to the OS after every step (`trim_memory`).
-
-    On CPU glibc keeps the pages of freed activations for reuse. Trimming them after each step
-    took the default recipe's peak from 17.1 to 14.2 GB over 30 steps, but made it 1.45x slower
-    (pages are faulted in again), so it is off unless asked for (`bench/train_memory.py`).
-    """
-    from transformers import TrainerCallback
-
-    class MemoryWatch(TrainerCallback):
-        def __init__(self) -> None:
-            self.trim = _malloc_trim() if trim else None
-            self.start_step = self.start_tokens = 0
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            # after a checkpoint was loaded: a resumed run counts only its own steps' time and tokens
-            self.start_step, self.start_tokens = state.global_step, state.num_input_tokens_seen or 0
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if self.trim is not None:
-                self.trim(0)
-
-    return MemoryWatch()
-
-
 def train_run(run: Run) -> dict[str, Any]:
     """Train; check that every LoRA tensor moved; evaluate on the validation split."""
     import torch
@@ -307,7 +202,7 @@ def train_run(run: Run) -> dict[str, Any]:
     cfg, trainer = run.cfg, run.trainer
     if run.four_bit and run.device == "cpu":  # again: something may have run a no-grad forward since build()
         run.guarded = quant.guard_cpu_4bit(trainer.model)
-    watch, memory = _lora_watch(), _memory_watch(trim=cfg.trim_memory and run.device == "cpu")
+    watch, memory = callbacks.lora_watch(), callbacks.memory_watch(trim=cfg.trim_memory and run.device == "cpu")
     trainer.add_callback(watch)
     trainer.add_callback(memory)
     t0 = time.perf_counter()
@@ -324,8 +219,8 @@ def train_run(run: Run) -> dict[str, Any]:
         trainer.remove_callback(memory)
     seconds = time.perf_counter() - t0
     result: dict[str, Any] = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
-                              "train_loss": out.training_loss, "losses": _losses(trainer)}
-    if run.device == "cpu" and (rss := _peak_rss_gb()) is not None:
+                              "train_loss": out.training_loss, "losses": callbacks.losses(trainer)}
+    if run.device == "cpu" and (rss := callbacks.peak_rss_gb()) is not None:
         result["peak_rss_gb"] = rss
     tokens = (trainer.state.num_input_tokens_seen or 0) - memory.start_tokens
     if tokens and seconds:
