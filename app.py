@@ -7,7 +7,8 @@
 `space/` (arena, annotate, leaderboard), each built as its own Blocks and `.render()`ed here.
 On a Hugging Face Space (SPACE_ID set) the app listens on 0.0.0.0, shows the HF login
 button (README front matter: `hf_oauth: true`), defaults to blind mode, and reads its
-database path from FIREACT_DB (put it on a mounted storage bucket).
+database path from FIREACT_DB (put it on a mounted storage bucket). While the Hub answers, the
+default base and adapter load from it (`space/defaults.py`); otherwise from the bundled files.
 """
 
 from __future__ import annotations

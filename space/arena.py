@@ -38,6 +38,9 @@ class Tab:
     blocks: gr.Blocks
 
 
+F_INFO = "bundled, a local folder, a Hub repo id (owner/name) or an OpenAI ft: model."
+
+
 def _side_specs(p_model: str, p_method: str, p_shots: float, f_choice: str) -> tuple[SideSpec, SideSpec]:
     if not p_model:
         raise InputError("choose a prompted model")
@@ -95,7 +98,7 @@ def build(rt: Runtime) -> Tab:
                     f_choice = gr.Dropdown(finetuned, value=finetuned[0][1] if finetuned else None,
                                            label="Adapter or fine-tuned model", allow_custom_value=True,
                                            elem_id="fa-f-model",
-                                           info="bundled, a local folder, a Hub repo id (owner/name) or an OpenAI ft: model")
+                                           info=f"{F_INFO} {cfg.defaults.describe()}")
             with gr.Row():
                 noise_mode = gr.Radio(NOISE_CHOICES, value="off", label="Noisy search tool (both sides)")
                 noise_p = gr.Slider(0, 1, value=0.5, step=0.05, label="Noise probability p")
@@ -140,7 +143,7 @@ def build(rt: Runtime) -> Tab:
         def battle(q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float, nseed: float,
                    is_blind: bool, request: gr.Request, profile: gr.OAuthProfile | None):
             text = check_question(q)
-            left, right = _side_specs(pm, pmeth, pshots, fchoice)
+            left, right = (cfg.defaults.resolve(s) for s in _side_specs(pm, pmeth, pshots, fchoice))
             noise = NoiseConfig(nmode or "off", float(np_ or 0.0), int(nseed or 0))
             rater = rt.rater(profile, request)
             rt.battle_limiter.check(rater.id)
@@ -225,7 +228,8 @@ def build(rt: Runtime) -> Tab:
 
         def refresh_choices(current: str | None):
             choices = rt.finetuned_choices()  # new local folders, and the Hub's listing once it arrived
-            return gr.update(choices=choices, value=current or (choices[0][1] if choices else None))
+            return gr.update(choices=choices, value=current or (choices[0][1] if choices else None),
+                             info=f"{F_INFO} {cfg.defaults.describe()}")  # the Hub probe may have answered since
 
         blocks.load(refresh_choices, [f_choice], [f_choice], api_visibility="private", queue=False)
         rand_btn.click(random_question, outputs=question, api_name="random_question", queue=False)

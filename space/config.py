@@ -28,6 +28,7 @@ from fireact_core.backends.base import Model
 from fireact_core.errors import ConfigError, FireActError, InputError
 from fireact_core.store import Store, default_db_path
 from fireact_core.tools.base import Tools
+from space.defaults import DefaultSources
 
 log = logging.getLogger("fireact.app")
 ROOT = Path(__file__).resolve().parents[1]
@@ -302,6 +303,8 @@ class AppConfig:
     prompted_choices: Callable[[], list[Choice]] = default_prompted_choices
     finetuned_choices: Callable[[], list[Choice]] = default_finetuned_choices
     hub_choices: Callable[[], list[Choice]] = hub_adapter_choices  # called once, in a background thread
+    # the default base and adapter: their Hub copies while the Hub answers (probed in a background thread)
+    defaults: DefaultSources = field(default_factory=lambda: DefaultSources(str(DEFAULT_ADAPTER)))
     space: bool = field(default_factory=on_space)
     blind_default: bool | None = None  # None: on a Space only
     k_raters: int = 3

@@ -18,6 +18,7 @@ from fireact_core.backends.base import BackendError, Message
 from fireact_core.backends.fake import FakeModel
 from fireact_core.tools.base import Toolbox
 from space.config import AppConfig, Question, QuestionBank
+from space.defaults import DefaultSources
 
 XSS = '<img src=x onerror="window.__fireactXss=1"><script>window.__fireactXss=2</script>'
 ARTICLES = {
@@ -101,6 +102,7 @@ def fake_config(db_path: str | Path, **overrides: Any) -> AppConfig:
                                   ("Fake raising model", "fake:raise")],
         finetuned_choices=lambda: [("Fake fine-tuned", "model:fake:tuned"), ("Fake endpoint down", "model:fake:down")],
         hub_choices=lambda: [],
+        defaults=DefaultSources("", probe=lambda: False),
         model_limits={"fake": 64},
         tick_s=0.05,
     )

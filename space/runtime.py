@@ -8,7 +8,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from fireact_core.errors import FireActError
+from fireact_core.backends.base import Model
+from fireact_core.errors import ConfigError, FireActError
 from fireact_core.store import Store, redact
 from space.config import AppConfig, Choice, QuestionBank, RateLimiter, Rater, gpu_decorator, rater_of
 from space.render import render_message
@@ -21,7 +22,7 @@ class Runtime:
     def __init__(self, cfg: AppConfig) -> None:
         self.cfg = cfg
         self.store: Store = cfg.open_store()
-        self.pool = ModelPool(cfg.load_model, cfg.model_limits)
+        self.pool = ModelPool(self._load_model, cfg.model_limits)
         self.rate_limiter = RateLimiter(cfg.rate_per_minute)
         self.battle_limiter = RateLimiter(cfg.battles_per_minute)
         gpu = gpu_decorator()
@@ -33,12 +34,23 @@ class Runtime:
         self._touch_lock = threading.Lock()
         self._hub: list[Choice] = []
         threading.Thread(target=self._list_hub, name="fireact-hub-listing", daemon=True).start()
+        threading.Thread(target=cfg.defaults.check, name="fireact-hub-probe", daemon=True).start()
 
     def _list_hub(self) -> None:
         try:
             self._hub = list(self.cfg.hub_choices())
         except Exception:  # an outside service: no listing, no crash
             log.exception("listing Hub adapters failed")
+
+    def _load_model(self, spec: str, adapter: str | None) -> Model:
+        try:
+            return self.cfg.load_model(spec, adapter)
+        except Exception as e:
+            if not self.cfg.defaults.is_hub(spec, adapter):
+                raise
+            self.cfg.defaults.fall_back(e)
+            raise ConfigError(f"The default model could not be loaded from the Hub ({redact(str(e))[:300]}); "
+                              "the next battle uses the bundled files.") from e
 
     def finetuned_choices(self) -> list[Choice]:
         """Local choices (re-scanned) plus the Hub's, once its listing has arrived."""

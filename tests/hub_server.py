@@ -6,7 +6,8 @@
 - `POST /api/models/{repo}/preupload/{rev}`          `{files: [{path, sample, size}]}` → upload mode per file
 - `POST /api/models/{repo}/commit/{rev}`             NDJSON: a header line, then `file` lines (base64 content)
 - `GET  /api/models?filter=&search=&sort=&limit=&cardData=`   model listing (a JSON list, no Link header)
-- `GET  /{repo}/resolve/{rev}/{path}`                raw file bytes
+- `GET  /api/models/{repo}[/revision/{rev}]`        model info: `{id, sha, private, downloads, siblings}`
+- `GET  /{repo}/resolve/{rev}/{path}`                raw file bytes (a file added as a `Path` streams from disk)
 
 Every file is answered `uploadMode: regular`, so uploads travel base64-encoded inside the
 commit payload and the test can compare the bytes. `HubServer.repos[repo_id]` holds
@@ -21,6 +22,7 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -40,6 +42,13 @@ def _front_matter(text: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("the metadata must be a mapping")
     return data
+
+
+def _etag(data: bytes | Path) -> str:
+    if isinstance(data, bytes):
+        return hashlib.sha1(data).hexdigest()
+    st = data.stat()  # a large file on disk: its identity, not a hash of its bytes on every request
+    return hashlib.sha1(f"{data.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
 
 
 class HubServer(Serving):
@@ -71,10 +80,17 @@ class HubServer(Serving):
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
+                path = body if isinstance(body, Path) else None
+                self.send_header("Content-Length", str(path.stat().st_size if path else len(body)))
                 self.end_headers()
-                if method != "HEAD":
+                if method == "HEAD":
+                    return
+                if path is None:
                     self.wfile.write(body)
+                    return
+                with path.open("rb") as f:
+                    while chunk := f.read(1 << 20):
+                        self.wfile.write(chunk)
 
             def do_GET(self) -> None:
                 self._go("GET")
@@ -94,6 +110,11 @@ class HubServer(Serving):
         self.repos[repo_id] = {"private": private, "files": {"README.md": readme.encode()}, "commits": [],
                                "downloads": downloads}
 
+    def add_files(self, repo_id: str, files: dict[str, bytes | Path]) -> None:
+        """Put a model's files on the Hub directly; a `Path` is served from disk (for large weights)."""
+        repo = self.repos.setdefault(repo_id, {"private": False, "files": {}, "commits": [], "downloads": 0})
+        repo["files"].update(files)
+
     def paths(self, method: str | None = None) -> list[str]:
         return [r["path"] for r in self.requests if method is None or r["method"] == method]
 
@@ -109,7 +130,7 @@ class HubServer(Serving):
         return self._json({"error": "Invalid credentials in Authorization header"}, 401)
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
-               token: str | None) -> tuple[int, dict[str, str], bytes]:
+               token: str | None) -> tuple[int, dict[str, str], bytes | Path]:
         authed = token in self.tokens
         if path == "/api/whoami-v2":
             if not authed:
@@ -159,6 +180,14 @@ class HubServer(Serving):
             return self._commit(repo_id, raw)
         if path == "/api/models" and method == "GET":
             return self._list(query, authed)
+        m = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/[^/]+)?", path)
+        if m and method == "GET":
+            repo = self.repos.get(m.group(1))
+            if repo is None or (repo["private"] and not authed):
+                return self._json({"error": "Repository not found"}, 404, "RepoNotFound")
+            return self._json({"id": m.group(1), "modelId": m.group(1), "sha": "1" * 40, "private": repo["private"],
+                               "downloads": repo["downloads"], "tags": [],
+                               "siblings": [{"rfilename": f} for f in sorted(repo["files"])]})
         m = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
         if m and method in ("GET", "HEAD"):
             repo = self.repos.get(m.group(1))
@@ -167,7 +196,7 @@ class HubServer(Serving):
             data = repo["files"].get(m.group(3))
             if data is None:
                 return self._json({"error": "Entry not found"}, 404, "EntryNotFound")
-            etag = hashlib.sha1(data).hexdigest()
+            etag = _etag(data)
             return 200, {"Content-Type": "application/octet-stream", "ETag": f'"{etag}"',
                          "X-Repo-Commit": "1" * 40}, data
         return self._json({"error": f"no route for {method} {path}"}, 404)

@@ -1,0 +1,200 @@
+"""The app's defaults come from the Hub when it answers and from the bundled files otherwise.
+
+Against the Hub stand-in (`HF_ENDPOINT`): the probe, the mapping of the bundled defaults to their
+Hub copies, a real download of the base and the default adapter through huggingface_hub, and the
+app falling back to the bundled files when a Hub load fails (on that side only).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hub_server import HubServer
+from huggingface_hub import constants
+
+from fireact_core.models import BUNDLED_ID, resolve_base
+from space.defaults import HUB_BASE, DefaultSources, hub_reachable
+from space.runner import SideSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_ADAPTER = ROOT / "data" / "adapters" / "default"
+REPO = "tester/fireact-default"
+
+
+@pytest.fixture
+def online(monkeypatch, tmp_path):
+    """Online against a Hub stand-in, with an empty Hub cache."""
+    with HubServer() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        # huggingface_hub reads HF_HUB_OFFLINE once, at import (the app reads it at start, so both agree)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+        monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+        yield hub
+
+
+def test_the_probe_sends_nothing_when_offline(online, monkeypatch):
+    online.add_files(BUNDLED_ID, {"config.json": b"{}"})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_reachable() is False
+    assert online.requests == []
+
+
+def test_the_probe_asks_the_hub_for_the_default_base(online):
+    assert hub_reachable() is False  # the Hub answers, but without the base: bundled
+    online.add_files(BUNDLED_ID, {"config.json": b"{}"})
+    assert hub_reachable() is True
+    # (huggingface_hub also fetches its agent-harness registry once a day: not ours to test)
+    assert [p for p in online.paths("GET") if p != "/api/agent-harnesses"] == [f"/api/models/{BUNDLED_ID}"] * 2
+
+
+def test_an_unreachable_hub_means_the_bundled_files_without_a_long_wait(monkeypatch):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: connection refused
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    t = time.perf_counter()
+    assert hub_reachable(timeout=2) is False
+    assert time.perf_counter() - t < 10
+
+
+def test_resolve_maps_the_bundled_defaults_to_their_hub_copies_while_the_hub_answers():
+    bundled = str(BUNDLED_ADAPTER)
+    prompted = SideSpec("prompted", "smollm2", None, "react", 2)
+    tuned = SideSpec("finetuned", "smollm2", bundled, "react", 0)
+    other = SideSpec("finetuned", "smollm2", "someone/else", "react", 0)
+    api = SideSpec("prompted", "openai:gpt-4o-mini", None, "react", 2)
+    d = DefaultSources(bundled, adapter_repo=REPO, probe=lambda: True)
+    assert d.resolve(tuned) is tuned  # not probed yet: bundled
+    assert d.check() is True
+    assert (d.resolve(prompted).model, d.resolve(prompted).adapter) == (HUB_BASE, None)
+    assert (d.resolve(tuned).model, d.resolve(tuned).adapter) == (HUB_BASE, REPO)
+    assert (d.resolve(other).model, d.resolve(other).adapter) == (HUB_BASE, "someone/else")
+    assert d.resolve(api) is api
+    assert d.resolve(tuned).key != tuned.key  # other weights, another leaderboard entry
+    assert "Hub" in d.describe() and REPO in d.describe()
+    # no published default adapter: the bundled adapter goes on the Hub's base
+    d2 = DefaultSources(bundled, adapter_repo=None, probe=lambda: True)
+    d2.check()
+    assert (d2.resolve(tuned).model, d2.resolve(tuned).adapter) == (HUB_BASE, bundled)
+    d.fall_back(RuntimeError("HTTP 503"))
+    assert d.resolve(tuned) is tuned and "bundled" in d.describe()
+
+
+DOWNLOAD = """
+import json, sys
+from fireact_core.backends.base import complete
+from space.config import CachedLoader
+from space.defaults import DefaultSources
+from space.runner import SideSpec
+bundled, repo = sys.argv[1], sys.argv[2]
+d = DefaultSources(bundled, adapter_repo=repo)
+assert d.check(), "the Hub stand-in did not answer the probe"
+spec = d.resolve(SideSpec("finetuned", "smollm2", bundled, "react", 0))
+model = CachedLoader()(spec.model, spec.adapter)
+text = complete(model, [{"role": "user", "content": sys.argv[3]}], stop=["\\nObservation"], max_tokens=24).text
+print(json.dumps({"model": spec.model, "adapter": spec.adapter, "text": text}))
+"""
+
+
+def test_the_default_base_and_adapter_download_from_the_hub_and_match_the_bundled_ones(online, tmp_path):
+    """A real download through huggingface_hub, transformers and peft, in a process started online
+    (huggingface_hub fixes its endpoint and offline flag at import): the same weights, the same text."""
+    import json
+    import os
+    import subprocess
+
+    from fireact_core.backends.base import complete
+    from space.config import CachedLoader
+
+    base = Path(resolve_base(None))  # the de-quantised bundled base (converted on first use)
+    # The stand-in serves the de-quantised bundled weights as the base's Hub copy, so both loads
+    # hold the same numbers and must write the same words.
+    online.add_files(BUNDLED_ID, {p.name: p for p in base.iterdir() if p.is_file() and p.name != "fireact_base.json"})
+    online.add_files(REPO, {p.name: p for p in BUNDLED_ADAPTER.iterdir() if p.is_file()})
+    question = "Question: Where was the founder of the Acme company born?"
+    env = {**os.environ, "FIREACT_CACHE": str(tmp_path / "fireact")}  # no bundled conversion to fall back on
+    r = subprocess.run([sys.executable, "-c", DOWNLOAD, str(BUNDLED_ADAPTER), REPO, question], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (got["model"], got["adapter"]) == (HUB_BASE, REPO)
+    fetched = set(online.paths("GET"))
+    assert f"/{BUNDLED_ID}/resolve/{'1' * 40}/model.safetensors" in fetched
+    assert f"/{REPO}/resolve/main/adapter_model.safetensors" in fetched
+    assert not (tmp_path / "fireact" / "models").exists()  # nothing came from the bundled GGUF
+
+    bundled_model = CachedLoader()("smollm2", str(BUNDLED_ADAPTER))
+    want = complete(bundled_model, [{"role": "user", "content": question}], stop=["\nObservation"], max_tokens=24).text
+    assert got["text"].strip() and got["text"] == want
+
+
+# --- the app: a failing Hub load breaks its own side once, then the bundled files serve ----------
+@pytest.fixture
+def hub_app(tmp_path):
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    pytest.importorskip("gradio_client")
+    from app import create_app
+    from space.fakes import fake_config, fake_loader
+
+    calls: list[tuple[str, str | None]] = []
+    broken = threading.Event()
+
+    def loader(spec: str, adapter: str | None = None):
+        calls.append((spec, adapter))
+        if broken.is_set() and spec == HUB_BASE:
+            raise OSError("HTTP 503 from the Hub")
+        return fake_loader("fake:scripted", adapter)
+
+    defaults = DefaultSources(str(BUNDLED_ADAPTER), adapter_repo=REPO, probe=lambda: True)
+    demo = create_app(fake_config(tmp_path / "app.duckdb", load_model=loader, defaults=defaults))
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    for _ in range(100):  # the probe runs in a background thread at start
+        if defaults.hub:
+            break
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}/", calls, broken, demo.fireact_runtime.store
+    demo.close()
+
+
+def test_the_app_runs_the_hub_defaults_and_falls_back_to_the_bundled_files(hub_app):
+    from gradio_client import Client
+
+    url, calls, broken, store = hub_app
+    c = Client(url, verbose=False, download_files=False, ssl_verify=False)
+    q = "What is the capital of France?"
+
+    def battle() -> tuple:
+        return c.predict(q, "smollm2", "react", 2, f"adapter:{BUNDLED_ADAPTER}", "off", 0.5, 0, False,
+                         api_name="/battle")
+
+    out = battle()
+    assert set(calls) == {(HUB_BASE, None), (HUB_BASE, REPO)}
+    assert "Both agents finished" in out[0]
+    keys = {r["agent_key"] for r in store.runs_table()}
+    assert keys and all(BUNDLED_ID in k for k in keys), keys
+
+    broken.set()  # the Hub fails mid-session
+    calls.clear()
+    out = battle()
+    sides = " ".join(str(x) for x in out[1:3])
+    assert "could not be loaded from the Hub" in sides
+
+    calls.clear()
+    out = battle()
+    assert set(calls) == {("smollm2", None), ("smollm2", str(BUNDLED_ADAPTER))}
+    assert "Both agents finished" in out[0]
