@@ -19,7 +19,7 @@ from fireact_core.errors import InputError, check_question
 from fireact_core.methods import METHODS
 from fireact_core.tools.noisy import NoiseConfig
 from fireact_core.trajectory import Trajectory
-from space.config import parse_finetuned
+from space.config import check_model, parse_finetuned
 from space.render import CSS, SideView, render_message, render_reveal, render_side
 from space.runner import Battle, SideSpec, run_battle
 from space.runtime import Runtime, stream_user_errors, user_errors
@@ -143,7 +143,10 @@ def build(rt: Runtime) -> Tab:
         def battle(q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float, nseed: float,
                    is_blind: bool, request: gr.Request, profile: gr.OAuthProfile | None):
             text = check_question(q)
-            left, right = (cfg.defaults.resolve(s) for s in _side_specs(pm, pmeth, pshots, fchoice))
+            left, right = _side_specs(pm, pmeth, pshots, fchoice)
+            check_model(left.model, (v for _, v in cfg.prompted_choices()))
+            check_model(right.model, (parse_finetuned(v)[0] for _, v in rt.finetuned_choices() if v.startswith("model:")))
+            left, right = cfg.defaults.resolve(left), cfg.defaults.resolve(right)
             noise = NoiseConfig(nmode or "off", float(np_ or 0.0), int(nseed or 0))
             rater = rt.rater(profile, request)
             rt.battle_limiter.check(rater.id)

@@ -19,7 +19,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,9 +159,29 @@ def _adapter_ok(path: Path) -> bool:
     return (path / "adapter_config.json").is_file()
 
 
+def openai_configured() -> bool:
+    """Whether an OpenAI (or compatible) endpoint is set up: a key or a base URL in the environment."""
+    return bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
+
+
+def check_model(spec: str, offered: Iterable[str]) -> None:
+    """Refuse a typed model the app does not offer (the dropdowns take custom values).
+
+    Allowed: an offered spec, the bundled base `smollm2`, and any `openai:` model once an endpoint
+    is configured. Not allowed: anything else a visitor types, e.g. `local:<any Hub id>` (the
+    server would download and load it) or the scripted `fake` models (on the leaderboard).
+    Adapters are not models: a folder or Hub repo id goes on the bundled base, and peft refuses
+    one made for another base.
+    """
+    if spec == "smollm2" or spec in set(offered) or (spec.startswith("openai:") and openai_configured()):
+        return
+    hint = " (set OPENAI_API_KEY or OPENAI_BASE_URL to use OpenAI models)" if spec.startswith("openai:") else ""
+    raise InputError(f"{spec!r} is not a model this app offers; choose one from the list{hint}.")
+
+
 def default_prompted_choices() -> list[Choice]:
     out = [("SmolLM2-135M-Instruct (local base model)", "smollm2")]
-    if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
+    if openai_configured():
         out += [(f"OpenAI {m}", f"openai:{m}") for m in OPENAI_MODELS]
     return out
 
@@ -310,7 +330,9 @@ class AppConfig:
     k_raters: int = 3
     rate_per_minute: int = field(default_factory=lambda: _env_int("FIREACT_RATINGS_PER_MINUTE", 60))  # per rater
     battles_per_minute: int = field(default_factory=lambda: _env_int("FIREACT_BATTLES_PER_MINUTE", 20))
-    model_limits: dict[str, int] = field(default_factory=lambda: {"local": 1, "openai": 8, "fake": 64})
+    # Sides running at once per model kind. Local: the two sides of one battle, so both stream
+    # together; the shared base interleaves them a forward pass at a time (one lock per base).
+    model_limits: dict[str, int] = field(default_factory=lambda: {"local": 2, "openai": 8, "fake": 64})
     battle_concurrency: int = 8
     max_steps: int = 8
     tick_s: float = 0.1

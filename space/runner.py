@@ -206,7 +206,7 @@ def gpu_runner(gpu: Callable[[Callable], Callable], pool: ModelPool, make_tools:
 def side_events(spec: SideSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
                 stop: threading.Event, gpu_run: GpuRun | None = None) -> Iterator[object]:
     """The events of one side: queued/started markers, then the agent's own events."""
-    yield _Queued(f"waiting for a free {spec.kind} model slot…")
+    yield _Queued("waiting for a free model slot…")  # not the kind: in blind mode that would tell the sides apart
     with pool.slot(spec.kind, stop) as got:
         if not got:
             return

@@ -140,6 +140,23 @@ def test_a_raising_backend_fails_its_side_only(app):
     assert 'data-status="done"' in a and 'data-status="error"' in b and "fake endpoint is down" in b
 
 
+def test_a_typed_model_the_app_does_not_offer_is_refused_before_anything_loads(app, monkeypatch):
+    """The dropdowns take custom values; a visitor must not make the server fetch any model it names."""
+    url, store = app
+    c = client(url)
+    runs = store.count("runs")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    for prompted, finetuned in [("local:someone/a-70b-model", "model:fake:tuned"),
+                                ("fake:scripted", "model:local:someone/a-70b-model"),
+                                ("openai:gpt-4o", "model:fake:tuned")]:
+        _, (status, a, b, _) = battle(c, "What is the capital of France?", prompted=prompted, finetuned=finetuned)
+        assert "is not a model this app offers" in status, (prompted, finetuned, status)
+        assert not any(isinstance(x, str) and "data-status" in x for x in (a, b))
+    assert "OPENAI_API_KEY" in status  # the OpenAI refusal says what would enable it
+    assert store.count("runs") == runs
+
+
 def test_a_question_over_the_limit_gets_a_message(app):
     url, _ = app
     c = client(url)
@@ -249,12 +266,17 @@ def test_missing_pieces_degrade_into_clear_messages(tmp_path, monkeypatch):
     (tmp_path / "adapters" / "mine" / "adapter_config.json").write_text("{}")
     assert ("Local adapter: mine", f"adapter:{tmp_path / 'adapters' / 'mine'}") in config.default_finetuned_choices()
     assert config.parse_finetuned("ft:gpt-4o-mini:org::abc") == ("openai:ft:gpt-4o-mini:org::abc", None)
+    config.check_model("smollm2", [])  # the bundled base is always on offer
+    for typed in ("fake:scripted", "local:someone/any-model", "openai:gpt-4o"):
+        with pytest.raises(InputError, match="not a model this app offers"):
+            config.check_model(typed, ["smollm2"])
     assert config.parse_finetuned("someone/fireact-smollm2") == ("smollm2", "someone/fireact-smollm2")
     assert config.parse_finetuned(str(tmp_path / "adapters" / "mine")) == ("smollm2", str(tmp_path / "adapters" / "mine"))
     with pytest.raises(InputError, match="not an adapter folder"):
         config.parse_finetuned("no such thing")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real-0000")
     assert "openai:gpt-4o-mini" in [v for _, v in config.default_prompted_choices()]
+    config.check_model("openai:ft:gpt-4o-mini:org::abc", [])  # with an endpoint set, any OpenAI model
     # Leaderboard keys name a local adapter by its folder (the same on every machine), a Hub one by its id.
     from space.runner import SideSpec
 
