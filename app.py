@@ -62,6 +62,9 @@ def create_app(config: AppConfig | None = None) -> gr.Blocks:
             gr.Markdown(HEADER)
             if cfg.space:  # LoginButton needs the Space's OAuth setup; elsewhere it fails to build
                 gr.LoginButton(scale=0, min_width=220)
+        db_warning = cfg.db_location()[1]
+        if db_warning:
+            gr.Markdown(f"⚠️ {db_warning}", elem_id="fa-db-warning")
         with gr.Tabs():
             with gr.Tab("Arena", id="arena"):
                 arena_tab.blocks.render()
@@ -96,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.db:
             cfg.db_path = args.db
         cfg.blind_default = args.blind
+    host = args.host or ("0.0.0.0" if cfg.space else "127.0.0.1")
+    cfg.loopback = host in ("127.0.0.1", "localhost", "::1")
     try:
         demo = create_app(cfg)
     except FireActError as e:
@@ -108,7 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(os.environ.get("FIREACT_CACHE") or Path.home() / ".cache" / "fireact") / "hub-snapshots"
         start_hub_sync(rt.store, cfg.hub_dataset, folder=folder)
         log.info("syncing Parquet snapshots to the Hub dataset %s", cfg.hub_dataset)
-    host = args.host or ("0.0.0.0" if cfg.space else "127.0.0.1")
     demo.launch(server_name=host, server_port=args.port, show_error=False, max_threads=100)
     return 0
 

@@ -80,7 +80,7 @@ def build(rt: Runtime) -> Tab:
             save_step = gr.Button("Save step label", elem_id="fa-q-save-step")
         with gr.Accordion("Import trajectories to rate (owner / admin)", open=False):
             upload = gr.File(label="Trajectory JSONL (or Alpaca JSON / chat JSONL)", file_types=[".jsonl", ".json"])
-            token = gr.Textbox(label="Admin token", type="password", visible=bool(cfg.admin_token) or cfg.space)
+            token = gr.Textbox(label="Admin token", type="password", visible=cfg.admin_needs_token)
             import_btn = gr.Button("Import")
             import_msg = gr.HTML(css_template=CSS, js_on_load=None)
         gr.HTML("", js_on_load=KEYS_JS, elem_id="fa-keys")
@@ -138,7 +138,7 @@ def build(rt: Runtime) -> Tab:
         @user_errors(1, 0)
         def do_import(path: str | None, tok: str, profile: gr.OAuthProfile | None):
             if not cfg.is_admin(profile, tok):
-                raise InputError("Only the Space owner or someone with the admin token can import trajectories.")
+                raise InputError(cfg.admin_refusal("import trajectories"))
             if not path:
                 raise InputError("Choose a file to import.")
             n_new = rt.store.import_trajectories(read_trajectories(path))

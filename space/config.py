@@ -341,23 +341,63 @@ class AppConfig:
     hub_dataset: str | None = field(default_factory=lambda: os.environ.get("FIREACT_HUB_DATASET") or None)
     export_dir: str | Path | None = None  # None: a temporary folder per export
     title: str = "FireAct Arena"
+    # Without an admin token, whoever reaches the app is its admin only while it listens on loopback
+    # (`python app.py` on a laptop); `app.main` clears this for any other host.
+    loopback: bool = True
+    bucket_mount: Path = Path("/data")  # where a Space's storage bucket is mounted (`hf spaces volumes set`)
 
     @property
     def blind(self) -> bool:
         return self.space if self.blind_default is None else self.blind_default
 
+    def db_location(self) -> tuple[Path, str | None]:
+        """Where the database lives, and a warning when that does not outlive a restart.
+
+        `db_path` or `$FIREACT_DB` first; on a Space, the storage bucket mounted at `bucket_mount`;
+        else the cache folder, which on a Space is the ephemeral disk.
+        """
+        if self.db_path or os.environ.get("FIREACT_DB"):
+            return Path(self.db_path or default_db_path()), None
+        if self.space:
+            if self.bucket_mount.is_dir() and os.access(self.bucket_mount, os.W_OK):
+                return self.bucket_mount / "fireact" / "app.duckdb", None
+            return default_db_path(), (
+                f"No storage bucket is mounted at {self.bucket_mount} and FIREACT_DB is not set: this Space keeps its "
+                "runs and ratings on its ephemeral disk, and a restart loses them.")
+        return default_db_path(), None
+
     def open_store(self) -> Store:
         if self.store is None:
-            self.store = Store.open(self.db_path or default_db_path())
+            path, warning = self.db_location()
+            if warning:
+                log.warning(warning)
+            self.store = Store.open(path)
         return self.store
 
+    def admin_refusal(self, action: str) -> str:
+        """The message for someone who may not `action` (export, import trajectories)."""
+        if not self.space and not self.admin_token:
+            return (f"Only an admin can {action}, and this server listens beyond loopback without an admin token: "
+                    "start it with FIREACT_ADMIN_TOKEN set.")
+        return f"Only the Space owner or someone with the admin token can {action}."
+
+    @property
+    def admin_needs_token(self) -> bool:
+        """Whether exports and imports ask for a token (or, on a Space, the owner's login)."""
+        return self.space or bool(self.admin_token) or not self.loopback
+
     def is_admin(self, profile: Any, token: str | None) -> bool:
-        """The Space owner, or whoever has the admin token; locally without a token set, the user."""
+        """The admin token's holder; on a Space its owner (or, for an organisation's Space, a member);
+        elsewhere, with no token set, whoever reaches an app that listens on loopback only."""
         if self.admin_token and token and hmac.compare_digest(self.admin_token.encode(), token.strip().encode()):
             return True
         if self.space:
-            return bool(profile is not None and self.space_owner and getattr(profile, "username", None) == self.space_owner)
-        return not self.admin_token
+            if profile is None or not self.space_owner:
+                return False
+            orgs = [o.get("preferred_username") or o.get("name") for o in (profile.get("orgs") or [])
+                    if isinstance(o, dict)] if isinstance(profile, dict) else []
+            return getattr(profile, "username", None) == self.space_owner or self.space_owner in orgs
+        return not self.admin_token and self.loopback
 
     @classmethod
     def from_env(cls) -> AppConfig:

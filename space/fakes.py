@@ -91,10 +91,10 @@ def fake_loader(spec: str, adapter: str | None = None) -> FakeModel:
     return FakeModel([lambda m: scripted_reply(m, delay)] * 40, name=name)
 
 
-def fake_config(db_path: str | Path, **overrides: Any) -> AppConfig:
+def fake_config(db_path: str | Path | None, **overrides: Any) -> AppConfig:
     """An `AppConfig` on the fake world: scripted models, the fake search tool, three questions."""
     kw: dict[str, Any] = dict(
-        db_path=str(db_path),
+        db_path=str(db_path) if db_path is not None else None,
         load_model=fake_loader,
         make_tools=fake_tools,
         questions=lambda: QuestionBank(list(QUESTIONS)),

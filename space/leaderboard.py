@@ -122,7 +122,7 @@ def build(rt: Runtime) -> Tab:
         noise_plot = gr.BarPlot(x="setting", y="em", title="EM by noise setting (agent | noisy search)", x_title="",
                                 y_lim=[0, 1], height=320, x_label_angle=-15, tooltip=["agent", "noise", "runs", "em"])
         with gr.Accordion("Export (owner / admin)", open=False):
-            token = gr.Textbox(label="Admin token", type="password", visible=bool(cfg.admin_token) or cfg.space)
+            token = gr.Textbox(label="Admin token", type="password", visible=cfg.admin_needs_token)
             with gr.Row():
                 fmt = gr.Radio(["parquet", "jsonl"], value="parquet", label="Format of the full export")
                 export_btn = gr.Button("Export every table")
@@ -146,14 +146,14 @@ def build(rt: Runtime) -> Tab:
         @user_errors(2, 1)
         def export_all(f: str, tok: str, profile: gr.OAuthProfile | None):
             if not cfg.is_admin(profile, tok):
-                raise InputError("Only the Space owner or someone with the admin token can export.")
+                raise InputError(cfg.admin_refusal("export"))
             paths = rt.store.export_tables(_out_dir("tables"), f)
             return [str(p) for p in paths], render_message(f"Exported {len(paths)} tables as {esc(f)}.", "ok")
 
         @user_errors(2, 1)
         def export_training(m: str, tok: str, profile: gr.OAuthProfile | None):
             if not cfg.is_admin(profile, tok):
-                raise InputError("Only the Space owner or someone with the admin token can export.")
+                raise InputError(cfg.admin_refusal("export"))
             path = _out_dir("training") / f"training-{m}.jsonl"
             n = rt.store.export_training_set(path, m)
             return [str(path)], render_message(f"{n} trajectories in the training set ({m}).", "ok")
