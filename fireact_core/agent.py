@@ -17,6 +17,7 @@ from fireact_core import metrics
 from fireact_core.backends.base import BackendError, Completion, Message, Model
 from fireact_core.errors import ConfigError, check_question
 from fireact_core.methods import METHODS, Prompts, load_prompts
+from fireact_core.redact import redact
 from fireact_core.tools.base import ToolResult, Tools
 from fireact_core.tools.noisy import NoiseConfig, NoisyToolbox
 from fireact_core.trajectory import Step, Trajectory, parse_action, parse_model_turn
@@ -112,7 +113,7 @@ class Agent:
                     break
                 traj.reflections.append(self._reflect(traj, trial))
         except BackendError as e:
-            traj.status, traj.reason = "failed", f"model error: {e}"
+            traj.status, traj.reason = "failed", redact(f"model error: {e}")  # SDK errors may echo a key
         traj.time_s = time.perf_counter() - t0
         traj.finalize_totals()
         traj.cost_usd = self._cost_usd
@@ -197,7 +198,9 @@ class Agent:
             step.observation = step.error
             return
         result: ToolResult = tools.run(step.action, step.argument)
-        step.observation, step.noise, step.error = result.observation, result.noise, result.error
+        # a tool's reply (a search result, an error page) is outside text: no key of ours leaves in it
+        step.observation, step.noise = redact(result.observation), result.noise
+        step.error = redact(result.error) if result.error else result.error
 
     # --- helpers -------------------------------------------------------------------------
     def _tools(self) -> Tools | None:

@@ -8,6 +8,7 @@ endpoint is down), `fake:slow` (0.2 s per call). The search tool answers from `A
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -87,6 +88,9 @@ def fake_loader(spec: str, adapter: str | None = None) -> FakeModel:
         return FakeModel([RuntimeError("the fake backend exploded")], name=name)
     if kind == "down":
         return FakeModel([BackendError("fake endpoint is down (HTTP 503)")], name=name)
+    if kind == "leaky":  # an SDK error that echoes the key it was given
+        key = os.environ.get("OPENAI_API_KEY", "")
+        return FakeModel([BackendError(f"HTTP 401: Incorrect API key provided: {key}")], name=name)
     delay = 0.2 if kind == "slow" else 0.0
     return FakeModel([lambda m: scripted_reply(m, delay)] * 40, name=name)
 

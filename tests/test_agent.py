@@ -178,6 +178,26 @@ def test_backend_error_ends_the_trajectory_as_failed():
     assert t.num_steps == 1 and t.em == 0.0
 
 
+def test_no_key_of_ours_leaves_the_agent_in_an_observation_or_a_failure(monkeypatch):
+    secret = "serp-key-0123456789-not-real"
+    monkeypatch.setenv("SERPAPI_API_KEY", secret)
+
+    def echoing(query: str) -> str:
+        """A search whose error page quotes the request URL."""
+        return f"HTTP 429 for https://serpapi.com/search.json?q={query}&api_key={secret}"
+
+    def failing(query: str) -> str:
+        """A tool whose exception quotes the key."""
+        raise ToolError(f"quota exceeded for key {secret}")
+
+    model = FakeModel(["Thought: s\nAction: search[x]", "Thought: l\nAction: lookup[y]",
+                       BackendError(f"401: Incorrect API key provided: {secret}")])
+    traj = Agent(model, tools(search=echoing, lookup=failing)).solve(Q)
+    assert traj.status == "failed" and "[redacted]" in traj.reason
+    assert "api_key=[redacted]" in traj.steps[0].observation and "[redacted]" in traj.steps[1].error
+    assert secret not in str(traj.to_dict())
+
+
 def test_finetuned_mode_sends_the_question_alone():
     model = FakeModel(["Thought: t\nAction: finish[a]"])
     Agent(model, tools(), AgentConfig(finetuned=True)).solve(Q)

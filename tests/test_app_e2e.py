@@ -157,6 +157,43 @@ def test_a_typed_model_the_app_does_not_offer_is_refused_before_anything_loads(a
     assert store.count("runs") == runs
 
 
+def test_the_random_question_comes_from_the_question_bank(app):
+    from space.fakes import QUESTIONS
+
+    url, _ = app
+    c = client(url)
+    asked = {c.predict(api_name="/random_question") for _ in range(12)}
+    assert asked and asked <= {q.question for q in QUESTIONS}
+
+
+def test_random_noise_replaces_observations_with_earlier_ones_on_both_sides(app):
+    url, _ = app
+    c = client(url)
+    battle(c, "Which river flows through the capital of France?")  # stored observations: the noise pool
+    _, (_, a, b, _) = battle(c, "What is the capital of France?", noise="random", p=1.0, seed=5)
+    for side in (a, b):
+        assert 'data-noise="random"' in side and "⚠ noise" in side
+    assert re.findall(r'data-noise="(\w+)"', a) == re.findall(r'data-noise="(\w+)"', b)
+
+
+def test_a_key_in_a_backend_error_never_reaches_the_page(tmp_path, monkeypatch):
+    from app import create_app
+    from space.fakes import fake_config
+
+    secret = "sk-test-0123456789abcdef-not-real"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    demo = create_app(fake_config(tmp_path / "leak.duckdb", finetuned_choices=lambda: [("leaky", "model:fake:leaky")]))
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        outs, (_, a, b, _) = battle(client(f"http://127.0.0.1:{port}/"), "What is the capital of France?",
+                                         finetuned="model:fake:leaky")
+        assert 'data-status="error"' in b and "Incorrect API key provided: [redacted]" in b
+        assert secret not in json.dumps([list(o) for o in outs]) and 'data-status="done"' in a
+    finally:
+        demo.close()
+
+
 def test_a_question_over_the_limit_gets_a_message(app):
     url, _ = app
     c = client(url)

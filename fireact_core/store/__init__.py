@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fireact_core.errors import ConfigError, InputError
-from fireact_core.store.db import HEAVY_BATCH, Database, StoreLockedError, _light, _Vote, redact
+from fireact_core.redact import redact
+from fireact_core.store.db import HEAVY_BATCH, Database, StoreLockedError, _light, _Vote
 from fireact_core.store.exports import Exports, default_db_path, start_hub_sync
 from fireact_core.store.schema import MIGRATIONS, TABLES
 from fireact_core.trajectory import Trajectory

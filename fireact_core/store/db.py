@@ -12,7 +12,6 @@ import atexit
 import collections
 import concurrent.futures as cf
 import contextlib
-import os
 import queue
 import re
 import threading
@@ -25,7 +24,6 @@ from fireact_core.errors import FireActError, InputError
 from fireact_core.store.schema import MIGRATIONS
 
 T = TypeVar("T")
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
 
 
@@ -38,15 +36,6 @@ class StoreLockedError(FireActError):
         super().__init__(
             f"The database {path} is in use by {who}. DuckDB allows one writer process at a time: "
             f"stop that process, or point FIREACT_DB at another file.")
-
-
-def redact(text: str, env: dict[str, str] | None = None) -> str:
-    """Replace the value of every secret-looking environment variable (…KEY/…TOKEN/…SECRET) in `text`."""
-    env = os.environ if env is None else env
-    for name, value in env.items():
-        if value and len(value) >= 8 and _SECRET_NAME.search(name.upper()) and value in text:
-            text = text.replace(value, "[redacted]")
-    return text
 
 
 # Trajectory saves per write transaction (see Database._write_loop). A vote waits behind at most one
