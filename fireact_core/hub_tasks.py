@@ -55,8 +55,11 @@ def offline() -> bool:
     return any(f in ("1", "true", "yes", "on") for f in flags)
 
 
-def load(task: str, split: str) -> list[Example]:
-    """The examples of `task`/`split` from the cache, else the Hub; `FireActError` saying where to put files."""
+def load(task: str, split: str, *, download: bool = True) -> list[Example]:
+    """The examples of `task`/`split` from the cache, else the Hub; `FireActError` saying where to put files.
+
+    `download=False`: the cache only (for callers that must not wait on the network).
+    """
     source = SOURCES.get((task, split))
     if source is None:
         have = ", ".join(f"{t}/{s}" for t, s in SOURCES)
@@ -69,6 +72,8 @@ def load(task: str, split: str) -> list[Example]:
     if offline():
         raise FireActError(_where_to_put(task, split, f"the Hub is set offline (HF_HUB_OFFLINE), so {source.repo} "
                                                       "cannot be downloaded"))
+    if not download:
+        raise FireActError(_where_to_put(task, split, f"{source.repo} has not been downloaded yet"))
     try:
         datasets = importlib.import_module("datasets")
         rows = datasets.load_dataset(source.repo, source.config, split=source.split)

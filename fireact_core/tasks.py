@@ -61,12 +61,12 @@ class Task:
     hint: ClassVar[str] = ("Put the FireAct release's data folder (layout: {layout}) in one of these, "
                            "set $FIREACT_DATA to it, or pass --data-dir.")
 
-    def __init__(self, split: str | None = None, data_dir: str | Path | None = None) -> None:
+    def __init__(self, split: str | None = None, data_dir: str | Path | None = None, *, download: bool = True) -> None:
         split = split or self.splits[0]
         if split not in self.splits:
             raise ConfigError(f"unknown split {split!r} for task {self.name}; valid splits: {', '.join(self.splits)}")
         self.split = split
-        self.examples: list[Example] = self._load(data_dir)
+        self.examples: list[Example] = self._load(data_dir, download)
 
     # --- loading ---------------------------------------------------------------------------
     def _paths(self, base: Path) -> list[Path]:
@@ -76,7 +76,7 @@ class Task:
     def _read(self, paths: list[Path]) -> list[Example]:
         raise NotImplementedError
 
-    def _load(self, data_dir: str | Path | None) -> list[Example]:
+    def _load(self, data_dir: str | Path | None, download: bool = True) -> list[Example]:
         for base in data_dirs(data_dir):
             paths = self._paths(base)
             if paths and all(p.is_file() for p in paths):
@@ -90,7 +90,7 @@ class Task:
         if hub is None:
             raise FireActError(missing)
         try:
-            rows = hub.load(self.name, self.split)
+            rows = hub.load(self.name, self.split, download=download)
         except FireActError:
             if _offline():
                 raise FireActError(missing) from None
@@ -239,13 +239,18 @@ class World(Task):
 TASKS: dict[str, type[Task]] = {t.name: t for t in (HotpotQA, Bamboogle, StrategyQA, MMLU, World)}
 
 
-def load_task(name: str, split: str | None = None, data_dir: str | Path | None = None) -> Task:
-    """A task split by name; unknown names and splits raise `ConfigError` listing the valid ones."""
+def load_task(name: str, split: str | None = None, data_dir: str | Path | None = None, *,
+              download: bool = True) -> Task:
+    """A task split by name; unknown names and splits raise `ConfigError` listing the valid ones.
+
+    Files on disk come first, then the Hub copy (cached after the first download); with
+    `download=False` only what is already on this machine.
+    """
     cls = TASKS.get(name)
     if cls is None:
         valid = "; ".join(f"{n} ({', '.join(c.splits)})" for n, c in TASKS.items())
         raise ConfigError(f"unknown task {name!r}; valid tasks (splits): {valid}")
-    return cls(split, data_dir=data_dir)
+    return cls(split, data_dir=data_dir, download=download)
 
 
 def _hub_tasks() -> Any:

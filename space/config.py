@@ -86,8 +86,10 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
-def load_question_bank(tasks: tuple[tuple[str, str], ...] = TASK_SPLITS, per_task: int = 500) -> QuestionBank:
-    """The offline world's questions, plus HotpotQA/Bamboogle/StrategyQA/MMLU where their data is present."""
+def load_question_bank(tasks: tuple[tuple[str, str], ...] = TASK_SPLITS, per_task: int = 500, *,
+                       download: bool = False) -> QuestionBank:
+    """The offline world's questions, plus HotpotQA/Bamboogle/StrategyQA/MMLU where their data is on this
+    machine (files, or the cache of an earlier download); `download=True` fetches the missing ones from the Hub."""
     try:
         from fireact_core.tasks import load_task
     except ImportError as e:
@@ -96,13 +98,18 @@ def load_question_bank(tasks: tuple[tuple[str, str], ...] = TASK_SPLITS, per_tas
     notes = []
     for name, split in tasks:
         try:
-            task = load_task(name, split)
+            task = load_task(name, split, download=download)
         except FireActError as e:
             notes.append(f"{name}: {str(e).splitlines()[0]}")
             continue
         for ex in list(task)[:per_task]:
             questions.append(Question(ex.id, ex.question, ex.answer, ex.task))
     return QuestionBank(questions, notes)
+
+
+def download_question_bank() -> QuestionBank:
+    """`load_question_bank`, fetching the question sets that are not on this machine from the Hub."""
+    return load_question_bank(download=True)
 
 
 # --- models and tools -----------------------------------------------------------------------
@@ -323,6 +330,8 @@ class AppConfig:
     prompted_choices: Callable[[], list[Choice]] = default_prompted_choices
     finetuned_choices: Callable[[], list[Choice]] = default_finetuned_choices
     hub_choices: Callable[[], list[Choice]] = hub_adapter_choices  # called once, in a background thread
+    # once the Hub has answered the probe, in the background: the question sets not on this machine
+    more_questions: Callable[[], QuestionBank] | None = download_question_bank
     # the default base and adapter: their Hub copies while the Hub answers (probed in a background thread)
     defaults: DefaultSources = field(default_factory=lambda: DefaultSources(str(DEFAULT_ADAPTER)))
     space: bool = field(default_factory=on_space)

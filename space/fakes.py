@@ -106,6 +106,7 @@ def fake_config(db_path: str | Path | None, **overrides: Any) -> AppConfig:
                                   ("Fake raising model", "fake:raise")],
         finetuned_choices=lambda: [("Fake fine-tuned", "model:fake:tuned"), ("Fake endpoint down", "model:fake:down")],
         hub_choices=lambda: [],
+        more_questions=None,
         defaults=DefaultSources("", probe=lambda: False),
         model_limits={"fake": 64},
         tick_s=0.05,

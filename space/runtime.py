@@ -34,7 +34,21 @@ class Runtime:
         self._touch_lock = threading.Lock()
         self._hub: list[Choice] = []
         threading.Thread(target=self._list_hub, name="fireact-hub-listing", daemon=True).start()
-        threading.Thread(target=cfg.defaults.check, name="fireact-hub-probe", daemon=True).start()
+        threading.Thread(target=self._probe_hub, name="fireact-hub-probe", daemon=True).start()
+
+    def _probe_hub(self) -> None:
+        """Does the Hub answer? Then the defaults come from it, and the missing question sets too."""
+        if not self.cfg.defaults.check() or self.cfg.more_questions is None:
+            return
+        try:
+            more = self.cfg.more_questions()
+        except Exception:  # an outside service: the bank stays as it is
+            log.exception("loading question sets from the Hub failed")
+            return
+        with self._bank_lock:
+            if self._bank is None or len(more) > len(self._bank):
+                self._bank = more
+                log.info("question sets now: %d questions (%s)", len(more), ", ".join(sorted({q.task for q in more.questions})))
 
     def _list_hub(self) -> None:
         try:

@@ -102,3 +102,40 @@ def test_hotpotqa_and_strategyqa_rows(monkeypatch):
     assert (hp.id, hp.answer, hp.meta["type"], hp.task) == ("hotpotqa-dev-0", "yes", "comparison", "hotpotqa")
     (sq,) = hub_tasks.load("strategyqa", "dev")
     assert (sq.id, sq.answer) == ("e0044a7b", "no")
+
+
+def test_without_download_only_the_cache_answers_and_nothing_is_fetched(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    calls: list = []
+    fake_datasets(monkeypatch, {"chiayewken/bamboogle": [{"Question": "Who?", "Answer": "Me"}]}, calls)
+    with pytest.raises(FireActError, match="has not been downloaded yet"):
+        load_task("bamboogle", "test", data_dir=tmp_path / "empty", download=False)
+    assert calls == []
+    fetched = load_task("bamboogle", "test", data_dir=tmp_path / "empty")  # downloads, and caches
+    assert len(calls) == 1
+    again = load_task("bamboogle", "test", data_dir=tmp_path / "empty", download=False)
+    assert [e.question for e in again] == [e.question for e in fetched] and len(calls) == 1
+
+
+def test_the_app_offers_the_world_at_once_and_the_hub_sets_once_the_hub_answers(monkeypatch, tmp_path):
+    """Building the page never waits on the network: the missing sets arrive in the background."""
+    import time
+
+    from space.config import Question, QuestionBank
+    from space.defaults import DefaultSources
+    from space.fakes import fake_config
+    from space.runtime import Runtime
+
+    world = QuestionBank([Question("w1", "A world question?", "x", "world")])
+    more = QuestionBank([*world.questions, Question("h1", "A HotpotQA question?", "y", "hotpotqa")])
+    for answers, expected in [(False, {"world"}), (True, {"world", "hotpotqa"})]:
+        rt = Runtime(fake_config(tmp_path / f"{answers}.duckdb", questions=lambda: world, more_questions=lambda: more,
+                                 defaults=DefaultSources("", probe=lambda a=answers: (time.sleep(0.1), a)[1])))
+        assert {q.task for q in rt.bank.questions} == {"world"}  # at once, before the probe answered
+        deadline = time.time() + 5
+        while {q.task for q in rt.bank.questions} != expected and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        assert {q.task for q in rt.bank.questions} == expected
+        assert rt.bank.lookup("A HotpotQA question?") is (more.questions[1] if answers else None)
+        rt.store.close()

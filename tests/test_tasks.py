@@ -130,7 +130,7 @@ def test_hub_fallback_online_and_from_its_cache_offline(tmp_path, monkeypatch):
     calls = []
     cached = {"ok": True}
 
-    def load(task, split):
+    def load(task, split, download=True):
         calls.append((task, split))
         if not cached["ok"]:
             raise FireActError("offline and not cached")
