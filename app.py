@@ -73,6 +73,7 @@ def create_app(config: AppConfig | None = None) -> gr.Blocks:
             with gr.Tab("Leaderboard", id="leaderboard") as board_tab:
                 board.blocks.render()
         board_tab.select(board.refresh, None, board.outputs, api_visibility="private")
+        demo.load(None, None, None, js="() => {" + annotate.KEYS_JS + "}")  # keyboard shortcuts, every tab
     demo.queue(default_concurrency_limit=8)
     demo.fireact_runtime = rt  # tests and benchmarks read the store through it
     return demo

@@ -31,7 +31,9 @@ calls: `search[...]`, `lookup[...]`, `finish[answer]`) and the Observations the 
 
 Keyboard: **N** next · **U** good · **D** bad · **S** skip (not while typing in a field)."""
 
-# Registers the shortcuts once per page; only visible, enabled buttons are clicked.
+# Registers the shortcuts once per page (app.py runs it on page load: a tab's own components mount only
+# when the tab is first opened, and the arena's 1-4 must work before that); only visible, enabled
+# buttons are clicked.
 KEYS_JS = """
 if (!window.__fireactKeys) {
   window.__fireactKeys = true;
@@ -83,7 +85,6 @@ def build(rt: Runtime) -> Tab:
             token = gr.Textbox(label="Admin token", type="password", visible=cfg.admin_needs_token)
             import_btn = gr.Button("Import")
             import_msg = gr.HTML(css_template=CSS, js_on_load=None)
-        gr.HTML("", js_on_load=KEYS_JS, elem_id="fa-keys")
         current = gr.State(None)
 
         def _next(rater_id: str, note: str = "", kind: str = "ok"):

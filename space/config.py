@@ -336,7 +336,7 @@ class AppConfig:
     defaults: DefaultSources = field(default_factory=lambda: DefaultSources(str(DEFAULT_ADAPTER)))
     space: bool = field(default_factory=on_space)
     blind_default: bool | None = None  # None: on a Space only
-    k_raters: int = 3
+    k_raters: int = field(default_factory=lambda: _env_int("FIREACT_K_RATERS", 3))  # raters per queued trajectory
     rate_per_minute: int = field(default_factory=lambda: _env_int("FIREACT_RATINGS_PER_MINUTE", 60))  # per rater
     battles_per_minute: int = field(default_factory=lambda: _env_int("FIREACT_BATTLES_PER_MINUTE", 20))
     # Sides running at once per model kind. Local: the two sides of one battle, so both stream

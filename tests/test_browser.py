@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from fireact_core.trajectory import Step, Trajectory
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium")
@@ -80,7 +82,8 @@ def test_a_blind_battle_and_a_vote_in_the_browser_with_an_xss_canary(app, page):
     page.screenshot(path=str(ARTIFACTS / "arena-battle.png"), full_page=True)
 
     votes = store.count("votes")
-    page.locator("#fa-vote-a").click()
+    page.locator("body").click(position={"x": 5, "y": 5})  # out of the question box: keys are shortcuts
+    page.keyboard.press("1")  # vote A
     page.locator("#fa-reveal .fa-reveal").wait_for(timeout=10_000)
     reveal = page.locator("#fa-reveal").inner_text()
     assert "A is better" in reveal and "fake:tuned" in reveal and "fake:scripted" in reveal
@@ -96,6 +99,10 @@ def test_annotation_keyboard_shortcuts_and_the_leaderboard(app, page):
     from playwright.sync_api import expect
 
     _, store = app
+    for i in range(3):  # enough trajectories in the queue for N, U, D and S
+        store.save_run(Trajectory(question=f"Queued question {i}?", id=f"queued{i}", gold="x", answer="x", em=1.0,
+                                  steps=[Step(thought="t", action="finish", argument="x")], agent={"model": "teacher"}),
+                       source="import", agent_key="teacher")
     page.get_by_role("tab", name="Annotate").click()
     page.locator("#fa-q-next").wait_for(state="visible")
     page.locator("body").click(position={"x": 5, "y": 5})
@@ -108,6 +115,17 @@ def test_annotation_keyboard_shortcuts_and_the_leaderboard(app, page):
     page.locator("#fa-q-msg .fa-msg-ok").wait_for(timeout=10_000)
     assert store._scalar("SELECT count(*) FROM ratings WHERE source = 'queue'") == before + 1
     assert store._scalar("SELECT score FROM ratings WHERE run_id = ? AND source = 'queue'", [run_id]) == 1
+    # A rating brings the next trajectory: D rates it bad, S skips the one after (never shown again)
+    for key in ("d", "s"):
+        expect(page.locator("#fa-q-item .fa-side")).not_to_have_attribute("data-run", run_id, timeout=10_000)
+        run_id = page.locator("#fa-q-item .fa-side").get_attribute("data-run")
+        page.locator("#fa-q-up:not([disabled])").wait_for(timeout=10_000)
+        page.keyboard.press(key)
+        expect(page.locator("#fa-q-msg")).to_contain_text("Saved 👎" if key == "d" else "Skipped", timeout=10_000)
+        seen = store._scalar("SELECT outcome FROM queue_seen WHERE run_id = ? AND outcome <> 'shown'", [run_id])
+        assert seen == ("rated" if key == "d" else "skipped"), (key, seen)
+        if key == "d":
+            assert store._scalar("SELECT score FROM ratings WHERE run_id = ? AND source = 'queue'", [run_id]) == -1
     page.screenshot(path=str(ARTIFACTS / "annotate.png"), full_page=True)
     page.get_by_role("tab", name="Leaderboard").click()
     expect(page.locator("#fa-lb-agree .fa-agree")).to_contain_text("1 blind votes", timeout=15_000)

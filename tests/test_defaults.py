@@ -198,3 +198,22 @@ def test_the_app_runs_the_hub_defaults_and_falls_back_to_the_bundled_files(hub_a
     out = battle()
     assert set(calls) == {("smollm2", None), ("smollm2", str(BUNDLED_ADAPTER))}
     assert "Both agents finished" in out[0]
+
+
+def test_hub_adapters_tagged_fireact_join_the_fine_tuned_choices(online, tmp_path):
+    from space.config import hub_adapter_choices, parse_finetuned
+    from space.fakes import fake_config
+    from space.runtime import Runtime
+
+    card = "---\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct\nlibrary_name: peft\ntags: [fireact]\n---\n# x\n"
+    online.add_model("a/small", card, downloads=10)
+    online.add_model("c/other", "---\ntags: [text-generation]\n---\n# other\n", downloads=999)
+    assert hub_adapter_choices() == [("Hub: a/small (10↓)", "adapter:a/small")]
+    rt = Runtime(fake_config(tmp_path / "hub.duckdb", hub_choices=hub_adapter_choices))
+    deadline = time.time() + 10
+    while "adapter:a/small" not in [v for _, v in rt.finetuned_choices()] and time.time() < deadline:
+        time.sleep(0.05)
+    values = [v for _, v in rt.finetuned_choices()]
+    assert values[0] == "model:fake:tuned" and "adapter:a/small" in values  # local choices first
+    assert parse_finetuned("adapter:a/small") == ("smollm2", "a/small")  # loaded onto the local base
+    rt.store.close()

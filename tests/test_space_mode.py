@@ -38,6 +38,18 @@ def test_a_hub_login_is_the_rater_and_everyone_else_is_an_anonymous_session():
     assert rater_of(None, "session-1").id == anon.id != rater_of(None, "session-2").id
 
 
+def test_limits_and_the_queue_s_k_come_from_the_environment(monkeypatch):
+    from fireact_core.errors import ConfigError
+
+    monkeypatch.setenv("FIREACT_K_RATERS", "5")
+    monkeypatch.setenv("FIREACT_RATINGS_PER_MINUTE", "7")
+    cfg = AppConfig()
+    assert (cfg.k_raters, cfg.rate_per_minute) == (5, 7)
+    monkeypatch.setenv("FIREACT_K_RATERS", "five")
+    with pytest.raises(ConfigError, match="FIREACT_K_RATERS must be an integer"):
+        AppConfig()
+
+
 def test_the_rate_limit_counts_each_rater_in_a_sliding_minute(monkeypatch):
     import space.config as config
 
