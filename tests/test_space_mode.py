@@ -145,3 +145,29 @@ def test_the_database_goes_on_the_mounted_bucket_and_says_so_when_there_is_none(
     monkeypatch.setenv("FIREACT_DB", str(tmp_path / "chosen.duckdb"))
     assert cfg.db_location() == (tmp_path / "chosen.duckdb", None)  # the environment decides first
     assert AppConfig(space=False, bucket_mount=mount, db_path=None).db_location()[1] is None
+
+
+# --- the question bank ------------------------------------------------------------------------
+def test_the_question_bank_holds_the_world_and_the_paper_s_sets_on_disk(shared_data, monkeypatch):
+    from space.config import load_question_bank
+
+    monkeypatch.setenv("FIREACT_DATA", str(shared_data))
+    bank = load_question_bank(per_task=50)
+    tasks = {q.task for q in bank.questions}
+    assert tasks == {"world", "hotpotqa", "bamboogle", "strategyqa", "mmlu"}, bank.notes
+    assert sum(q.task == "world" for q in bank.questions) == 50
+    q = next(q for q in bank.questions if q.task == "bamboogle")
+    assert bank.lookup("  " + q.question.upper() + " ") is q and q.answer  # gold found by the question's text
+    assert {e.task for e in bank.examples(6)} >= {"world", "hotpotqa"}
+
+
+def test_without_the_paper_s_data_the_bank_is_the_world_with_a_note_per_missing_set(tmp_path, monkeypatch):
+    from space.config import load_question_bank
+
+    from fireact_core import tasks
+
+    monkeypatch.setenv("FIREACT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(tasks, "data_dirs", lambda data_dir=None: [ROOT / "data"])  # as if ../shared were not here
+    bank = load_question_bank(tasks=(("world", "dev"), ("bamboogle", "test")), per_task=10)
+    assert {q.task for q in bank.questions} == {"world"} and len(bank) == 10
+    assert len(bank.notes) == 1 and bank.notes[0].startswith("bamboogle:") and "not found" in bank.notes[0]
