@@ -13,7 +13,7 @@ from fireact_core.errors import ConfigError, FireActError
 from fireact_core.store import Store, redact
 from space.config import AppConfig, Choice, QuestionBank, RateLimiter, Rater, gpu_decorator, rater_of
 from space.render import render_message
-from space.runner import GpuRun, ModelPool, gpu_runner
+from space.runner import GpuRun, ModelPool, SideSpec, gpu_runner
 
 log = logging.getLogger("fireact.app")
 
@@ -33,12 +33,30 @@ class Runtime:
         self._touched: set[str] = set()
         self._touch_lock = threading.Lock()
         self._hub: list[Choice] = []
+        hub = self._preload_defaults() if self.gpu_run is not None else None
         threading.Thread(target=self._list_hub, name="fireact-hub-listing", daemon=True).start()
-        threading.Thread(target=self._probe_hub, name="fireact-hub-probe", daemon=True).start()
+        threading.Thread(target=self._probe_hub, args=(hub,), name="fireact-hub-probe", daemon=True).start()
 
-    def _probe_hub(self) -> None:
+    def _preload_defaults(self) -> bool:
+        """On ZeroGPU: load the default base and adapter now, so every GPU worker forked later inherits them.
+
+        ZeroGPU's pattern: weights load at start in the main process, and only the compute runs
+        inside `spaces.GPU`; loaded inside it, each new worker would load them again. The Hub is
+        probed first (synchronously), so what loads is what battles will ask for. Returns the probe's answer.
+        """
+        hub = self.cfg.defaults.check()
+        bundled = self.cfg.defaults.bundled_adapter or None
+        for spec in (SideSpec("prompted", "smollm2"), SideSpec("finetuned", "smollm2", bundled)):
+            try:
+                self.pool.load(self.cfg.defaults.resolve(spec))
+            except Exception:  # the battle will show it on its side; the app still starts
+                log.exception("preloading %s for ZeroGPU failed", spec.key)
+        return hub
+
+    def _probe_hub(self, answered: bool | None = None) -> None:
         """Does the Hub answer? Then the defaults come from it, and the missing question sets too."""
-        if not self.cfg.defaults.check() or self.cfg.more_questions is None:
+        hub = self.cfg.defaults.check() if answered is None else answered
+        if not hub or self.cfg.more_questions is None:
             return
         try:
             more = self.cfg.more_questions()

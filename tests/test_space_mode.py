@@ -162,9 +162,8 @@ def test_the_question_bank_holds_the_world_and_the_paper_s_sets_on_disk(shared_d
 
 
 def test_without_the_paper_s_data_the_bank_is_the_world_with_a_note_per_missing_set(tmp_path, monkeypatch):
-    from space.config import load_question_bank
-
     from fireact_core import tasks
+    from space.config import load_question_bank
 
     monkeypatch.setenv("FIREACT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(tasks, "data_dirs", lambda data_dir=None: [ROOT / "data"])  # as if ../shared were not here

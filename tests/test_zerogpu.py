@@ -18,6 +18,7 @@ import pytest
 
 from fireact_core.tools.noisy import NoiseConfig
 from space.config import gpu_decorator
+from space.defaults import DefaultSources
 from space.fakes import fake_config, fake_loader, fake_tools
 from space.render import SideView
 from space.runner import Battle, ModelPool, SideSpec, gpu_runner, run_battle
@@ -104,3 +105,22 @@ def test_the_app_wraps_the_local_side_when_on_zerogpu(spaces, monkeypatch, tmp_p
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     rt = Runtime(fake_config(tmp_path / "b.duckdb"))
     assert rt.gpu_run is not None and rt.gpu_run in spaces.decorated.values()
+
+
+def test_on_zerogpu_the_defaults_load_at_start_so_the_gpu_workers_inherit_them(spaces, monkeypatch, tmp_path):
+    from space.runtime import Runtime
+
+    calls: list[tuple[str, str | None]] = []
+
+    def loader(model: str, adapter: str | None = None):
+        calls.append((model, adapter))
+        return _loader(model, adapter)
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    Runtime(fake_config(tmp_path / "a.duckdb", load_model=loader)).store.close()
+    assert calls == []  # elsewhere models load on the first battle
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    defaults = DefaultSources("data/adapters/default", probe=lambda: False)
+    Runtime(fake_config(tmp_path / "b.duckdb", load_model=loader, defaults=defaults)).store.close()
+    assert calls == [("smollm2", None), ("smollm2", "data/adapters/default")]
+    assert spaces.calls == []  # loading is not GPU work
