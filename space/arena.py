@@ -144,8 +144,10 @@ def build(rt: Runtime) -> Tab:
                    is_blind: bool, request: gr.Request, profile: gr.OAuthProfile | None):
             text = check_question(q)
             left, right = _side_specs(pm, pmeth, pshots, fchoice)
-            check_model(left.model, (v for _, v in cfg.prompted_choices()))
-            check_model(right.model, (parse_finetuned(v)[0] for _, v in rt.finetuned_choices() if v.startswith("model:")))
+            # the choices are listed (a folder scan) only for a model the rule alone does not allow
+            check_model(left.model, lambda: [v for _, v in cfg.prompted_choices()])
+            check_model(right.model, lambda: [parse_finetuned(v)[0] for _, v in rt.finetuned_choices()
+                                              if v.startswith("model:")])
             left, right = cfg.defaults.resolve(left), cfg.defaults.resolve(right)
             noise = NoiseConfig(nmode or "off", float(np_ or 0.0), int(nseed or 0))
             rater = rt.rater(profile, request)

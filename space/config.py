@@ -26,6 +26,7 @@ from typing import Any
 
 from fireact_core.backends.base import Model
 from fireact_core.errors import ConfigError, FireActError, InputError
+from fireact_core.models import online
 from fireact_core.store import Store, default_db_path
 from fireact_core.tools.base import Tools
 from space.defaults import DefaultSources
@@ -171,16 +172,16 @@ def openai_configured() -> bool:
     return bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
 
 
-def check_model(spec: str, offered: Iterable[str]) -> None:
+def check_model(spec: str, offered: Callable[[], Iterable[str]]) -> None:
     """Refuse a typed model the app does not offer (the dropdowns take custom values).
 
     Allowed: an offered spec, the bundled base `smollm2`, and any `openai:` model once an endpoint
     is configured. Not allowed: anything else a visitor types, e.g. `local:<any Hub id>` (the
     server would download and load it) or the scripted `fake` models (on the leaderboard).
     Adapters are not models: a folder or Hub repo id goes on the bundled base, and peft refuses
-    one made for another base.
+    one made for another base. `offered` is asked only when the rule alone does not decide.
     """
-    if spec == "smollm2" or spec in set(offered) or (spec.startswith("openai:") and openai_configured()):
+    if spec == "smollm2" or (spec.startswith("openai:") and openai_configured()) or spec in set(offered()):
         return
     hint = " (set OPENAI_API_KEY or OPENAI_BASE_URL to use OpenAI models)" if spec.startswith("openai:") else ""
     raise InputError(f"{spec!r} is not a model this app offers; choose one from the list{hint}.")
@@ -214,8 +215,7 @@ def hub_adapter_choices(limit: int = 30) -> list[Choice]:
 
     Slow when the network is down (timeouts): the app calls it in a background thread.
     """
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no", "off")
-    if offline or importlib.util.find_spec("train") is None:
+    if not online() or importlib.util.find_spec("train") is None:
         return []
     try:
         from train.hub import discover

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -52,15 +51,12 @@ class DefaultSources:
     bundled_adapter: str
     adapter_repo: str | None = field(default_factory=lambda: os.environ.get("FIREACT_DEFAULT_ADAPTER") or None)
     probe: Callable[[], bool] = hub_reachable
-    hub: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    hub: bool = False  # one flag, set whole: readers need no lock
 
     def check(self) -> bool:
         """Probe the Hub (blocking; the app calls it in a background thread) and remember the answer."""
-        ok = bool(self.probe())
-        with self._lock:
-            self.hub = ok
-        return ok
+        self.hub = bool(self.probe())
+        return self.hub
 
     def resolve(self, spec: SideSpec) -> SideSpec:
         """The spec with the default base and adapter replaced by their Hub copies, while the Hub answers."""
@@ -69,14 +65,13 @@ class DefaultSources:
         adapter = self.adapter_repo if (spec.adapter == self.bundled_adapter and self.adapter_repo) else spec.adapter
         return replace(spec, model=HUB_BASE, adapter=adapter)
 
-    def is_hub(self, model: str, adapter: str | None) -> bool:
-        """Whether loading (model, adapter) fetches the default base from the Hub (so a failure can fall back)."""
+    def is_hub(self, model: str) -> bool:
+        """Whether loading `model` fetches the default base from the Hub (so a failure can fall back)."""
         return model == HUB_BASE
 
     def fall_back(self, error: BaseException) -> None:
         """A default failed to load from the Hub: the battles after this one use the bundled files."""
-        with self._lock:
-            was, self.hub = self.hub, False
+        was, self.hub = self.hub, False
         if was:
             log.warning("loading the default from the Hub failed (%s); using the bundled files from now on", error)
 

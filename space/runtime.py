@@ -78,7 +78,7 @@ class Runtime:
         try:
             return self.cfg.load_model(spec, adapter)
         except Exception as e:
-            if not self.cfg.defaults.is_hub(spec, adapter):
+            if not self.cfg.defaults.is_hub(spec):
                 raise
             self.cfg.defaults.fall_back(e)
             raise ConfigError(f"The default model could not be loaded from the Hub ({redact(str(e))[:300]}); "

@@ -303,17 +303,17 @@ def test_missing_pieces_degrade_into_clear_messages(tmp_path, monkeypatch):
     (tmp_path / "adapters" / "mine" / "adapter_config.json").write_text("{}")
     assert ("Local adapter: mine", f"adapter:{tmp_path / 'adapters' / 'mine'}") in config.default_finetuned_choices()
     assert config.parse_finetuned("ft:gpt-4o-mini:org::abc") == ("openai:ft:gpt-4o-mini:org::abc", None)
-    config.check_model("smollm2", [])  # the bundled base is always on offer
+    config.check_model("smollm2", list)  # the bundled base is always on offer
     for typed in ("fake:scripted", "local:someone/any-model", "openai:gpt-4o"):
         with pytest.raises(InputError, match="not a model this app offers"):
-            config.check_model(typed, ["smollm2"])
+            config.check_model(typed, lambda: ["smollm2"])
     assert config.parse_finetuned("someone/fireact-smollm2") == ("smollm2", "someone/fireact-smollm2")
     assert config.parse_finetuned(str(tmp_path / "adapters" / "mine")) == ("smollm2", str(tmp_path / "adapters" / "mine"))
     with pytest.raises(InputError, match="not an adapter folder"):
         config.parse_finetuned("no such thing")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real-0000")
     assert "openai:gpt-4o-mini" in [v for _, v in config.default_prompted_choices()]
-    config.check_model("openai:ft:gpt-4o-mini:org::abc", [])  # with an endpoint set, any OpenAI model
+    config.check_model("openai:ft:gpt-4o-mini:org::abc", list)  # with an endpoint set, any OpenAI model
     # Leaderboard keys name a local adapter by its folder (the same on every machine), a Hub one by its id.
     from space.runner import SideSpec
 
