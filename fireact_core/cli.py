@@ -1,5 +1,11 @@
-"""`fireact`: the command line. Each subcommand is one module in `fireact_core.commands`
-with `register(subparsers)`; heavy imports happen inside the command, not at start-up."""
+"""`fireact`: the command line. Each core subcommand is one module in `fireact_core.commands`
+with `register(subparsers)`; heavy imports happen inside the command, not at start-up.
+
+Other packages add commands without the core knowing them: an entry point in the
+`fireact.commands` group names a `make_parser(subparsers)` function (TRL's pattern; the
+trainer's commands live in `train/commands.py`). A plugin is imported
+only when its command runs, or for `--help`, so `fireact run` imports none of them.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,23 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from typing import Any
 
 from fireact_core import __version__
 from fireact_core.errors import FireActError
 
+PLUGIN_GROUP = "fireact.commands"
 
-def build_parser() -> argparse.ArgumentParser:
+
+def plugin_commands() -> dict[str, Any]:
+    """The commands other packages register (name -> entry point), read from package metadata without importing them."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+
+
+def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
+    """The parser with every core command and, of the plugins, `command`'s (`"*"`: all; None: none)."""
     parser = argparse.ArgumentParser(prog="fireact", description="FireAct: language agents fine-tuned on trajectories.")
     parser.add_argument("--version", action="version", version=f"fireact {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -23,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"fireact_core.commands.{info.name}")
         module.register(sub)
+    for name, ep in sorted(plugin_commands().items()):
+        if command == "*" or command == name:
+            ep.load()(sub)
     return parser
 
 
@@ -39,7 +59,11 @@ def _quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    plugins = plugin_commands()
+    first = next((a for a in argv if not a.startswith("-")), None)
+    core = {m.name for m in pkgutil.iter_modules(importlib.import_module("fireact_core.commands").__path__)}
+    parser = build_parser(first if first in plugins else None if first in core else "*")
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

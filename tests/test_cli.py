@@ -188,3 +188,25 @@ def test_bad_options(capsys):
     fails_cleanly(capsys, ["run", "q?", "--model", "openai:gpt-4o-mini", "--adapter", "my-adapter"],
                   "--adapter applies to local models")
     fails_cleanly(capsys, ["run", "q?", "--model", "fake", "--tools", "corpus:/nonexistent/c.jsonl"], "corpus file not found")
+
+
+def test_an_eval_output_imports_into_the_annotation_queue(tmp_path, scripted):
+    """`fireact eval` writes its noise as the CLI names it; the store reads that record (it raised AttributeError)."""
+    from fireact_core.formats import read_trajectories
+    from fireact_core.store import Store
+
+    q = tmp_path / "data" / "world" / "questions" / "dev.jsonl"
+    q.parent.mkdir(parents=True)
+    q.write_text(json.dumps({"id": "w0", "question": "Question 0?", "answer": "Tessary"}) + "\n")
+    scripted("Thought: t\nAction: finish[Tessary]")
+    out = tmp_path / "w.jsonl"
+    assert main(["eval", "--task", "world", "--split", "dev", "--data-dir", str(tmp_path / "data"), "--model", "fake",
+                 "--tools", "none", "--noise", "random", "--p", "0.25", "--seed", "3", "--out", str(out),
+                 "--no-progress"]) == 0
+    store = Store(tmp_path / "app.duckdb")
+    try:
+        assert store.import_trajectories(read_trajectories(out)) == 1
+        (row,) = store.runs_table()
+        assert (row["noise_mode"], row["noise_p"], row["noise_seed"]) == ("random", 0.25, 3)
+    finally:
+        store.close()

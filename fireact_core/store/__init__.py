@@ -83,7 +83,7 @@ class Store(Exports, Database):
         if cur.execute("SELECT 1 FROM runs WHERE id = ?", [traj.id]).fetchone():
             return False
         a = traj.agent or {}
-        noise = a.get("noise") or {}
+        noise = _noise_of(a)
         cur.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
             [traj.id, source, battle_id, key, redact(str(a.get("model", ""))), adapter, traj.method,
@@ -122,7 +122,7 @@ class Store(Exports, Database):
     def save_battle(self, battle_id: str, *, run_a: Trajectory, run_b: Trajectory, key_a: str, key_b: str,
                     adapter_a: str | None, adapter_b: str | None, blind: bool, rater_id: str | None) -> None:
         """Both runs of a battle and the battle row, in one transaction (A and B as shown)."""
-        noise = (run_a.agent or {}).get("noise") or {}
+        noise = _noise_of(run_a.agent or {})
 
         def op(cur: Any) -> None:
             self._insert_run(cur, run_a, source="arena", key=key_a, adapter=adapter_a, battle_id=battle_id)
@@ -238,6 +238,14 @@ class Store(Exports, Database):
     def runs_table(self) -> list[dict[str, Any]]:
         """One row per run without the trajectory JSON (for the leaderboard's summaries)."""
         return self._rows("SELECT * EXCLUDE (trajectory) FROM runs ORDER BY created_at")
+
+
+def _noise_of(agent: dict[str, Any]) -> dict[str, Any]:
+    """The noise an agent record names: a dict (the agent loop's) or a mode with `p`/`seed` beside it (`fireact eval`'s)."""
+    noise = agent.get("noise") or {}
+    if isinstance(noise, str):
+        return {"mode": noise, "p": agent.get("p"), "seed": agent.get("seed")}
+    return noise
 
 
 def _run(cur: Any, sql: str, params: Sequence[Any]) -> None:

@@ -1,0 +1,90 @@
+"""The trainer's commands on the `fireact` command line: `train` and `train-openai`.
+
+The core CLI does not know the trainer: each command here is a `make_parser(subparsers)`
+function (TRL's pattern) registered as an entry point of the `fireact.commands` group in
+`pyproject.toml`, and `fireact_core.cli` loads one only when its command is asked for (or for
+`--help`). So `fireact run` never imports `train`.
+
+    fireact train --recipe R [--data FILE[:WEIGHT]] [--set key=value] [--push-to-hub user/name]
+    fireact train --list | --hub
+    fireact train-openai --data chat.jsonl --model M
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def make_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """`fireact train`: fine-tune a LoRA / 4-bit QLoRA adapter on agent trajectories."""
+    from train.sft import add_arguments
+
+    p = sub.add_parser("train", help="fine-tune an adapter on trajectories (LoRA / 4-bit QLoRA)",
+                       description="Fine-tune a base model on agent trajectories with TRL; the loss covers only "
+                                   "the agent's Thought/Action tokens. Writes a PEFT adapter folder with a model "
+                                   "card and a fireact.json manifest. Multi-GPU: "
+                                   "`accelerate launch -m train.sft --recipe …`.")
+    add_arguments(p)
+    p.add_argument("--list", action="store_true", help="list the recipes and exit")
+    p.add_argument("--hub", action="store_true", help="list adapters tagged 'fireact' on the Hub and exit")
+    p.set_defaults(func=run_train)
+    return p
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.list:
+        from train.config import list_recipes, recipe_path
+
+        for name in list_recipes():
+            first = recipe_path(name).read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
+            print(f"{name:32} {first}")
+        return 0
+    if args.hub:
+        from train.hub import discover
+
+        found = discover()
+        for a in found:
+            print(a.format())
+        if not found:
+            print("no models tagged 'fireact' found")
+        return 0
+    from train.sft import config_from_args, main, summarize
+
+    cfg = config_from_args(args)
+    if args.dry_run:
+        print(summarize(cfg).format())
+        return 0
+    result = main(cfg)
+    return 1 if "hub_error" in result else 0
+
+
+def make_openai_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """`fireact train-openai`: fine-tune an OpenAI model on trajectories (the paper's GPT-3.5 FireAct)."""
+    p = sub.add_parser("train-openai", help="fine-tune an OpenAI model on trajectories",
+                       description="Upload trajectories (any format the trainer reads, converted to chat JSONL), "
+                                   "start an OpenAI fine-tuning job and follow it until it ends. "
+                                   "Needs OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server).")
+    p.add_argument("--data", action="append", required=True, metavar="FILE[:WEIGHT]", help="training file; repeatable")
+    p.add_argument("--model", default="gpt-4o-mini-2024-07-18", help="base model to fine-tune")
+    p.add_argument("--suffix", default="fireact", help="suffix of the fine-tuned model's name")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the API's choice)")
+    p.add_argument("--val-size", type=float, default=0.0, help="validation share (< 1) or count (default: 0)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--base-url", default=None, help="API base URL (default: $OPENAI_BASE_URL or OpenAI)")
+    p.add_argument("--no-follow", action="store_true", help="start the job and return")
+    p.add_argument("--poll", type=float, default=10.0, help="seconds between status checks (default: 10)")
+    p.add_argument("--timeout", type=float, default=None, help="stop following after this many seconds")
+    p.set_defaults(func=run_openai)
+    return p
+
+
+def run_openai(args: argparse.Namespace) -> int:
+    from train.openai_ft import client, follow, start
+
+    api = client(args.base_url)
+    job = start(args.data, model=args.model, api=api, suffix=args.suffix, epochs=args.epochs,
+                val_size=args.val_size, seed=args.seed)
+    if args.no_follow:
+        return 0
+    job = follow(api, job.id, poll_s=args.poll, timeout_s=args.timeout)
+    return 0 if job.status in ("succeeded", "running", "queued", "validating_files") else 1
