@@ -212,7 +212,9 @@ def iter_records(p: Path) -> Iterator[tuple[int, Any]]:
         for i, rec in enumerate(data):
             yield starts[i], rec
         return
-    for n, raw in enumerate(text.splitlines(), 1):
+    # JSONL records end at \n only: str.splitlines() would also split at U+2028, U+0085, ... which
+    # json.dumps(ensure_ascii=False) leaves unescaped inside strings (a model's text can hold them).
+    for n, raw in enumerate(text.split("\n"), 1):
         if not raw.strip():
             continue
         try:

@@ -148,7 +148,7 @@ def read_jsonl(path: Path) -> list[Trajectory]:
     """Trajectories of a JSONL file; a torn last line (an interrupted write) is ignored."""
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 may sit in a string
     out = []
     for n, line in enumerate(lines, 1):
         if not line.strip():

@@ -102,7 +102,7 @@ def _where_to_put(task: str, split: str, why: str) -> str:
 
 def _read_cache(path: Path) -> list[Example] | None:
     try:
-        return [Example(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [Example(**json.loads(line)) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
     except (json.JSONDecodeError, TypeError, OSError):
         return None  # damaged: fetch again
 
