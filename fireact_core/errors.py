@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class FireActError(Exception):
     """An error caused by the user's input or environment, with a message meant for them."""
@@ -36,4 +38,22 @@ def check_question(question: str) -> str:
         raise InputError(
             f"The question is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}."
         )
+    return q
+
+
+# Control characters other than tab and newlines, and lone surrogates (binary pasted or sent through the API).
+_BINARY_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# A line that starts like a ReAct step: a question carrying it would forge steps in the agent's prompt.
+_STEP_LINE_RE = re.compile(r"^\s*(Thought|Action|Observation)(\s*\d+)?\s*:", re.M | re.I)
+
+
+def check_visitor_question(question: str) -> str:
+    """`check_question`, plus what a question typed into the app must not carry: binary data, forged steps."""
+    q = check_question(question)
+    if _BINARY_RE.search(q):
+        raise InputError("The question contains control characters or binary data; type it as plain text.")
+    m = _STEP_LINE_RE.search(q)
+    if m:
+        raise InputError(f"The question has a line starting with '{m.group(1).title()}:', which would read as an "
+                         "agent step; rephrase it without that line.")
     return q

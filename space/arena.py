@@ -15,13 +15,14 @@ from typing import Any
 
 import gradio as gr
 
-from fireact_core.errors import InputError, check_question
+from fireact_core.errors import InputError, check_visitor_question
 from fireact_core.methods import METHODS
+from fireact_core.spec import AgentSpec
 from fireact_core.tools.noisy import NoiseConfig
 from fireact_core.trajectory import Trajectory
 from space.config import check_model, parse_finetuned
 from space.render import CSS, SideView, render_message, render_reveal, render_side
-from space.runner import Battle, SideSpec, run_battle
+from space.runner import Battle, run_battle
 from space.runtime import Runtime, stream_user_errors, user_errors
 
 VOTES = (("a", "👈 A is better", "fa-vote-a"), ("b", "👉 B is better", "fa-vote-b"), ("tie", "🤝 Tie", "fa-vote-tie"),
@@ -41,21 +42,21 @@ class Tab:
 F_INFO = "bundled, a local folder, a Hub repo id (owner/name) or an OpenAI ft: model."
 
 
-def _side_specs(p_model: str, p_method: str, p_shots: float, f_choice: str) -> tuple[SideSpec, SideSpec]:
+def _side_specs(p_model: str, p_method: str, p_shots: float, f_choice: str) -> tuple[AgentSpec, AgentSpec]:
     if not p_model:
         raise InputError("choose a prompted model")
     if p_method not in METHODS:
         raise InputError(f"choose a method: {', '.join(METHODS)}")
-    prompted = SideSpec("prompted", p_model, None, p_method, int(p_shots or 0))
+    prompted = AgentSpec(role="prompted", model=p_model, method=p_method, exemplars=int(p_shots or 0))
     f_model, adapter = parse_finetuned(f_choice)
-    return prompted, SideSpec("finetuned", f_model, adapter, "react", 0)
+    return prompted, AgentSpec(role="finetuned", model=f_model, adapter=adapter, finetuned=True, exemplars=0)
 
 
-def _role_label(spec: SideSpec) -> str:
+def _role_label(spec: AgentSpec) -> str:
     return f"{spec.role}: {spec.name}"
 
 
-def _view(title: str, spec: SideSpec, blind: bool) -> SideView:
+def _view(title: str, spec: AgentSpec, blind: bool) -> SideView:
     return SideView(title=title, subtitle="" if blind else _role_label(spec))
 
 
@@ -142,14 +143,14 @@ def build(rt: Runtime) -> Tab:
         @stream_user_errors(10, 0, on_error={9: lambda: gr.update(interactive=True)})
         def battle(q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float, nseed: float,
                    is_blind: bool, request: gr.Request, profile: gr.OAuthProfile | None):
-            text = check_question(q)
+            text = check_visitor_question(q)  # binary data and forged steps are refused too
             left, right = _side_specs(pm, pmeth, pshots, fchoice)
             # the choices are listed (a folder scan) only for a model the rule alone does not allow
             check_model(left.model, lambda: [v for _, v in cfg.prompted_choices()])
             check_model(right.model, lambda: [parse_finetuned(v)[0] for _, v in rt.finetuned_choices()
                                               if v.startswith("model:")])
             left, right = cfg.defaults.resolve(left), cfg.defaults.resolve(right)
-            noise = NoiseConfig(nmode or "off", float(np_ or 0.0), int(nseed or 0))
+            noise = NoiseConfig.from_values(nmode, np_, nseed)  # NaN, infinite or huge values: a message
             rater = rt.rater(profile, request)
             rt.battle_limiter.check(rater.id)
             known = rt.bank.lookup(text)
@@ -167,21 +168,19 @@ def build(rt: Runtime) -> Tab:
                 yield (gr.skip(), *[render_side(v) for v in vs], *[gr.skip()] * 4, gr.skip(), gr.skip(), gr.skip())
             yield _finish(b, specs, views, is_blind, rater.id)
 
-        def _finish(b: Battle, specs: list[SideSpec], views: list[SideView], is_blind: bool, rater_id: str):
+        def _finish(b: Battle, specs: list[AgentSpec], views: list[SideView], is_blind: bool, rater_id: str):
             trajs = [v.trajectory for v in views]
             ok = all(t is not None and t.status != "failed" for t in trajs)
             battle_id = uuid.uuid4().hex[:16] if ok else None
             if ok:
-                rt.store.save_battle(battle_id, run_a=trajs[0], run_b=trajs[1], key_a=specs[0].key, key_b=specs[1].key,
-                                     adapter_a=specs[0].adapter, adapter_b=specs[1].adapter, blind=is_blind,
-                                     rater_id=rater_id)
+                rt.store.save_battle(battle_id, run_a=trajs[0], run_b=trajs[1], blind=is_blind, rater_id=rater_id)
                 msg = render_message("Both agents finished. Which trajectory is better?" +
                                      ("" if is_blind else " (Not blind: this vote will not count on the leaderboard.)"),
                                      "ok")
             else:
-                for t, s in zip(trajs, specs):
+                for t in trajs:
                     if t is not None:
-                        rt.store.save_run(t, source="arena", agent_key=s.key, adapter=s.adapter)
+                        rt.store.save_run(t, source="arena")
                 msg = render_message("One side could not finish (see its error), so this battle cannot be voted on.",
                                      "warn")
             st = {"battle_id": battle_id, "blind": is_blind, "voted": False, "sides": [
