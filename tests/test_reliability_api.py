@@ -9,7 +9,6 @@ and imports refuse a visitor without the admin token.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -109,9 +108,9 @@ def test_out_of_range_settings_are_refused_before_anything_runs(app, index, valu
 def test_forged_votes_are_refused_and_change_nothing(app):
     url, store, _ = app
     owner, other = client(url), client(url)
-    _, (_, a, _, _) = battle(owner, "What is the capital of France?")
-    run_a = re.search(r'data-run="([^"]+)"', a).group(1)
-    battle_id = store._scalar("SELECT id FROM battles WHERE run_a = ?", [run_a])
+    question = "What is the capital of France? (the owner's battle)"
+    battle(owner, question)
+    battle_id = store._scalar("SELECT id FROM battles WHERE question = ?", [question])
     before = stored(store)
     # A state the client makes up (someone else's battle, marked not voted): Gradio keeps the state on
     # the server, so the payload is ignored and this session has no battle.
