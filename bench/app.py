@@ -53,16 +53,25 @@ def free_port() -> int:
     return port
 
 
-def start(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, float]:
-    """Start the app; return (process, url, seconds until the first page was served)."""
-    port = free_port()
+def start(args: list[str], env: dict[str, str] | None = None, *, port: int | None = None,
+          log: Path | None = None) -> tuple[subprocess.Popen, str, float]:
+    """Start the app; return (process, url, seconds until the first page was served).
+
+    `port`: a fixed port (a restart on the same address); `log`: append its output to this file.
+    """
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}/"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([PY, "app.py", "--port", str(port), *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    out = log.open("a") if log else None
+    proc = subprocess.Popen([PY, "app.py", "--port", str(port), *args], cwd=ROOT,
+                            stdout=out or subprocess.DEVNULL, stderr=out or subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    if out:
+        out.close()  # the child holds its own descriptor
     while True:
         if proc.poll() is not None:
-            raise SystemExit(f"the app exited with {proc.returncode}:\n{proc.stderr.read()[-2000:]}")
+            why = log.read_text()[-2000:] if log else proc.stderr.read()[-2000:]
+            raise SystemExit(f"the app exited with {proc.returncode}:\n{why}")
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200 and b"FireAct" in r.read():
@@ -235,7 +244,7 @@ def bench_votes(raters: int, votes: int, waves: bool, procs: int) -> None:
             print(f"  a burst of {raters} calls holds the server's event loop for about {raters} × the per-call work: "
                   f"even the no-op's p95 is {pct(fl, 0.95):.0f} ms under it")
     print(f"  votes sent {sent} · confirmed {confirmed} · stored {stored} · confirmed but not stored "
-          f"{max(0, confirmed - stored)} (battles stored: {battles} of {raters * votes})")
+          f"{max(0, confirmed - stored)} · errors {len(stats['errors'])} (battles stored: {battles} of {raters * votes})")
     for e in stats["errors"][:5]:
         print("  error:", e)
 
@@ -250,7 +259,7 @@ def bench_store(raters: int, votes: int) -> None:
     n = raters * votes
     for i in range(n):
         t = [Trajectory(question="q", id=f"r{i}{s}", steps=[Step(action="finish", argument="x")]) for s in "ab"]
-        store.save_battle(f"b{i}", run_a=t[0], run_b=t[1], key_a="A", key_b="B", adapter_a=None, adapter_b=None,
+        store.save_battle(f"b{i}", run_a=t[0], run_b=t[1], key_a="A", key_b="B",
                           blind=True, rater_id=None)
     lat: list[float] = []
     lock = threading.Lock()

@@ -2,6 +2,7 @@
 
 from fireact_core.agent import Agent, AgentConfig, Finished, StepDone, StepStarted, TokenDelta, TrialStarted
 from fireact_core.errors import ConfigError, FireActError, FormatError, InputError
+from fireact_core.spec import AgentSpec, build_agent
 from fireact_core.tools.noisy import NoiseConfig
 from fireact_core.trajectory import Step, Trajectory
 
@@ -10,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Agent",
     "AgentConfig",
+    "AgentSpec",
     "ConfigError",
     "Finished",
     "FireActError",
@@ -22,4 +24,5 @@ __all__ = [
     "TokenDelta",
     "Trajectory",
     "TrialStarted",
+    "build_agent",
 ]

@@ -11,35 +11,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, replace
 
 from fireact_core import metrics
 from fireact_core.backends.base import BackendError, Completion, Message, Model
-from fireact_core.errors import ConfigError, check_question
-from fireact_core.methods import METHODS, Prompts, load_prompts
+from fireact_core.errors import check_question
+from fireact_core.methods import Prompts, load_prompts
 from fireact_core.redact import redact
+from fireact_core.spec import AgentConfig, AgentSpec
 from fireact_core.tools.base import ToolResult, Tools
-from fireact_core.tools.noisy import NoiseConfig, NoisyToolbox
+from fireact_core.tools.noisy import NoisyToolbox
 from fireact_core.trajectory import Step, Trajectory, parse_action, parse_model_turn
 
 STOP = ("\nObservation:", "\nObservation ")
-
-
-@dataclass
-class AgentConfig:
-    method: str = "react"  # io | cot | react | reflexion
-    finetuned: bool = False  # no instruction, no exemplars: the question alone
-    max_steps: int = 11  # the paper's limit
-    max_tokens: int = 200  # per model call
-    trials: int = 3  # Reflexion
-    exemplars: int = 2
-    noise: NoiseConfig = field(default_factory=NoiseConfig)
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.max_steps < 1 or self.trials < 1:
-            raise ConfigError("max_steps and trials must be at least 1")
 
 
 @dataclass
@@ -75,7 +59,11 @@ Event = TrialStarted | StepStarted | TokenDelta | StepDone | Finished
 
 
 class Agent:
-    """One agent: a model, its tools, a method and a configuration."""
+    """One agent: a model, its tools and its configuration.
+
+    `config` is an `AgentSpec` (what `build_agent` passes; it becomes each trajectory's `agent`
+    record) or a bare `AgentConfig` (the record then names the model by `model.name`).
+    """
 
     def __init__(self, model: Model, tools: Tools | None, config: AgentConfig | None = None, *,
                  prompts: Prompts | None = None, noise_pool: Sequence[str] | None = None) -> None:
@@ -99,7 +87,7 @@ class Agent:
         cfg = self.config
         question = check_question(question)
         traj = Trajectory(question=question, gold=gold, task=task, method=cfg.method, meta=dict(meta or {}),
-                          agent={"model": self.model.name, **asdict(cfg)}, started_at=time.time())
+                          agent=self.spec(), started_at=time.time())
         if id:
             traj.id = id
         t0 = time.perf_counter()
@@ -123,6 +111,13 @@ class Agent:
         elif gold is not None:
             traj.em, traj.f1 = 0.0, 0.0
         yield Finished(traj)
+
+    def spec(self) -> AgentSpec:
+        """The record of this agent that its trajectories carry (a copy: a trajectory's edits stay its own)."""
+        cfg = self.config
+        if isinstance(cfg, AgentSpec):
+            return replace(cfg)
+        return AgentSpec(model=self.model.name, tools="", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__})
 
     # --- one trial -----------------------------------------------------------------------
     def _trial(self, traj: Trajectory, trial: int) -> Iterator[Event]:

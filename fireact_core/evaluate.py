@@ -88,11 +88,10 @@ class Summary:
 
 def evaluate(agent_factory: Callable[[int], Agent], examples: Iterable[Example], *,
              out: str | Path | IO[str] | None = None, progress: bool = True,
-             agent_info: dict[str, Any] | None = None,
              on_trajectory: Callable[[Trajectory], None] | None = None) -> Summary:
     """Solve each example with a fresh agent; write trajectories (JSONL) to `out`; summarise.
 
-    `agent_info` is merged into each trajectory's `agent` record (e.g. adapter and tools);
+    Each trajectory's `agent` is the `AgentSpec` its agent was built from (`build_agent`);
     `progress` shows a tqdm bar on stderr; `on_trajectory` sees each trajectory as it ends.
     """
     examples = list(examples)
@@ -113,8 +112,6 @@ def evaluate(agent_factory: Callable[[int], Agent], examples: Iterable[Example],
         for i, ex in enumerate(examples):
             traj = agent_factory(i).solve(ex.question, gold=ex.answer, task=ex.task, id=ex.id,
                                           meta=dict(ex.meta))
-            if agent_info:
-                traj.agent.update(agent_info)
             trajs.append(traj)
             if sink is not None:
                 sink.write(json.dumps(traj.to_dict(), ensure_ascii=False) + "\n")

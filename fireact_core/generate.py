@@ -39,6 +39,7 @@ from fireact_core import metrics
 from fireact_core.backends.base import BackendError, Completion, Message, Model
 from fireact_core.errors import ConfigError, FireActError, InputError
 from fireact_core.formats import to_alpaca, to_chat
+from fireact_core.spec import AgentSpec
 from fireact_core.tasks import Example
 from fireact_core.tools.base import ToolError
 from fireact_core.tools.noisy import NoiseConfig
@@ -103,20 +104,17 @@ class AgentTeacher:
         self.name = model.name
         self.methods = METHODS
         self.model: Model = RateLimited(model, RateLimiter(rpm)) if rpm else model
-        self.tools_spec = (tools or "none").strip()
-        self.options = {"max_steps": max_steps, "max_tokens": max_tokens, "trials": trials, "exemplars": exemplars}
-        if self.tools_spec.lower() != "none":
-            load_tools(self.tools_spec)  # a bad spec or a missing key fails now, before any question
+        self.spec = AgentSpec(model=model.name, tools=(tools or "none").strip(), max_steps=max_steps,
+                              max_tokens=max_tokens, trials=trials, exemplars=exemplars)
+        if self.spec.tools.lower() != "none":
+            load_tools(self.spec.tools)  # a bad spec or a missing key fails now, before any question
 
     def solve(self, example: Example, method: str, noise: NoiseConfig) -> Trajectory:
-        from fireact_core.agent import Agent, AgentConfig
-        from fireact_core.factory import load_tools
+        from fireact_core.spec import build_agent
 
-        tools = None if self.tools_spec.lower() == "none" else load_tools(self.tools_spec)
-        agent = Agent(self.model, tools, AgentConfig(method=method, noise=noise, **self.options))  # type: ignore[arg-type]
-        traj = agent.solve(example.question, gold=example.answer, task=example.task, id=example.id, meta=dict(example.meta))
-        traj.agent["tools"] = self.tools_spec
-        return traj
+        agent = build_agent(replace(self.spec, method=method, noise=noise), self.model)
+        return agent.solve(example.question, gold=example.answer, task=example.task, id=example.id,
+                           meta=dict(example.meta))
 
 
 def load_teacher(spec: str, *, tools: str = "none", seed: int = 0, rpm: float | None = None,
@@ -209,7 +207,8 @@ def verdict_of(traj: Trajectory, gold: str | None) -> str:
 
 def _failed(example: Example, method: str, teacher: Teacher, reason: str) -> Trajectory:
     return Trajectory(question=example.question, id=example.id, task=example.task, gold=example.answer, method=method,
-                      agent={"model": teacher.name}, status=FAILED, reason=reason, started_at=time.time(), em=0.0)
+                      agent=AgentSpec.from_dict({"model": teacher.name}, method=method), status=FAILED, reason=reason,
+                      started_at=time.time(), em=0.0)
 
 
 def solve_one(teacher: Teacher, example: Example, method: str, noise: NoiseConfig) -> Outcome:

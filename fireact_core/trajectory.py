@@ -9,14 +9,19 @@ Observation is its own user turn, the paper's fine-tuning format.
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fireact_core.errors import FormatError
 
-FORMAT_VERSION = 1
+if TYPE_CHECKING:
+    from fireact_core.spec import AgentSpec
+
+# 2: `agent` is an `AgentSpec` (noise as {mode, p, seed}); format 1 records upgrade on reading.
+FORMAT_VERSION = 2
 
 # What the noisy tool did to an observation.
 NOISE_CLEAN = "clean"
@@ -76,7 +81,7 @@ class Trajectory:
     task: str = ""
     gold: str | None = None
     method: str = "react"
-    agent: dict[str, Any] = field(default_factory=dict)  # model, adapter, method, noise, seed, ...
+    agent: AgentSpec = field(default_factory=lambda: _spec().from_dict({}))  # which agent ran (a dict upgrades)
     answer: str | None = None
     em: float | None = None
     f1: float | None = None
@@ -92,6 +97,10 @@ class Trajectory:
     meta: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.agent, _spec()):
+            self.agent = _spec().from_dict(self.agent, method=self.method)
+
     # --- totals -------------------------------------------------------------------------
     def finalize_totals(self) -> None:
         """Recompute token totals from the steps."""
@@ -104,8 +113,12 @@ class Trajectory:
 
     # --- JSON ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["steps"] = [s.to_dict() for s in self.steps]
+        d["agent"] = self.agent.to_dict()
+        for name in ("reflections", "meta"):
+            d[name] = copy.deepcopy(d[name])
+        d["format_version"] = FORMAT_VERSION
         return d
 
     @classmethod
@@ -118,6 +131,8 @@ class Trajectory:
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         kw["steps"] = [Step.from_dict(s) for s in d.get("steps", [])]
+        kw["agent"] = _spec().from_dict(d.get("agent"), method=d.get("method"))  # format 1's dicts upgrade here
+        kw["format_version"] = FORMAT_VERSION
         return cls(**kw)
 
     # --- ReAct text ---------------------------------------------------------------------
@@ -149,6 +164,12 @@ class Trajectory:
                 msgs.append({"role": "assistant", "content": part})
             msgs.append({"role": "user", "content": f"Observation: {s.observation}"})
         return msgs
+
+
+def _spec() -> type[AgentSpec]:
+    from fireact_core.spec import AgentSpec  # here: the spec's noise config imports this module
+
+    return AgentSpec
 
 
 # --- parsing ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from fireact_core.models import BUNDLED_ID, online
 
 if TYPE_CHECKING:
-    from space.runner import SideSpec
+    from fireact_core.spec import AgentSpec
 
 log = logging.getLogger("fireact.app")
 HUB_BASE = f"local:{BUNDLED_ID}"
@@ -58,7 +58,7 @@ class DefaultSources:
         self.hub = bool(self.probe())
         return self.hub
 
-    def resolve(self, spec: SideSpec) -> SideSpec:
+    def resolve(self, spec: AgentSpec) -> AgentSpec:
         """The spec with the default base and adapter replaced by their Hub copies, while the Hub answers."""
         if not self.hub or spec.model != "smollm2":
             return spec

@@ -18,62 +18,21 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fireact_core.agent import Agent, AgentConfig, Finished, StepDone, StepStarted, TokenDelta, TrialStarted
+from fireact_core.agent import Agent, Finished, StepDone, StepStarted, TokenDelta, TrialStarted
 from fireact_core.backends.base import Completion, Message, Model
 from fireact_core.errors import FireActError
 from fireact_core.methods import Prompts, load_prompts
-from fireact_core.store import agent_key, redact
+from fireact_core.spec import AgentSpec
+from fireact_core.store import redact
 from fireact_core.tools.base import Tools
 from fireact_core.tools.noisy import NoiseConfig
 from space.render import SideView
 
 log = logging.getLogger("fireact.app")
 FLUSH_S = 0.03
-
-
-@dataclass(frozen=True)
-class SideSpec:
-    """One agent of a battle: which model (and adapter), which method, prompted or fine-tuned."""
-
-    role: str  # prompted | finetuned
-    model: str  # model spec: smollm2, openai:gpt-4o-mini, fake:..., openai:ft:...
-    adapter: str | None = None
-    method: str = "react"
-    exemplars: int = 2
-    label: str = ""  # how the UI names it; default: the agent key
-
-    @property
-    def finetuned(self) -> bool:
-        return self.role == "finetuned"
-
-    @property
-    def key(self) -> str:
-        """The agent configuration's key on the leaderboard."""
-        return agent_key(self.model, adapter=adapter_label(self.adapter), method=self.method,
-                         finetuned=self.finetuned, exemplars=None if self.finetuned else self.exemplars)
-
-    @property
-    def kind(self) -> str:
-        """The concurrency class of its model: local, openai, fake, ..."""
-        k = self.model.split(":", 1)[0]
-        return "local" if k in ("smollm2", "local") else k
-
-    @property
-    def name(self) -> str:
-        return self.label or self.key
-
-
-def adapter_label(adapter: str | None) -> str | None:
-    """How an adapter is named on the leaderboard: a local folder by its name (the same on every
-    machine: `data/adapters/default` → `default`), a Hub repo by its id."""
-    if not adapter:
-        return None
-    p = Path(adapter).expanduser()
-    return p.name if p.is_absolute() or p.is_dir() else adapter
 
 
 class ModelPool:
@@ -106,7 +65,7 @@ class ModelPool:
         finally:
             sem.release()
 
-    def load(self, spec: SideSpec) -> Model:
+    def load(self, spec: AgentSpec) -> Model:
         return self.loader(spec.model, spec.adapter)
 
 
@@ -170,22 +129,23 @@ def _prompts() -> Prompts:
     return load_prompts()  # parsed once per process (a YAML parse per agent costs ~8 ms)
 
 
-def agent_events(spec: SideSpec, battle: Battle, model: Model, tools: Tools | None) -> Iterator[object]:
-    """One agent's own events on `battle`; its `Finished` trajectory carries the side's names and cost."""
-    cfg = AgentConfig(method="react" if spec.finetuned else spec.method, finetuned=spec.finetuned,
-                      exemplars=spec.exemplars, noise=battle.noise, max_steps=battle.max_steps)
+def battle_spec(spec: AgentSpec, battle: Battle) -> AgentSpec:
+    """The side's spec as it runs this battle: the battle's noise and step limit (a fine-tuned side runs ReAct)."""
+    return replace(spec, method="react" if spec.finetuned else spec.method, noise=battle.noise,
+                   max_steps=battle.max_steps)
+
+
+def agent_events(spec: AgentSpec, battle: Battle, model: Model, tools: Tools | None) -> Iterator[object]:
+    """One agent's own events on `battle`; its `Finished` trajectory carries the side's spec and cost."""
     metered = Metered(model)
-    agent = Agent(metered, tools, cfg, prompts=_prompts(), noise_pool=battle.noise_pool)
+    agent = Agent(metered, tools, battle_spec(spec, battle), prompts=_prompts(), noise_pool=battle.noise_pool)
     for ev in agent.run(battle.question, gold=battle.gold, task=battle.task, meta=dict(battle.meta)):
-        if isinstance(ev, Finished):
-            t = ev.trajectory
-            t.agent.update(adapter=spec.adapter, role=spec.role, key=spec.key)
-            if not t.cost_usd:
-                t.cost_usd = metered.cost_usd
+        if isinstance(ev, Finished) and not ev.trajectory.cost_usd:
+            ev.trajectory.cost_usd = metered.cost_usd
         yield ev
 
 
-GpuRun = Callable[[SideSpec, Battle], Iterator[object]]
+GpuRun = Callable[[AgentSpec, Battle], Iterator[object]]
 
 
 def gpu_runner(gpu: Callable[[Callable], Callable], pool: ModelPool, make_tools: Callable[[], Tools | None]) -> GpuRun:
@@ -197,13 +157,13 @@ def gpu_runner(gpu: Callable[[Callable], Callable], pool: ModelPool, make_tools:
     closure per battle would fork a new worker each time and keep every closure alive.
     """
 
-    def on_gpu(spec: SideSpec, battle: Battle) -> Iterator[object]:
+    def on_gpu(spec: AgentSpec, battle: Battle) -> Iterator[object]:
         yield from agent_events(spec, battle, pool.load(spec), make_tools())
 
     return gpu(on_gpu)
 
 
-def side_events(spec: SideSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
+def side_events(spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
                 stop: threading.Event, gpu_run: GpuRun | None = None) -> Iterator[object]:
     """The events of one side: queued/started markers, then the agent's own events."""
     yield _Queued("waiting for a free model slot…")  # not the kind: in blind mode that would tell the sides apart
@@ -221,7 +181,7 @@ def side_events(spec: SideSpec, battle: Battle, pool: ModelPool, make_tools: Cal
                 return
 
 
-def _worker(i: int, spec: SideSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
+def _worker(i: int, spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
             out: queue.Queue, stop: threading.Event, gpu_run: GpuRun | None) -> None:
     # Token deltas that arrive within FLUSH_S of each other travel as one event (a fast model
     # would otherwise cost a cross-thread wake-up per token); a slow one still streams per token.
@@ -283,7 +243,7 @@ def apply_event(view: SideView, ev: object, t0: float) -> None:
         view.status, view.message = "error", view.message or "the agent stopped without an answer"
 
 
-def run_battle(battle: Battle, specs: Sequence[SideSpec], views: Sequence[SideView], *, pool: ModelPool,
+def run_battle(battle: Battle, specs: Sequence[AgentSpec], views: Sequence[SideView], *, pool: ModelPool,
                make_tools: Callable[[], Tools | None], tick_s: float = 0.1,
                gpu_run: GpuRun | None = None) -> Iterator[Sequence[SideView]]:
     """Run the sides concurrently; yield the (mutated) views as they change, last when all ended.

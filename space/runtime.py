@@ -10,10 +10,11 @@ from typing import Any
 
 from fireact_core.backends.base import Model
 from fireact_core.errors import ConfigError, FireActError
+from fireact_core.spec import AgentSpec
 from fireact_core.store import Store, redact
 from space.config import AppConfig, Choice, QuestionBank, RateLimiter, Rater, gpu_decorator, rater_of
 from space.render import render_message
-from space.runner import GpuRun, ModelPool, SideSpec, gpu_runner
+from space.runner import GpuRun, ModelPool, gpu_runner
 
 log = logging.getLogger("fireact.app")
 
@@ -46,7 +47,7 @@ class Runtime:
         """
         hub = self.cfg.defaults.check()
         bundled = self.cfg.defaults.bundled_adapter or None
-        for spec in (SideSpec("prompted", "smollm2"), SideSpec("finetuned", "smollm2", bundled)):
+        for spec in (AgentSpec(role="prompted"), AgentSpec(role="finetuned", adapter=bundled, finetuned=True)):
             try:
                 self.pool.load(self.cfg.defaults.resolve(spec))
             except Exception:  # the battle will show it on its side; the app still starts

@@ -315,11 +315,11 @@ def test_missing_pieces_degrade_into_clear_messages(tmp_path, monkeypatch):
     assert "openai:gpt-4o-mini" in [v for _, v in config.default_prompted_choices()]
     config.check_model("openai:ft:gpt-4o-mini:org::abc", list)  # with an endpoint set, any OpenAI model
     # Leaderboard keys name a local adapter by its folder (the same on every machine), a Hub one by its id.
-    from space.runner import SideSpec
+    from fireact_core.spec import AgentSpec
 
-    assert SideSpec("finetuned", "smollm2", str(tmp_path / "adapters" / "mine")).key == "smollm2 + mine · fine-tuned"
-    assert SideSpec("finetuned", "smollm2", "someone/x").key == "smollm2 + someone/x · fine-tuned"
-    assert SideSpec("prompted", "smollm2", None, "cot", 2).key == "smollm2 · cot 2-shot"
+    assert AgentSpec(role="finetuned", model="smollm2", adapter=str(tmp_path / "adapters" / "mine"), finetuned=True).key == "smollm2 + mine · fine-tuned"
+    assert AgentSpec(role="finetuned", model="smollm2", adapter="someone/x", finetuned=True).key == "smollm2 + someone/x · fine-tuned"
+    assert AgentSpec(role="prompted", model="smollm2", method="cot", exemplars=2).key == "smollm2 · cot 2-shot"
 
 
 def test_secrets_never_reach_the_logs(monkeypatch):

@@ -18,8 +18,8 @@ from hub_server import HubServer
 from huggingface_hub import constants
 
 from fireact_core.models import BUNDLED_ID, resolve_base
+from fireact_core.spec import AgentSpec
 from space.defaults import HUB_BASE, DefaultSources, hub_reachable
-from space.runner import SideSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_ADAPTER = ROOT / "data" / "adapters" / "default"
@@ -69,10 +69,10 @@ def test_an_unreachable_hub_means_the_bundled_files_without_a_long_wait(monkeypa
 
 def test_resolve_maps_the_bundled_defaults_to_their_hub_copies_while_the_hub_answers():
     bundled = str(BUNDLED_ADAPTER)
-    prompted = SideSpec("prompted", "smollm2", None, "react", 2)
-    tuned = SideSpec("finetuned", "smollm2", bundled, "react", 0)
-    other = SideSpec("finetuned", "smollm2", "someone/else", "react", 0)
-    api = SideSpec("prompted", "openai:gpt-4o-mini", None, "react", 2)
+    prompted = AgentSpec(role="prompted", model="smollm2", method="react", exemplars=2)
+    tuned = AgentSpec(role="finetuned", model="smollm2", adapter=bundled, method="react", exemplars=0, finetuned=True)
+    other = AgentSpec(role="finetuned", model="smollm2", adapter="someone/else", method="react", exemplars=0, finetuned=True)
+    api = AgentSpec(role="prompted", model="openai:gpt-4o-mini", method="react", exemplars=2)
     d = DefaultSources(bundled, adapter_repo=REPO, probe=lambda: True)
     assert d.resolve(tuned) is tuned  # not probed yet: bundled
     assert d.check() is True
@@ -95,11 +95,11 @@ import json, sys
 from fireact_core.backends.base import complete
 from space.config import CachedLoader
 from space.defaults import DefaultSources
-from space.runner import SideSpec
+from fireact_core.spec import AgentSpec
 bundled, repo = sys.argv[1], sys.argv[2]
 d = DefaultSources(bundled, adapter_repo=repo)
 assert d.check(), "the Hub stand-in did not answer the probe"
-spec = d.resolve(SideSpec("finetuned", "smollm2", bundled, "react", 0))
+spec = d.resolve(AgentSpec(role="finetuned", model="smollm2", adapter=bundled, method="react", exemplars=0, finetuned=True))
 model = CachedLoader()(spec.model, spec.adapter)
 text = complete(model, [{"role": "user", "content": sys.argv[3]}], stop=["\\nObservation"], max_tokens=24).text
 print(json.dumps({"model": spec.model, "adapter": spec.adapter, "text": text}))

@@ -55,8 +55,7 @@ def test_blind_votes_fill_the_table_and_the_plot_frames(store):
     for b in range(6):
         ta, _ = _run(10 + 2 * b, 1.0, "tuned")
         tb, _ = _run(11 + 2 * b, 0.0, "prompted")
-        store.save_battle(f"b{b}", run_a=ta, run_b=tb, key_a="tuned", key_b="prompted", adapter_a=None,
-                          adapter_b=None, blind=True, rater_id=None)
+        store.save_battle(f"b{b}", run_a=ta, run_b=tb, key_a="tuned", key_b="prompted", blind=True, rater_id=None)
         store.record_vote(f"b{b}", f"r{b}", "a" if b < 5 else "b")
     d = leaderboard_data(store, rounds=50)
     assert d["votes"] == 6

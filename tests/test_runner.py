@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import time
 
+from fireact_core.spec import AgentSpec
 from fireact_core.tools.noisy import NoiseConfig
 from space.config import AppConfig
 from space.fakes import fake_loader, fake_tools
 from space.render import SideView
-from space.runner import Battle, ModelPool, SideSpec, run_battle
+from space.runner import Battle, ModelPool, run_battle
 
 
 def _spans(limits: dict[str, int]) -> list[tuple[float, float]]:
     """(first seen running, ended) of each side, both sides on the local model (a slow scripted stand-in)."""
     pool = ModelPool(lambda model, adapter: fake_loader("fake:slow", adapter), limits)
-    specs = [SideSpec("prompted", "smollm2", None, "react", 2),
-             SideSpec("finetuned", "smollm2", "data/adapters/default", "react", 0)]
+    specs = [AgentSpec(role="prompted", model="smollm2", method="react", exemplars=2),
+             AgentSpec(role="finetuned", model="smollm2", adapter="data/adapters/default", method="react", exemplars=0, finetuned=True)]
     views = [SideView("Agent A"), SideView("Agent B")]
     battle = Battle("What is the capital of France?", gold="Paris", noise=NoiseConfig("off", 0.0, 0))
     t0 = time.perf_counter()

@@ -79,7 +79,7 @@ def test_a_confirmed_write_survives_a_killed_process(tmp_path):
         s = Store(sys.argv[1])
         a = Trajectory(question="q", steps=[Step(action="finish", argument="x")], id="ra")
         b = Trajectory(question="q", steps=[Step(action="finish", argument="y")], id="rb")
-        s.save_battle("b1", run_a=a, run_b=b, key_a="A", key_b="B", adapter_a=None, adapter_b=None, blind=True,
+        s.save_battle("b1", run_a=a, run_b=b, key_a="A", key_b="B", blind=True,
                       rater_id="anon:1")
         s.record_vote("b1", "anon:1", "a")
         print("confirmed", flush=True)
@@ -121,7 +121,7 @@ def test_store_locked_error_parses_duckdbs_message():
 
 def test_one_vote_per_battle_and_valid_choices(store):
     a, b = _traj(1), _traj(2)
-    store.save_battle("b1", run_a=a, run_b=b, key_a="A", key_b="B", adapter_a=None, adapter_b=None, blind=False,
+    store.save_battle("b1", run_a=a, run_b=b, key_a="A", key_b="B", blind=False,
                       rater_id=None)
     with pytest.raises(InputError, match="unknown vote"):
         store.record_vote("b1", "r", "maybe")
@@ -185,7 +185,7 @@ def test_import_skips_known_ids(store):
 
 def test_exports_every_table_as_parquet_and_jsonl(store, tmp_path):
     store.touch_rater("anon:1")
-    store.save_battle("b1", run_a=_traj(1), run_b=_traj(2), key_a="A", key_b="B", adapter_a=None, adapter_b="ad",
+    store.save_battle("b1", run_a=_traj(1), run_b=_traj(2), key_a="A", key_b="B",
                       blind=True, rater_id="anon:1")
     store.record_vote("b1", "anon:1", "b")
     store.rate("run001", "anon:1", source="arena", score=1)
@@ -283,8 +283,7 @@ def test_concurrent_writes_share_a_commit_and_a_failing_one_fails_alone(store, m
     import time
 
     for i in range(20):
-        store.save_battle(f"b{i}", run_a=_traj(2 * i), run_b=_traj(2 * i + 1), key_a="A", key_b="B", adapter_a=None,
-                          adapter_b=None, blind=True, rater_id=None)
+        store.save_battle(f"b{i}", run_a=_traj(2 * i), run_b=_traj(2 * i + 1), key_a="A", key_b="B", blind=True, rater_id=None)
     sizes: list[int] = []
     run_batch = store._run_batch
     monkeypatch.setattr(store, "_run_batch", lambda batch: (sizes.append(len(batch)), run_batch(batch))[1])
@@ -322,7 +321,7 @@ def test_a_vote_goes_ahead_of_queued_trajectory_saves(store, monkeypatch):
 
     from fireact_core.store import HEAVY_BATCH, _light
 
-    store.save_battle("b0", run_a=_traj(0), run_b=_traj(1), key_a="A", key_b="B", adapter_a=None, adapter_b=None,
+    store.save_battle("b0", run_a=_traj(0), run_b=_traj(1), key_a="A", key_b="B",
                       blind=True, rater_id=None)
     batches: list[list[bool]] = []
     run_batch = store._run_batch
@@ -334,7 +333,7 @@ def test_a_vote_goes_ahead_of_queued_trajectory_saves(store, monkeypatch):
     n = 3 * HEAVY_BATCH
     with cf.ThreadPoolExecutor(n + 2) as ex:
         saves = [ex.submit(store.save_battle, f"s{i}", run_a=_traj(10 + 2 * i), run_b=_traj(11 + 2 * i), key_a="A",
-                           key_b="B", adapter_a=None, adapter_b=None, blind=True, rater_id=None) for i in range(n)]
+                           key_b="B", blind=True, rater_id=None) for i in range(n)]
         deadline = time.monotonic() + 20
         while store._pending.qsize() < n and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -137,3 +137,37 @@ def test_parse_action_and_model_turn():
     assert parse_model_turn("Thought 2: a\nAction 2: finish[c]\nObservation 2: x") == ("a", "finish[c]")
     assert parse_model_turn("just thinking") == ("just thinking", None)
     assert parse_model_turn("Action: finish[x]") == (None, "finish[x]")
+
+
+# Records of format 1, as each writer of that time made them (the agent loop, `fireact eval`, the arena).
+V1_EVAL = {"question": "Who?", "steps": [{"thought": "t", "action": "finish", "argument": "Paris",
+                                           "observation": "Episode finished, reward = True"}],
+           "id": "w1", "task": "world", "gold": "Paris", "method": "react", "answer": "Paris", "em": 1.0,
+           "agent": {"model": "smollm2", "method": "react", "finetuned": True, "max_steps": 11, "max_tokens": 200,
+                     "trials": 3, "exemplars": 2, "noise": "random", "adapter": "default", "tools": "corpus",
+                     "p": 0.25, "seed": 7},
+           "format_version": 1}
+V1_ARENA_AGENT = {"model": "fake", "method": "cot", "finetuned": False, "max_steps": 8, "max_tokens": 200, "trials": 3,
+                  "exemplars": 2, "noise": {"mode": "none", "p": 0.5, "seed": 1}, "adapter": None, "role": "prompted",
+                  "key": "fake · cot 2-shot"}
+
+
+def test_a_format_1_record_upgrades_to_a_typed_agent_spec():
+    from fireact_core.spec import AgentSpec
+    from fireact_core.tools.noisy import NoiseConfig
+
+    t = Trajectory.from_dict(json.loads(json.dumps(V1_EVAL)))
+    assert isinstance(t.agent, AgentSpec) and t.format_version == FORMAT_VERSION == 2
+    assert t.agent.noise == NoiseConfig("random", 0.25, 7)  # the CLI's string and its p/seed beside it
+    assert (t.agent.model, t.agent.adapter, t.agent.finetuned, t.agent.tools) == ("smollm2", "default", True, "corpus")
+    assert t.agent.key == "smollm2 + default · fine-tuned"
+    d = t.to_dict()
+    assert d["agent"]["noise"] == {"mode": "random", "p": 0.25, "seed": 7} and "p" not in d["agent"]
+    assert d["format_version"] == 2 and Trajectory.from_dict(d) == t
+    arena = Trajectory.from_dict({**V1_EVAL, "method": "cot", "agent": V1_ARENA_AGENT})
+    assert arena.agent.key == V1_ARENA_AGENT["key"] and arena.agent.role == "prompted"
+    assert arena.agent.noise == NoiseConfig("none", 0.5, 1) and arena.agent.max_steps == 8
+    bare = Trajectory.from_dict({"question": "q", "method": "cot", "agent": {"model": "teacher"}, "format_version": 1})
+    assert (bare.agent.model, bare.agent.method, bare.agent.tools) == ("teacher", "cot", "")
+    with pytest.raises(FormatError, match="noise"):
+        Trajectory.from_dict({**V1_EVAL, "agent": {**V1_EVAL["agent"], "noise": "loud"}})

@@ -16,12 +16,13 @@ import textwrap
 
 import pytest
 
+from fireact_core.spec import AgentSpec
 from fireact_core.tools.noisy import NoiseConfig
 from space.config import gpu_decorator
 from space.defaults import DefaultSources
 from space.fakes import fake_config, fake_loader, fake_tools
 from space.render import SideView
-from space.runner import Battle, ModelPool, SideSpec, gpu_runner, run_battle
+from space.runner import Battle, ModelPool, gpu_runner, run_battle
 
 FAKE_SPACES = textwrap.dedent('''
     import functools, inspect, pickle
@@ -78,8 +79,8 @@ def test_the_local_side_runs_inside_spaces_gpu_wrapped_once(spaces, monkeypatch)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     pool = ModelPool(_loader, {"local": 1, "fake": 4})
     gpu_run = gpu_runner(gpu_decorator(), pool, fake_tools)
-    specs = [SideSpec("prompted", "fake:scripted", None, "react", 2),
-             SideSpec("finetuned", "smollm2", "data/adapters/default", "react", 0)]
+    specs = [AgentSpec(role="prompted", model="fake:scripted", method="react", exemplars=2),
+             AgentSpec(role="finetuned", model="smollm2", adapter="data/adapters/default", method="react", exemplars=0, finetuned=True)]
     request = object()  # what Gradio sets for the request being served
     LocalContext.request.set(request)
     for question in ("What is the capital of France?", "Which river flows through the capital of France?"):
@@ -89,8 +90,8 @@ def test_the_local_side_runs_inside_spaces_gpu_wrapped_once(spaces, monkeypatch)
             pass
         assert [v.status for v in views] == ["done", "done"], [v.message for v in views]
         local = views[1].trajectory
-        assert local.answer in ("Paris", "Seine") and local.agent["key"] == specs[1].key
-        assert local.agent["adapter"] == "data/adapters/default"
+        assert local.answer in ("Paris", "Seine") and local.agent.key == specs[1].key
+        assert local.agent.adapter == "data/adapters/default"
     assert len(spaces.calls) == 2  # the local side each time; the fake prompted side never
     assert all(c["args"][0] == specs[1] and c["duration"] == 120 for c in spaces.calls)
     assert all(c["request"] is request for c in spaces.calls)  # the side's thread saw the request

@@ -30,23 +30,22 @@ def merge(cfg: TrainConfig, adapter_dir: Path) -> Path:
 
 
 def agent_eval(cfg: TrainConfig, adapter_dir: Path, summary: DataSummary) -> dict[str, Any]:
-    """EM of the trained agent on `eval_questions` questions, through `fireact eval`'s agent options."""
+    """EM of the trained agent on `eval_questions` questions: the `AgentSpec` of the adapter on its base,
+    with the recipe's `eval_args` (`fireact eval`'s agent options) on top."""
     import shlex
 
-    from fireact_core.cli import build_parser
-    from fireact_core.commands._agent_opts import agent_factory
     from fireact_core.evaluate import evaluate
     from fireact_core.models import BUNDLED_ID, canonical_base
+    from fireact_core.spec import agent_factory, spec_from_options
     from fireact_core.tasks import load_task
 
     task_name = cfg.eval_task or max(summary.by_task, key=summary.by_task.get)
     model = "smollm2" if canonical_base(cfg.base) == BUNDLED_ID else f"local:{cfg.base}"
+    spec = spec_from_options(shlex.split(cfg.eval_args), model=model, adapter=str(adapter_dir))
+    task = load_task(task_name, cfg.eval_split)
+    examples = task.examples[: cfg.eval_questions]
+    res = evaluate(agent_factory(spec), examples, out=adapter_dir / "eval_trajectories.jsonl", progress=True)
     argv = ["eval", "--task", task_name, "--split", cfg.eval_split, "--limit", str(cfg.eval_questions),
             "--model", model, "--adapter", str(adapter_dir), *shlex.split(cfg.eval_args)]
-    args = build_parser().parse_args(argv)
-    task = load_task(args.task, args.split, data_dir=args.data_dir)
-    examples = task.examples[: cfg.eval_questions]
-    make = agent_factory(args)
-    res = evaluate(make, examples, out=adapter_dir / "eval_trajectories.jsonl", progress=True)
     return {"task": task.name, "split": task.split, "questions": res.n, "em": res.em, "f1": res.f1,
             "mean_steps": res.mean_steps, "command": "fireact " + shlex.join(argv)}

@@ -1,5 +1,5 @@
-"""Agent options shared by `fireact run`, `eval` and `generate`: one place to add them and to
-build an agent from them.
+"""Agent options shared by `fireact run` and `eval`: one place to add them, and to turn them
+into the `AgentSpec` they describe (`spec_from_args`).
 
 `--adapter` applies to local models (`smollm2`, `local:…`; `fake` accepts and ignores it):
 `default` is the project's fine-tuned adapter (`data/adapters/default/`), `none` a prompted
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fireact_core.errors import ConfigError
 
-ADAPTER_KINDS = ("smollm2", "local", "fake")  # model kinds that take --adapter
+if TYPE_CHECKING:
+    from fireact_core.spec import AgentSpec
+
+ADAPTER_KINDS = ("smollm2", "gemma3", "local", "fake")  # model kinds that take --adapter
 
 
 def _probability(value: str) -> float:
@@ -73,14 +75,16 @@ def add_agent_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-tokens", type=_positive, default=200, help="tokens per model call (default: 200)")
 
 
-def agent_config(args: argparse.Namespace) -> Any:
-    """The `AgentConfig` the options describe."""
-    from fireact_core.agent import AgentConfig
+def spec_from_args(args: argparse.Namespace) -> AgentSpec:
+    """The `AgentSpec` the options describe: the one record of the agent that runs and that its trajectories carry."""
+    from fireact_core.spec import AgentSpec
     from fireact_core.tools.noisy import NoiseConfig
 
-    return AgentConfig(method=args.method, finetuned=_finetuned(args), max_steps=args.max_steps,
-                       trials=args.trials, max_tokens=args.max_tokens,
-                       noise=NoiseConfig(mode=args.noise, p=args.p, seed=args.seed))
+    adapter = _adapter(args)
+    return AgentSpec(model=args.model, adapter=adapter, tools=(args.tools or "none").strip(), method=args.method,
+                     finetuned=bool(args.finetuned or adapter is not None), max_steps=args.max_steps,
+                     trials=args.trials, max_tokens=args.max_tokens,
+                     noise=NoiseConfig(mode=args.noise, p=args.p, seed=args.seed))
 
 
 def _adapter(args: argparse.Namespace) -> str | None:
@@ -94,46 +98,21 @@ def _adapter(args: argparse.Namespace) -> str | None:
     return None if adapter.lower() == "none" else adapter
 
 
-def _finetuned(args: argparse.Namespace) -> bool:
-    return bool(args.finetuned or _adapter(args) is not None)
+def agent_factory(spec: AgentSpec | argparse.Namespace, model: Any = None) -> Callable[[int], Any]:
+    """`fireact_core.spec.agent_factory`, also for parsed options."""
+    from fireact_core.spec import agent_factory as factory
+
+    return factory(spec_from_args(spec) if isinstance(spec, argparse.Namespace) else spec, model)
 
 
+# Older names, kept for callers outside the core that still pass argparse options (bench/reproduce.py).
 def load_agent_model(args: argparse.Namespace) -> Any:
     """The model the options name, with its adapter if any."""
-    from fireact_core.factory import load_model
+    from fireact_core.spec import load_spec_model
 
-    adapter = _adapter(args)
-    return load_model(args.model, adapter=adapter) if adapter is not None else load_model(args.model)
-
-
-def agent_factory(args: argparse.Namespace, model: Any = None) -> Callable[[int], Any]:
-    """Load the model once (or reuse `model`, loaded by `load_agent_model`); return `make(i)`,
-    a fresh agent (own tools, noise seed `seed + i`)."""
-    from fireact_core.agent import Agent
-    from fireact_core.factory import load_tools
-
-    config = agent_config(args)
-    tools_spec = (args.tools or "none").strip()
-    no_tools = tools_spec.lower() == "none"
-    if not no_tools:
-        load_tools(tools_spec)  # fail now, before loading the model, on a bad spec or a missing corpus
-    if model is None:
-        model = load_agent_model(args)
-
-    def make(i: int = 0) -> Agent:
-        tools = None if no_tools else load_tools(tools_spec)
-        cfg = replace(config, noise=replace(config.noise, seed=config.noise.seed + i))
-        return Agent(model, tools, cfg)
-
-    return make
-
-
-def build_agent(args: argparse.Namespace) -> Any:
-    """One agent from the options (noise seed = `--seed`)."""
-    return agent_factory(args)(0)
+    return load_spec_model(spec_from_args(args))
 
 
 def agent_description(args: argparse.Namespace) -> dict[str, Any]:
-    """What the options chose, for trajectories' `agent` field and for printing."""
-    return {"model": args.model, "adapter": _adapter(args), "tools": args.tools, "method": args.method,
-            "finetuned": _finetuned(args), "noise": args.noise, "p": args.p, "seed": args.seed}
+    """The options' `AgentSpec` as a dict (what `Trajectory.agent.update` merges)."""
+    return spec_from_args(args).to_dict()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fireact_core.commands._agent_opts import _nonneg, add_agent_args, agent_description, agent_factory
+from fireact_core.commands._agent_opts import _nonneg, add_agent_args, agent_factory, spec_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,10 +36,9 @@ def run(args: argparse.Namespace) -> int:
     end = None if args.limit is None else args.offset + args.limit
     examples = task.examples[args.offset:end]
     out = args.out or f"runs/{task.name}-{task.split}.jsonl"
-    make = agent_factory(args)
+    make = agent_factory(spec_from_args(args))
     print(f"fireact eval: {task.name} {task.split}, {len(examples)} of {len(task)} examples, model {args.model}, "
           f"method {args.method}, noise {args.noise}", file=sys.stderr)
-    summary = evaluate(lambda i: make(args.offset + i), examples, out=out, progress=not args.no_progress,
-                       agent_info=agent_description(args))
+    summary = evaluate(lambda i: make(args.offset + i), examples, out=out, progress=not args.no_progress)
     print(summary.format())
     return 0

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TextIO
 
-from fireact_core.commands._agent_opts import add_agent_args, agent_description, build_agent
+from fireact_core.commands._agent_opts import add_agent_args, agent_factory, spec_from_args
 
 NOISE_BADGES = {"none": "[noise: replaced by None]", "random": "[noise: replaced by an earlier observation]"}
 
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from fireact_core.errors import check_question
 
     question = check_question(args.question)  # before loading anything
-    agent = build_agent(args)
+    agent = agent_factory(spec_from_args(args))(0)
     out: TextIO = sys.stdout
     traj = None
     stream = not args.json
@@ -51,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
             out.write(f"\nObservation: {event.step.observation}" + (f"  {badge}" if badge else "") + "\n")
         out.flush()
     assert traj is not None
-    traj.agent.update(agent_description(args))
     if args.json:
         out.write(json.dumps(traj.to_dict(), indent=2, ensure_ascii=False) + "\n")
         return 0

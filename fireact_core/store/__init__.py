@@ -31,27 +31,10 @@ from fireact_core.store.schema import MIGRATIONS, TABLES
 from fireact_core.trajectory import Trajectory
 
 __all__ = ["HEAVY_BATCH", "MIGRATIONS", "TABLES", "VOTE_CHOICES", "QueueItem", "Store", "StoreLockedError",
-           "_light", "agent_key", "agent_key_of", "default_db_path", "redact", "start_hub_sync"]
+           "_light", "default_db_path", "redact", "start_hub_sync"]
 
 VOTE_CHOICES = ("a", "b", "tie", "bad")
 PENDING_S = 600  # an item shown but not yet rated holds its slot in the queue this long
-
-
-def agent_key(model: str, *, adapter: str | None = None, method: str = "react", finetuned: bool = False,
-              exemplars: int | None = None) -> str:
-    """The leaderboard's unit: a readable label of an agent configuration."""
-    name = model + (f" + {adapter}" if adapter else "")
-    if finetuned:
-        return f"{name} · fine-tuned"
-    shots = f" {exemplars}-shot" if exemplars is not None else ""
-    return f"{name} · {method}{shots}"
-
-
-def agent_key_of(traj: Trajectory) -> str:
-    """An agent key for an imported trajectory, from what it records about its agent."""
-    a = traj.agent or {}
-    return agent_key(str(a.get("model") or "unknown"), adapter=a.get("adapter"), method=traj.method,
-                     finetuned=bool(a.get("finetuned")), exemplars=a.get("exemplars"))
 
 
 @dataclass
@@ -72,22 +55,22 @@ class Store(Exports, Database):
             [rater_id, kind, display_name]))
 
     # --- runs ----------------------------------------------------------------------------
-    def save_run(self, traj: Trajectory, *, source: str, agent_key: str, adapter: str | None = None,
+    def save_run(self, traj: Trajectory, *, source: str, agent_key: str | None = None,
                  battle_id: str | None = None) -> bool:
-        """Store one trajectory and its steps; False when a run with its id already exists."""
-        return self._tx(lambda cur: self._insert_run(cur, traj, source=source, key=agent_key, adapter=adapter,
-                                                     battle_id=battle_id))
+        """Store one trajectory and its steps; False when a run with its id already exists.
 
-    def _insert_run(self, cur: Any, traj: Trajectory, *, source: str, key: str, adapter: str | None,
-                    battle_id: str | None) -> bool:
+        Its model, adapter, noise and leaderboard key come from `traj.agent` (an `AgentSpec`);
+        `agent_key` overrides the key (a label for runs made outside the app)."""
+        return self._tx(lambda cur: self._insert_run(cur, traj, source=source, key=agent_key, battle_id=battle_id))
+
+    def _insert_run(self, cur: Any, traj: Trajectory, *, source: str, key: str | None, battle_id: str | None) -> bool:
         if cur.execute("SELECT 1 FROM runs WHERE id = ?", [traj.id]).fetchone():
             return False
-        a = traj.agent or {}
-        noise = _noise_of(a)
+        a, noise = traj.agent, traj.agent.noise
         cur.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [traj.id, source, battle_id, key, redact(str(a.get("model", ""))), adapter, traj.method,
-             bool(a.get("finetuned", False)), noise.get("mode", "off"), noise.get("p"), noise.get("seed"),
+            [traj.id, source, battle_id, key or a.key, redact(a.model), a.adapter, traj.method, a.finetuned,
+             noise.mode, noise.p, noise.seed,
              traj.task, redact(traj.question), _opt_str(traj.gold), _opt_redact(traj.answer), traj.em, traj.f1,
              traj.status, _opt_redact(traj.reason), traj.num_steps, traj.time_s, traj.tokens_in, traj.tokens_out,
              traj.cost_usd, redact(json.dumps(traj.to_dict(), ensure_ascii=False))])
@@ -107,8 +90,7 @@ class Store(Exports, Database):
         items = list(trajs)
 
         def op(cur: Any) -> int:
-            return sum(self._insert_run(cur, t, source=source, key=agent_key_of(t),
-                                        adapter=(t.agent or {}).get("adapter"), battle_id=None) for t in items)
+            return sum(self._insert_run(cur, t, source=source, key=None, battle_id=None) for t in items)
 
         return self._tx(op)
 
@@ -119,17 +101,19 @@ class Store(Exports, Database):
         return [r["observation"] for r in rows]
 
     # --- battles and votes ---------------------------------------------------------------
-    def save_battle(self, battle_id: str, *, run_a: Trajectory, run_b: Trajectory, key_a: str, key_b: str,
-                    adapter_a: str | None, adapter_b: str | None, blind: bool, rater_id: str | None) -> None:
-        """Both runs of a battle and the battle row, in one transaction (A and B as shown)."""
-        noise = _noise_of(run_a.agent or {})
+    def save_battle(self, battle_id: str, *, run_a: Trajectory, run_b: Trajectory, blind: bool, rater_id: str | None,
+                    key_a: str | None = None, key_b: str | None = None) -> None:
+        """Both runs of a battle and the battle row, in one transaction (A and B as shown).
+
+        The keys come from each run's `agent`; `key_a`/`key_b` override them (labels in tests and benches)."""
+        noise = run_a.agent.noise
 
         def op(cur: Any) -> None:
-            self._insert_run(cur, run_a, source="arena", key=key_a, adapter=adapter_a, battle_id=battle_id)
-            self._insert_run(cur, run_b, source="arena", key=key_b, adapter=adapter_b, battle_id=battle_id)
+            self._insert_run(cur, run_a, source="arena", key=key_a, battle_id=battle_id)
+            self._insert_run(cur, run_b, source="arena", key=key_b, battle_id=battle_id)
             cur.execute("INSERT INTO battles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
                         [battle_id, redact(run_a.question), run_a.task, _opt_str(run_a.gold), run_a.id, run_b.id, blind,
-                         noise.get("mode", "off"), noise.get("p"), noise.get("seed"), rater_id])
+                         noise.mode, noise.p, noise.seed, rater_id])
 
         self._tx(op)
 
@@ -238,14 +222,6 @@ class Store(Exports, Database):
     def runs_table(self) -> list[dict[str, Any]]:
         """One row per run without the trajectory JSON (for the leaderboard's summaries)."""
         return self._rows("SELECT * EXCLUDE (trajectory) FROM runs ORDER BY created_at")
-
-
-def _noise_of(agent: dict[str, Any]) -> dict[str, Any]:
-    """The noise an agent record names: a dict (the agent loop's) or a mode with `p`/`seed` beside it (`fireact eval`'s)."""
-    noise = agent.get("noise") or {}
-    if isinstance(noise, str):
-        return {"mode": noise, "p": agent.get("p"), "seed": agent.get("seed")}
-    return noise
 
 
 def _run(cur: Any, sql: str, params: Sequence[Any]) -> None:
