@@ -17,7 +17,6 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Gradio's queue rebuilds its monitoring summary (a pandas DataFrame over the last 10,000 events)
@@ -27,6 +26,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 import gradio as gr
 
 from fireact_core.errors import FireActError
+from fireact_core.models import cache_root
 from fireact_core.store import redact
 from space import annotate, arena, leaderboard
 from space.config import AppConfig
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fake:
         from space.fakes import fake_config
 
-        db = args.db or os.environ.get("FIREACT_DB") or str(Path.home() / ".cache" / "fireact" / "fake-app.duckdb")
+        db = args.db or os.environ.get("FIREACT_DB") or str(cache_root() / "fake-app.duckdb")
         cfg = fake_config(db, blind_default=args.blind)
     else:
         cfg = AppConfig.from_env()
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.hub_dataset and os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("1", "true", "yes"):
         from fireact_core.store import start_hub_sync
 
-        folder = Path(os.environ.get("FIREACT_CACHE") or Path.home() / ".cache" / "fireact") / "hub-snapshots"
+        folder = cache_root() / "hub-snapshots"
         start_hub_sync(rt.store, cfg.hub_dataset, folder=folder)
         log.info("syncing Parquet snapshots to the Hub dataset %s", cfg.hub_dataset)
     demo.launch(server_name=host, server_port=args.port, show_error=False, max_threads=100)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fireact_core.errors import FormatError
+from fireact_core.jsonl import iter_jsonl
 from fireact_core.metrics import normalize_answer
 from fireact_core.trajectory import Step, Trajectory, parse_model_turn, parse_react
 
@@ -212,16 +213,7 @@ def iter_records(p: Path) -> Iterator[tuple[int, Any]]:
         for i, rec in enumerate(data):
             yield starts[i], rec
         return
-    # JSONL records end at \n only: str.splitlines() would also split at U+2028, U+0085, ... which
-    # json.dumps(ensure_ascii=False) leaves unescaped inside strings (a model's text can hold them).
-    for n, raw in enumerate(text.split("\n"), 1):
-        if not raw.strip():
-            continue
-        try:
-            rec = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise FormatError(f"invalid JSON: {e.msg} (column {e.colno})", path=str(p), line=n) from None
-        yield n, rec
+    yield from iter_jsonl(p, text=text)
 
 
 def _element_lines(text: str, n: int) -> list[int]:

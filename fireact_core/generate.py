@@ -37,8 +37,9 @@ from typing import IO, Any, Protocol
 
 from fireact_core import metrics
 from fireact_core.backends.base import BackendError, Completion, Message, Model
-from fireact_core.errors import ConfigError, FireActError, InputError
+from fireact_core.errors import ConfigError, FormatError, InputError
 from fireact_core.formats import to_alpaca, to_chat
+from fireact_core.jsonl import iter_jsonl
 from fireact_core.spec import AgentSpec
 from fireact_core.tasks import Example
 from fireact_core.tools.base import ToolError
@@ -59,7 +60,7 @@ class Teacher(Protocol):
 
 
 # --- rate limit ------------------------------------------------------------------------------
-class RateLimiter:
+class RequestPacer:
     """At most `rpm` call starts a minute, spaced evenly, shared by all threads; None = no limit."""
 
     def __init__(self, rpm: float | None) -> None:
@@ -78,14 +79,14 @@ class RateLimiter:
             time.sleep(start - now)
 
 
-class RateLimited:
+class Paced:
     """A `Model` whose calls wait for the limiter."""
 
-    def __init__(self, model: Model, limiter: RateLimiter) -> None:
+    def __init__(self, model: Model, limiter: RequestPacer) -> None:
         self.inner, self.limiter, self.name = model, limiter, model.name
 
-    def session(self) -> RateLimited:
-        return RateLimited(self.inner.session(), self.limiter)
+    def session(self) -> Paced:
+        return Paced(self.inner.session(), self.limiter)
 
     def stream(self, messages: Sequence[Message], *, stop: Sequence[str] = (), max_tokens: int = 256) -> Iterator[str | Completion]:
         self.limiter.acquire()
@@ -103,7 +104,7 @@ class AgentTeacher:
 
         self.name = model.name
         self.methods = METHODS
-        self.model: Model = RateLimited(model, RateLimiter(rpm)) if rpm else model
+        self.model: Model = Paced(model, RequestPacer(rpm)) if rpm else model
         self.spec = AgentSpec(model=model.name, tools=(tools or "none").strip(), max_steps=max_steps,
                               max_tokens=max_tokens, trials=trials, exemplars=exemplars)
         if self.spec.tools.lower() != "none":
@@ -143,23 +144,15 @@ def key_of(traj: Trajectory) -> tuple[str, str, str]:
 
 
 def read_jsonl(path: Path) -> list[Trajectory]:
-    """Trajectories of a JSONL file; a torn last line (an interrupted write) is ignored."""
+    """Trajectories of a JSONL file (none when it is missing); a torn last line (an interrupted write) is ignored."""
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 may sit in a string
     out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for n, rec in iter_jsonl(path, torn_tail=True):
         try:
-            out.append(Trajectory.from_dict(json.loads(line)))
-        except json.JSONDecodeError as e:
-            if n == len(lines):
-                print(f"fireact generate: {path}:{n}: ignoring a torn last line", file=sys.stderr)
-                break
-            raise FireActError(f"{path}:{n}: invalid JSON: {e.msg}") from None
-        except FireActError as e:
-            raise FireActError(f"{path}:{n}: {e}") from None
+            out.append(Trajectory.from_dict(rec))
+        except FormatError as e:
+            raise FormatError(e.reason, path=str(path), line=n) from None
     return out
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from fireact_core.errors import ConfigError, FireActError
+from fireact_core.models import cache_root
 from fireact_core.tasks import TASKS, Example, data_dirs
 
 
@@ -46,8 +47,7 @@ SOURCES: dict[tuple[str, str], HubSource] = {
 
 
 def cache_path(task: str, split: str) -> Path:
-    root = Path(os.environ.get("FIREACT_CACHE") or Path.home() / ".cache" / "fireact").expanduser()
-    return root / "tasks" / task / f"{split}.jsonl"
+    return cache_root() / "tasks" / task / f"{split}.jsonl"
 
 
 def offline() -> bool:

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from fireact_core import metrics
-from fireact_core.errors import ConfigError, FireActError
+from fireact_core.errors import ConfigError, FireActError, FormatError
+from fireact_core.jsonl import iter_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]  # the project (repository) root
 
@@ -43,7 +44,9 @@ class Example:
 
 
 def data_dirs(data_dir: str | Path | None = None) -> list[Path]:
-    """The folders searched for task files, in order."""
+    """The data folders, in the order they are searched: `data_dir` alone when given, else `$FIREACT_DATA`,
+    `../shared/data/fireact` (the paper's release) and the repository's `data/`. Task files, the corpus
+    and (after the working folder and the repository) training files are looked up in them."""
     if data_dir is not None:
         return [Path(data_dir)]
     dirs = [Path(os.environ["FIREACT_DATA"])] if os.environ.get("FIREACT_DATA") else []
@@ -219,20 +222,13 @@ class World(Task):
 
     def _read(self, paths: list[Path]) -> list[Example]:
         out = []
-        with paths[0].open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise FireActError(f"{paths[0]}:{n}: invalid JSON: {e.msg}") from None
-                if not isinstance(r, dict) or not isinstance(r.get("question"), str):
-                    raise FireActError(f"{paths[0]}:{n}: a question needs a 'question' string")
-                meta = {k: v for k, v in r.items() if k not in ("id", "question", "answer")}
-                out.append(Example(id=str(r.get("id") or f"world-{self.split}-{n}"), question=r["question"],
-                                   answer=None if r.get("answer") is None else str(r["answer"]),
-                                   task=self.name, meta=meta))
+        for n, r in iter_jsonl(paths[0]):
+            if not isinstance(r, dict) or not isinstance(r.get("question"), str):
+                raise FormatError("a question needs a 'question' string", path=str(paths[0]), line=n)
+            meta = {k: v for k, v in r.items() if k not in ("id", "question", "answer")}
+            out.append(Example(id=str(r.get("id") or f"world-{self.split}-{n}"), question=r["question"],
+                               answer=None if r.get("answer") is None else str(r["answer"]),
+                               task=self.name, meta=meta))
         return out
 
 

@@ -270,7 +270,7 @@ def gpu_decorator() -> Callable[[Callable], Callable] | None:
 
 
 # --- raters, limits, admin ------------------------------------------------------------------
-class RateLimiter:
+class RaterLimit:
     """At most `per_minute` actions per rater in any 60 s window."""
 
     def __init__(self, per_minute: int) -> None:

@@ -12,7 +12,7 @@ from fireact_core.backends.base import Model
 from fireact_core.errors import ConfigError, FireActError
 from fireact_core.spec import AgentSpec
 from fireact_core.store import Store, redact
-from space.config import AppConfig, Choice, QuestionBank, RateLimiter, Rater, gpu_decorator, rater_of
+from space.config import AppConfig, Choice, QuestionBank, Rater, RaterLimit, gpu_decorator, rater_of
 from space.render import render_message
 from space.runner import GpuRun, ModelPool, gpu_runner
 
@@ -24,8 +24,8 @@ class Runtime:
         self.cfg = cfg
         self.store: Store = cfg.open_store()
         self.pool = ModelPool(self._load_model, cfg.model_limits)
-        self.rate_limiter = RateLimiter(cfg.rate_per_minute)
-        self.battle_limiter = RateLimiter(cfg.battles_per_minute)
+        self.rate_limiter = RaterLimit(cfg.rate_per_minute)
+        self.battle_limiter = RaterLimit(cfg.battles_per_minute)
         gpu = gpu_decorator()
         # wrapped once per process: ZeroGPU keys its worker processes by the wrapped function
         self.gpu_run: GpuRun | None = gpu_runner(gpu, self.pool, cfg.make_tools) if gpu is not None else None

@@ -16,7 +16,7 @@ from fireact_core.backends.fake import FakeModel
 from fireact_core.cli import main
 from fireact_core.errors import ConfigError
 from fireact_core.formats import read_trajectories
-from fireact_core.generate import AgentTeacher, RateLimiter, generate, load_teacher
+from fireact_core.generate import AgentTeacher, RequestPacer, generate, load_teacher
 from fireact_core.serve import start_in_thread
 from fireact_core.tasks import Example
 from fireact_core.tools.noisy import NoiseConfig
@@ -179,12 +179,12 @@ def test_unknown_method_is_refused_before_work(tmp_path):
 
 
 def test_rate_limiter_spaces_calls():
-    limiter = RateLimiter(rpm=1200)  # one call every 50 ms
+    limiter = RequestPacer(rpm=1200)  # one call every 50 ms
     t0 = time.perf_counter()
     for _ in range(5):
         limiter.acquire()
     assert time.perf_counter() - t0 >= 0.19
-    unlimited = RateLimiter(None)
+    unlimited = RequestPacer(None)
     t0 = time.perf_counter()
     for _ in range(100):
         unlimited.acquire()

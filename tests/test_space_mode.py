@@ -10,7 +10,7 @@ import gradio as gr
 import pytest
 
 from fireact_core.errors import InputError
-from space.config import AppConfig, RateLimiter, rater_of
+from space.config import AppConfig, RaterLimit, rater_of
 from space.fakes import fake_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def test_the_rate_limit_counts_each_rater_in_a_sliding_minute(monkeypatch):
 
     now = [1000.0]
     monkeypatch.setattr(config.time, "monotonic", lambda: now[0])
-    limit = RateLimiter(2)
+    limit = RaterLimit(2)
     limit.check("a")
     limit.check("a")
     limit.check("b")  # others are not held back
@@ -63,7 +63,7 @@ def test_the_rate_limit_counts_each_rater_in_a_sliding_minute(monkeypatch):
         limit.check("a")
     now[0] += 61
     limit.check("a")
-    RateLimiter(0).check("a")  # 0: no limit
+    RaterLimit(0).check("a")  # 0: no limit
 
 
 # --- admin ------------------------------------------------------------------------------------

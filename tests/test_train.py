@@ -200,10 +200,10 @@ def test_summary_counts_tasks_methods_lengths_and_truncation(shared_data, tmp_pa
 
 
 def test_weights_and_validation_split_never_share_a_question():
-    from train.data import Example
+    from train.data import TrainingExample
 
-    def ex(q: str, src: str) -> Example:
-        return Example([{"role": "user", "content": q}], "t", "react", src, q)
+    def ex(q: str, src: str) -> TrainingExample:
+        return TrainingExample([{"role": "user", "content": q}], "t", "react", src, q)
 
     a = [ex(f"a{i}", "a") for i in range(20)]
     b = [ex(f"b{i}", "b") for i in range(10)] + [ex("a3", "b")]  # the same question in both files

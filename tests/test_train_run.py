@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from hub_server import TOKEN, HubServer
 
-from train import quant
+from train import qlora_guard
 from train.config import load_config
 
 HOTPOT = "finetune/alpaca_format/hotpotqa.json"
@@ -161,7 +161,7 @@ def qlora(shared_data, tmp_path_factory):
 def test_qlora_cpu_path_trains_with_the_guard(qlora):
     run, r = qlora
     assert run.four_bit and run.device == "cpu"
-    modules = quant.linear4bit_modules(run.trainer.model)
+    modules = qlora_guard.linear4bit_modules(run.trainer.model)
     assert len(modules) == 30 * 7 and run.guarded == len(modules)
     assert all(m.support_avx512bf16_for_cpu is False for m in modules)
     assert not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in modules)
@@ -169,14 +169,14 @@ def test_qlora_cpu_path_trains_with_the_guard(qlora):
     assert r["lora_tensors_changed"] == 30 * 4  # q and v, A and B
 
 
-@pytest.mark.skipif(not quant.cpu_has_avx512_bf16(), reason="this CPU lacks avx512_bf16: bitsandbytes never repacks")
+@pytest.mark.skipif(not qlora_guard.cpu_has_avx512_bf16(), reason="this CPU lacks avx512_bf16: bitsandbytes never repacks")
 def test_without_the_guard_a_generate_before_training_freezes_lora(qlora):
     """Turn the guard off, generate once, and a training step leaves LoRA weights unchanged; the guard repairs it."""
     import torch
 
     run, _ = qlora
     model, trainer = run.trainer.model, run.trainer
-    layers = quant.linear4bit_modules(model)
+    layers = qlora_guard.linear4bit_modules(model)
     for layer in layers:
         layer.support_avx512bf16_for_cpu = True  # bitsandbytes' default on this CPU
     batch = next(iter(trainer.get_train_dataloader()))
@@ -188,16 +188,16 @@ def test_without_the_guard_a_generate_before_training_freezes_lora(qlora):
     def step() -> list[str]:
         model.train()
         params = [p for n, p in model.named_parameters() if p.requires_grad]
-        before = quant.lora_snapshot(model)
+        before = qlora_guard.lora_snapshot(model)
         opt = torch.optim.SGD(params, lr=1.0)
         model(**{k: batch[k] for k in ("input_ids", "labels")}).loss.backward()
         opt.step()
         opt.zero_grad()
-        return quant.unchanged_lora(model, before)
+        return qlora_guard.unchanged_lora(model, before)
 
     frozen = step()
     assert frozen, "expected the repacked 4-bit layers to cut LoRA off from its gradients"
-    assert quant.guard_cpu_4bit(model) == len(layers)
+    assert qlora_guard.guard_cpu_4bit(model) == len(layers)
     assert not any(getattr(layer.weight.quant_state, "packing_format_for_cpu", False) for layer in layers)
     assert step() == []
 

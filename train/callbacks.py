@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from train import quant
+from train import qlora_guard
 
 
 def losses(trainer: Any) -> list[float]:
@@ -28,7 +28,7 @@ def lora_watch() -> Any:
             self.moving_steps = 0
 
         def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
-            self.before = quant.lora_snapshot(model) if model is not None else {}
+            self.before = qlora_guard.lora_snapshot(model) if model is not None else {}
 
         def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any) -> None:
             if optimizer is not None and max(g["lr"] for g in optimizer.param_groups) > 0:

@@ -10,7 +10,6 @@ turns (`Trajectory.to_messages`); see `to_messages` for Reflexion episodes and t
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 from fireact_core.errors import ConfigError, FormatError
 from fireact_core.formats import read_trajectories
 from fireact_core.metrics import normalize_answer
+from fireact_core.tasks import data_dirs
 from fireact_core.trajectory import Trajectory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,23 +57,13 @@ class Source:
 
 
 @dataclass
-class Example:
+class TrainingExample:
     messages: Messages
     task: str
     method: str
     source: str
     question: str
     actions: list[str] = field(default_factory=list)  # tool names the agent used
-
-
-def data_dirs(extra: str | None = None) -> list[Path]:
-    """Where relative data paths are looked for, in order."""
-    dirs = [Path.cwd(), ROOT]
-    for d in (extra, os.environ.get("FIREACT_DATA")):
-        if d:
-            dirs.append(Path(d).expanduser())
-    dirs.append(ROOT.parent / "shared" / "data" / "fireact")
-    return dirs
 
 
 def resolve_path(path: str, data_dir: str | None = None) -> Path:
@@ -83,7 +73,8 @@ def resolve_path(path: str, data_dir: str | None = None) -> Path:
             return p
         raise FormatError("file not found", path=str(p))
     tried = []
-    for d in data_dirs(data_dir):
+    # the working folder and the repository (recipes name `data/world/...`), then the data folders
+    for d in dict.fromkeys([Path.cwd(), ROOT, *data_dirs(data_dir), *data_dirs()]):
         cand = d / p
         if cand.exists():
             return cand
@@ -141,7 +132,7 @@ def keep(traj: Trajectory, *, min_rating: float | None, require_em: bool, includ
 
 
 def load_source(src: Source, *, data_dir: str | None = None, min_rating: float | None = None,
-                require_em: bool = False, include_failed: bool = False) -> tuple[list[Example], Counter]:
+                require_em: bool = False, include_failed: bool = False) -> tuple[list[TrainingExample], Counter]:
     """Read one file into examples; also return why others were dropped."""
     path = resolve_path(src.path, data_dir)
     examples, dropped = [], Counter()
@@ -150,7 +141,7 @@ def load_source(src: Source, *, data_dir: str | None = None, min_rating: float |
         if why:
             dropped[why] += 1
             continue
-        examples.append(Example(to_messages(traj), src.task or traj.task or "unknown",
+        examples.append(TrainingExample(to_messages(traj), src.task or traj.task or "unknown",
                                 src.method or traj.method or "unknown", str(src.path), traj.question,
                                 [s.action for s in traj.steps if s.action]))
     if not examples and not dropped:
@@ -165,8 +156,8 @@ def _qkey(q: str) -> str:
     return normalize_answer(q)
 
 
-def split_and_mix(groups: list[tuple[Source, list[Example]]], val_size: float, seed: int
-                  ) -> tuple[list[Example], list[Example]]:
+def split_and_mix(groups: list[tuple[Source, list[TrainingExample]]], val_size: float, seed: int
+                  ) -> tuple[list[TrainingExample], list[TrainingExample]]:
     """Hold out `val_size` of each source, then weight the rest; no validation question is trained on."""
     rng = random.Random(seed)
     total = sum(len(ex) for _, ex in groups)
@@ -182,7 +173,7 @@ def split_and_mix(groups: list[tuple[Source, list[Example]]], val_size: float, s
         val += items[:n_val]
         train_parts.append((src, items[n_val:]))
     held = {_qkey(e.question) for e in val}
-    train: list[Example] = []
+    train: list[TrainingExample] = []
     for src, items in train_parts:
         items = [e for e in items if _qkey(e.question) not in held]
         whole, frac = divmod(src.weight, 1.0)
@@ -243,7 +234,7 @@ class DataSummary:
         return d
 
 
-def token_lengths(tokenizer: Any, examples: list[Example], template: str) -> tuple[list[int], int]:
+def token_lengths(tokenizer: Any, examples: list[TrainingExample], template: str) -> tuple[list[int], int]:
     """Tokens per example under the training template, and the number of loss-carrying tokens."""
     lengths, agent = [], 0
     for e in examples:
@@ -256,7 +247,7 @@ def token_lengths(tokenizer: Any, examples: list[Example], template: str) -> tup
 
 def prepare(sources: list[Any], *, tokenizer: Any, template: str, max_length: int, val_size: float = 0.05,
             seed: int = 42, data_dir: str | None = None, min_rating: float | None = None,
-            require_em: bool = False, include_failed: bool = False) -> tuple[list[Example], list[Example], DataSummary]:
+            require_em: bool = False, include_failed: bool = False) -> tuple[list[TrainingExample], list[TrainingExample], DataSummary]:
     """Read, filter, split and weight every source; summarise the training set."""
     if not sources:
         raise ConfigError("no training data: pass --data FILE (repeatable) or set `data` in the recipe")
@@ -280,7 +271,7 @@ def prepare(sources: list[Any], *, tokenizer: Any, template: str, max_length: in
     return train, val, summary
 
 
-def to_dataset(examples: list[Example]) -> Any:
+def to_dataset(examples: list[TrainingExample]) -> Any:
     """A `datasets.Dataset` with one `messages` column, what `SFTTrainer` expects."""
     from datasets import Dataset
 

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from fireact_core.errors import ConfigError, FireActError
-from train import callbacks, card, quant
+from train import callbacks, card, qlora_guard
 from train.config import TrainConfig, list_recipes, load_config, valid_keys
-from train.data import DataSummary, Example, prepare, to_dataset
+from train.data import DataSummary, TrainingExample, prepare, to_dataset
 from train.device import device as current_device
 from train.device import dtype as weight_dtype
 from train.device import optim as optimizer_name
@@ -60,8 +60,8 @@ class Run:
     model: Any
     tokenizer: Any
     trainer: Any
-    train: list[Example]
-    val: list[Example]
+    train: list[TrainingExample]
+    val: list[TrainingExample]
     summary: DataSummary
     four_bit: bool
     device: str
@@ -86,7 +86,7 @@ def load_model(cfg: TrainConfig, device: str, four_bit: bool) -> Any:
     """The base model, 4-bit and prepared for k-bit training when asked."""
     from fireact_core.models import load_base
 
-    qconf = quant.bnb_4bit_config() if four_bit else None
+    qconf = qlora_guard.bnb_4bit_config() if four_bit else None
     # Under `accelerate launch` each process owns one GPU: place a quantised model on it, not on cuda:0.
     place = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if device == "cuda" else device
     model, _ = load_base(cfg.base, dtype=weight_dtype(cfg, device, four_bit), device=place, quantization_config=qconf)
@@ -180,7 +180,7 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
     run.info["lora_dtype"] = next((str(p.dtype).removeprefix("torch.") for n, p in trainer.model.named_parameters()
                                    if p.requires_grad and "lora_" in n), None)
     if four_bit and device == "cpu":
-        run.guarded = quant.guard_cpu_4bit(trainer.model)
+        run.guarded = qlora_guard.guard_cpu_4bit(trainer.model)
     return run
 
 
@@ -201,7 +201,7 @@ def train_run(run: Run) -> dict[str, Any]:
 
     cfg, trainer = run.cfg, run.trainer
     if run.four_bit and run.device == "cpu":  # again: something may have run a no-grad forward since build()
-        run.guarded = quant.guard_cpu_4bit(trainer.model)
+        run.guarded = qlora_guard.guard_cpu_4bit(trainer.model)
     watch, memory = callbacks.lora_watch(), callbacks.memory_watch(trim=cfg.trim_memory and run.device == "cpu")
     trainer.add_callback(watch)
     trainer.add_callback(memory)
@@ -228,7 +228,7 @@ def train_run(run: Run) -> dict[str, Any]:
     if memory.start_step:
         result["resumed_at_step"] = memory.start_step  # train_seconds and tokens_per_s cover the steps after it
     if cfg.check_lora_changed and watch.moving_steps >= 2:
-        frozen = quant.unchanged_lora(trainer.model, watch.before)
+        frozen = qlora_guard.unchanged_lora(trainer.model, watch.before)
         if frozen:
             hint = (" On a CPU with avx512_bf16 this is bitsandbytes repacking 4-bit weights after a forward pass "
                     "without gradients; the trainer's guard should prevent it." if run.four_bit else "")

@@ -79,8 +79,9 @@ def default_db_path() -> Path:
     """`$FIREACT_DB`, else `$FIREACT_CACHE/app.duckdb` (default cache `~/.cache/fireact`)."""
     if os.environ.get("FIREACT_DB"):
         return Path(os.environ["FIREACT_DB"])
-    cache = Path(os.environ.get("FIREACT_CACHE") or Path.home() / ".cache" / "fireact")
-    return cache / "app.duckdb"
+    from fireact_core.models import cache_root
+
+    return cache_root() / "app.duckdb"
 
 
 def start_hub_sync(store: Exports, repo_id: str, *, folder: str | Path, every_minutes: float = 10.0,

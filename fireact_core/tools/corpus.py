@@ -21,8 +21,6 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
-import json
-import os
 import re
 import shutil
 import tempfile
@@ -32,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from fireact_core.errors import ConfigError, FormatError
+from fireact_core.jsonl import iter_jsonl
+from fireact_core.models import cache_root
 from fireact_core.tools.base import ToolError
 
 DEFAULT_CORPUS = "world/corpus.jsonl"  # under a data folder (see fireact_core.tasks.data_dirs)
@@ -43,11 +43,6 @@ _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 class Article:
     title: str
     text: str
-
-
-def cache_root() -> Path:
-    """`$FIREACT_CACHE` or `~/.cache/fireact`."""
-    return Path(os.environ.get("FIREACT_CACHE") or Path.home() / ".cache" / "fireact")
 
 
 def resolve_path(path: str | Path | None = None) -> Path:
@@ -86,17 +81,10 @@ def read_articles(path: Path) -> list[Article]:
             out.append(Article(r["title"], r["text"]))
         return out
     out = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FormatError(f"invalid JSON: {e.msg} (column {e.colno})", path=str(path), line=n) from None
-            if not isinstance(r, dict) or not isinstance(r.get("title"), str) or not isinstance(r.get("text"), str):
-                raise FormatError("an article needs string fields 'title' and 'text'", path=str(path), line=n)
-            out.append(Article(r["title"], r["text"]))
+    for n, r in iter_jsonl(path):
+        if not isinstance(r, dict) or not isinstance(r.get("title"), str) or not isinstance(r.get("text"), str):
+            raise FormatError("an article needs string fields 'title' and 'text'", path=str(path), line=n)
+        out.append(Article(r["title"], r["text"]))
     return out
 
 

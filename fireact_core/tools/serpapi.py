@@ -19,16 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from fireact_core.errors import ConfigError
+from fireact_core.models import cache_root
 from fireact_core.tools._http import get_json
 from fireact_core.tools.base import ToolError, ToolFn
 
 DEFAULT_BASE_URL = "https://serpapi.com"
 NO_RESULTS = "Google hasn't returned any results"
-
-
-def cache_root() -> Path:
-    """`$FIREACT_CACHE` or `~/.cache/fireact`."""
-    return Path(os.environ.get("FIREACT_CACHE") or Path.home() / ".cache" / "fireact").expanduser()
 
 
 def extract_answer(res: dict[str, Any]) -> str | None:
