@@ -44,6 +44,7 @@ from fireact_core.spec import AgentSpec
 from fireact_core.tasks import Example
 from fireact_core.tools.base import ToolError
 from fireact_core.tools.noisy import NoiseConfig
+from fireact_core.training_rule import training_view
 from fireact_core.trajectory import Trajectory
 
 KEPT, REJECTED, FAILED = "trajectories.jsonl", "rejected.jsonl", "failed"
@@ -154,14 +155,6 @@ def read_jsonl(path: Path) -> list[Trajectory]:
         except FormatError as e:
             raise FormatError(e.reason, path=str(path), line=n) from None
     return out
-
-
-def export_view(traj: Trajectory) -> Trajectory:
-    """What goes into the fine-tuning files: the final trial's steps (Reflexion's is the good one)."""
-    if not traj.steps:
-        return traj
-    last = traj.steps[-1].trial
-    return replace(traj, steps=[s for s in traj.steps if s.trial == last], reflections=[])
 
 
 @dataclass
@@ -321,7 +314,7 @@ def write_outputs(out: Path, teacher: str, info: dict[str, Any] | None, run: dic
     kept: dict[tuple[str, str, str], Trajectory] = {}
     for t in kept_all:
         kept.setdefault(key_of(t), t)
-    views = [export_view(t) for t in kept.values()]
+    views = [training_view(t) for t in kept.values()]  # the trainer's view (fireact_core.training_rule)
     (out / ALPACA).write_text(json.dumps([to_alpaca(t) for t in views], indent=4, ensure_ascii=False) + "\n",
                               encoding="utf-8")
     with (out / CHAT).open("w", encoding="utf-8") as f:

@@ -252,7 +252,7 @@ def test_admin_exports_a_training_set(app):
     files, msg = c.predict("em", "", api_name="/export_training_set")
     assert "trajectories in the training set" in msg
     n = int(re.search(r"(\d+) trajectories", msg).group(1))
-    assert n == len(store.training_set("em")) and n >= 1
+    assert n == len(store.select_training("em")) and n >= 1
     path = files[0]["path"] if isinstance(files[0], dict) else files[0]  # the server's file (same machine)
     back = list(read_trajectories(path))
     assert len(back) == n and all(t.meta["em"] == 1.0 for t in back)

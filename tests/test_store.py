@@ -204,7 +204,7 @@ def test_training_set_selects_best_rated_and_em_correct(store, tmp_path):
     store.import_trajectories([_traj(1, em=1.0), _traj(2, em=0.0), _traj(3, em=1.0), _traj(4, em=0.0)])
     store.rate("run002", "r", source="queue", score=1)  # wrong by EM but rated good
     store.rate("run003", "r", source="queue", score=-1)  # right by EM but rated bad
-    ids = {m: [t.id for t in store.training_set(m)] for m in ("em", "rated", "rated_or_em", "rated_and_em")}
+    ids = {m: [t.id for t in store.select_training(m)] for m in ("em", "rated", "rated_or_em", "rated_and_em")}
     assert ids == {"em": ["run001", "run003"], "rated": ["run002"], "rated_or_em": ["run001", "run002"],
                    "rated_and_em": []}
     out = tmp_path / "train.jsonl"

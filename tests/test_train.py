@@ -13,10 +13,11 @@ import pytest
 
 from fireact_core.errors import ConfigError, FireActError, FormatError
 from fireact_core.formats import read_trajectories
+from fireact_core.training_rule import TrainingRule, training_messages
 from fireact_core.trajectory import Step, Trajectory
 from train import card
 from train.config import TrainConfig, list_recipes, load_config, valid_keys
-from train.data import DataSummary, Source, prepare, split_and_mix, to_messages
+from train.data import DataSummary, Source, prepare, split_and_mix
 
 HOTPOT = "finetune/alpaca_format/hotpotqa.json"
 MULTI_CHAT = "finetune/gpt_format/multitask_multimethod.jsonl"
@@ -229,14 +230,16 @@ def test_source_parsing():
         Source.parse("x.jsonl:-1")
 
 
-def test_reflexion_episode_keeps_every_trial_but_only_the_last_finish():
+def test_reflexion_episode_trains_on_its_final_trial():
     steps = [Step(thought="a", action="search", argument="x", observation="o1", trial=0),
              Step(thought="wrong", action="finish", argument="bad", observation="Episode finished, reward = 0", trial=0),
              Step(thought="let me do a reflection", action="search", argument="y", observation="o2", trial=1),
              Step(thought="ok", action="finish", argument="good", observation="Episode finished, reward = 1", trial=1)]
-    msgs = to_messages(Trajectory(question="Q?", steps=steps, method="reflexion"))
-    assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant", "user", "assistant"]
+    msgs = training_messages(Trajectory(question="Q?", steps=steps, method="reflexion"))
+    # one view for the trainer and the teacher's files: the successful attempt, as in the released data
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant"]
     assert msgs[-1]["content"].endswith("finish[good]") and "finish[bad]" not in json.dumps(msgs)
+    assert "search[x]" not in json.dumps(msgs) and msgs[1]["content"].startswith("Thought: let me do a reflection")
 
 
 def test_app_duckdb_export_filtered_by_rating_and_em(tmp_path, tokenizer):
@@ -254,13 +257,13 @@ def test_app_duckdb_export_filtered_by_rating_and_em(tmp_path, tokenizer):
     store.rate("run1", "r1", source="arena", score=-1)
     store.rate("run4", "r1", source="arena", score=1)
     out = tmp_path / "export.jsonl"
-    n = store.export_training_set(out, mode="rated_or_em")
+    n = store.export_training_set(out, "rated_or_em")
     store.close()
     assert n == 4  # run0, run2, run3 (EM, not rated down) and run4 (rated up)
     common = {"tokenizer": tokenizer, "template": generation_template(), "max_length": 256, "val_size": 0}
     _, _, everything = prepare([str(out)], **common)
-    _, _, rated = prepare([str(out)], min_rating=1, **common)
-    _, _, correct = prepare([str(out)], require_em=True, **common)
+    _, _, rated = prepare([str(out)], rule=TrainingRule(keep="rated", min_rating=1), **common)
+    _, _, correct = prepare([str(out)], rule=TrainingRule(keep="em"), **common)
     assert (everything.train, rated.train, correct.train) == (4, 2, 3)
     assert rated.dropped == {"rating below 1": 2} and correct.dropped == {"em < 1": 1}
 
@@ -385,8 +388,8 @@ def test_released_files_read_by_the_trainer_agree(shared_data):
     """Alpaca and chat copies of the same trajectory give the same training conversation."""
     alpaca = next(iter(read_trajectories(shared_data / HOTPOT)))
     chat = next(iter(read_trajectories(shared_data / "finetune/gpt_format/hotpotqa.jsonl")))
-    assert to_messages(alpaca) == to_messages(chat)
-    assert to_messages(alpaca)[-1]["content"].startswith("Thought:")  # the closing Observation is dropped
+    assert training_messages(alpaca) == training_messages(chat)
+    assert training_messages(alpaca)[-1]["content"].startswith("Thought:")  # the closing Observation is dropped
 
 
 def test_fireact_error_is_the_base_of_training_errors():

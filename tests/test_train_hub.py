@@ -132,7 +132,7 @@ def _chat_file(shared: Path, n: int, out: Path) -> Path:
 
 def test_train_openai_uploads_starts_and_follows_a_job(ft, shared_data, tmp_path, capsys):
     from fireact_core.formats import read_trajectories
-    from train.data import to_messages
+    from fireact_core.training_rule import training_messages
 
     data = _chat_file(shared_data, 5, tmp_path / "chat.jsonl")
     rc = cli(["train-openai", "--data", str(data), "--model", "gpt-3.5-turbo-0613", "--epochs", "3", "--poll", "0"])
@@ -140,7 +140,7 @@ def test_train_openai_uploads_starts_and_follows_a_job(ft, shared_data, tmp_path
     assert rc == 0
     assert list(ft.files) == ["file-0001"]
     sent = [json.loads(x) for x in ft.files["file-0001"]["bytes"].decode().splitlines()]
-    want = [{"messages": to_messages(t)} for t in read_trajectories(data)]
+    want = [{"messages": training_messages(t)} for t in read_trajectories(data)]
     assert sorted(sent, key=json.dumps) == sorted(want, key=json.dumps) and len(sent) == 5
     assert all(m["messages"][-1]["role"] == "assistant" for m in sent)
     job = ft.jobs["ftjob-0001"]

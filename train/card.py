@@ -33,7 +33,7 @@ PROMPT_FORMAT = {
 CARD_KEYS = ("recipe", "load_in_4bit", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
              "num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size",
              "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "optim", "seed", "val_size",
-             "min_rating", "require_em")
+             "keep", "min_rating", "bad_steps")
 
 
 def fix_adapter_config(folder: Path, base_id: str) -> None:

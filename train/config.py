@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from fireact_core.errors import ConfigError
+from fireact_core.training_rule import TrainingRule
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 DEFAULT_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -29,9 +30,11 @@ class TrainConfig:
     # Inputs: paths, or {path, weight} mappings. weight 2 = every example twice, 0.5 = half of them.
     data: list[Any] = field(default_factory=list)
     data_dir: str | None = None  # where relative data paths are also looked for ($FIREACT_DATA, ../shared/data/fireact)
-    min_rating: float | None = None  # keep trajectories whose meta.rating >= this (app exports; up=1, down=-1)
-    require_em: bool = False  # keep only trajectories with em == 1 when they have a score
+    # Which trajectories and steps are trained on (fireact_core.training_rule, the app's export rule too):
+    keep: str = "all"  # all | em | rated | rated_or_em | rated_and_em (ratings and votes from an app export)
+    min_rating: float | None = None  # with keep rated*: the mean rating needed (default: above 0; up=1, down=-1)
     include_failed: bool = False  # keep trajectories whose status is failed / step_limit
+    bad_steps: str = "cut"  # cut: a trajectory ends before its first step raters labelled wrong | keep
     val_size: float = 0.05  # held-out validation share (< 1) or count (>= 1), split before weighting
     max_length: int = 1024  # tokens per example; longer ones are truncated (keep the start)
 
@@ -89,6 +92,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def rule(self) -> TrainingRule:
+        """The training-data rule these keys describe."""
+        return TrainingRule(keep=self.keep, min_rating=self.min_rating, include_failed=self.include_failed,
+                            bad_steps=self.bad_steps)
 
 
 def valid_keys() -> list[str]:
@@ -175,6 +183,7 @@ def _coerce(key: str, value: Any) -> Any:
 
 def validate(cfg: TrainConfig) -> None:
     """Raise `ConfigError` for values that cannot work."""
+    cfg.rule()  # an unknown keep mode or bad_steps value raises here
     if cfg.load_in_4bit not in (True, False, "auto"):
         raise ConfigError(f"load_in_4bit must be true, false or auto, not {cfg.load_in_4bit!r}")
     if cfg.dtype not in ("auto", "float32", "bfloat16", "float16"):

@@ -2,10 +2,11 @@
 
 Inputs are whatever `fireact_core.formats.read_trajectories` reads (the paper's Alpaca JSON,
 chat JSONL, our trajectory JSONL, and the app's DuckDB export, which is trajectory JSONL with
-`meta.rating`). Each trajectory becomes the chat the fine-tuned agent sees at inference: the
-question alone as the user turn, then assistant `Thought/Action` turns and user `Observation`
-turns (`Trajectory.to_messages`); see `to_messages` for Reflexion episodes and the closing
-`Episode finished` observation (never shown to the model, so never trained on).
+its ratings, votes and step labels in `meta`). Which trajectories and which of their steps are
+trained on, and the one training view of a Reflexion episode, is `fireact_core.training_rule`'s
+`TrainingRule`, the rule the app's export applies too. Each kept trajectory becomes the chat the
+fine-tuned agent sees at inference: the question alone as the user turn, then assistant
+`Thought/Action` turns and user `Observation` turns.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fireact_core.errors import ConfigError, FormatError
 from fireact_core.formats import read_trajectories
 from fireact_core.metrics import normalize_answer
 from fireact_core.tasks import data_dirs
-from fireact_core.trajectory import Trajectory
+from fireact_core.training_rule import TrainingRule
 
 ROOT = Path(__file__).resolve().parents[1]
 Messages = list[dict[str, str]]
@@ -83,67 +84,21 @@ def resolve_path(path: str, data_dir: str | None = None) -> Path:
                       path=str(path))
 
 
-def to_messages(traj: Trajectory) -> Messages:
-    """The chat the fine-tuned agent would have had: question, then Thought/Action and Observation turns.
-
-    All trials are kept in order (a Reflexion episode in training form is one conversation whose
-    reflection is a Thought), but a `finish` that is not the last step is dropped: a fine-tuned
-    agent's episode ends at `finish`. The closing `Episode finished` observation is dropped too.
-    """
-    steps = [s for i, s in enumerate(traj.steps) if s.action != "finish" or i == len(traj.steps) - 1]
-    view = Trajectory(question=traj.question, steps=steps, preamble=traj.preamble)
-    msgs = view.to_messages()
-    if steps and steps[-1].action == "finish" and msgs[-1]["role"] == "user":
-        msgs = msgs[:-1]
-    return msgs
-
-
-def _rating(traj: Trajectory) -> float | None:
-    r = traj.meta.get("rating")
-    if isinstance(r, list):
-        vals = [v for v in (_as_score(x) for x in r) if v is not None]
-        return sum(vals) / len(vals) if vals else None
-    return _as_score(r)
-
-
-def _as_score(r: Any) -> float | None:
-    if isinstance(r, bool):
-        return 1.0 if r else -1.0
-    if isinstance(r, (int, float)):
-        return float(r)
-    if isinstance(r, str):
-        return {"up": 1.0, "good": 1.0, "down": -1.0, "bad": -1.0}.get(r.strip().lower())
-    return None
-
-
-def keep(traj: Trajectory, *, min_rating: float | None, require_em: bool, include_failed: bool) -> str | None:
-    """None when the trajectory is kept, else the reason it is dropped."""
-    if not traj.steps:
-        return "no steps"
-    if not include_failed and traj.status != "finished":
-        return f"status {traj.status}"
-    if require_em and traj.em is not None and traj.em < 1:
-        return "em < 1"
-    if min_rating is not None:
-        r = _rating(traj)
-        if r is None or r < min_rating:
-            return f"rating below {min_rating:g}"
-    return None
-
-
-def load_source(src: Source, *, data_dir: str | None = None, min_rating: float | None = None,
-                require_em: bool = False, include_failed: bool = False) -> tuple[list[TrainingExample], Counter]:
-    """Read one file into examples; also return why others were dropped."""
+def load_source(src: Source, *, data_dir: str | None = None, rule: TrainingRule | None = None
+                ) -> tuple[list[TrainingExample], Counter]:
+    """Read one file into examples under `rule` (default: every finished trajectory); also return why others were dropped."""
+    rule = rule or TrainingRule()
     path = resolve_path(src.path, data_dir)
     examples, dropped = [], Counter()
     for traj in read_trajectories(path):
-        why = keep(traj, min_rating=min_rating, require_em=require_em, include_failed=include_failed)
+        why = rule.why_dropped(traj)
         if why:
             dropped[why] += 1
             continue
-        examples.append(TrainingExample(to_messages(traj), src.task or traj.task or "unknown",
-                                src.method or traj.method or "unknown", str(src.path), traj.question,
-                                [s.action for s in traj.steps if s.action]))
+        steps = rule.steps(traj)
+        examples.append(TrainingExample(rule.messages(traj), src.task or traj.task or "unknown",
+                                        src.method or traj.method or "unknown", str(src.path), traj.question,
+                                        [s.action for s in steps if s.action]))
     if not examples and not dropped:
         raise FormatError("no trajectories in the file", path=str(path))
     if not examples:
@@ -246,16 +201,15 @@ def token_lengths(tokenizer: Any, examples: list[TrainingExample], template: str
 
 
 def prepare(sources: list[Any], *, tokenizer: Any, template: str, max_length: int, val_size: float = 0.05,
-            seed: int = 42, data_dir: str | None = None, min_rating: float | None = None,
-            require_em: bool = False, include_failed: bool = False) -> tuple[list[TrainingExample], list[TrainingExample], DataSummary]:
-    """Read, filter, split and weight every source; summarise the training set."""
+            seed: int = 42, data_dir: str | None = None, rule: TrainingRule | None = None
+            ) -> tuple[list[TrainingExample], list[TrainingExample], DataSummary]:
+    """Read, filter (`rule`), split and weight every source; summarise the training set."""
     if not sources:
         raise ConfigError("no training data: pass --data FILE (repeatable) or set `data` in the recipe")
     groups, dropped, by_source = [], Counter(), {}
     for item in sources:
         src = Source.parse(item)
-        ex, why = load_source(src, data_dir=data_dir, min_rating=min_rating, require_em=require_em,
-                              include_failed=include_failed)
+        ex, why = load_source(src, data_dir=data_dir, rule=rule)
         groups.append((src, ex))
         dropped.update(why)
         by_source[src.path] = {"examples": len(ex), "weight": src.weight}

@@ -1,7 +1,7 @@
 """Fine-tune an OpenAI model on trajectories (the paper's GPT-3.5 FireAct): upload, start a job, follow it.
 
 The files are rewritten as chat JSONL in exactly the format the local trainer uses (question
-alone, assistant `Thought/Action` turns, user `Observation` turns; `train.data.to_messages`),
+alone, assistant `Thought/Action` turns, user `Observation` turns; `fireact_core.training_rule`),
 so an OpenAI fine-tune and a LoRA adapter see the same conversations. OpenAI trains on the
 assistant messages only, which is the paper's objective.
 

@@ -163,8 +163,7 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
     tokenizer = load_tokenizer(cfg.base)
     train, val, summary = prepare(cfg.data, tokenizer=tokenizer, template=generation_template(),
                                   max_length=cfg.max_length, val_size=cfg.val_size, seed=cfg.seed,
-                                  data_dir=cfg.data_dir, min_rating=cfg.min_rating, require_em=cfg.require_em,
-                                  include_failed=cfg.include_failed)
+                                  data_dir=cfg.data_dir, rule=cfg.rule())
     log(summary.format())
     try:
         model = load_model(cfg, device, four_bit)
@@ -271,8 +270,7 @@ def summarize(cfg: TrainConfig) -> DataSummary:
     """Read and check the data as `main` would, without loading the model."""
     tokenizer = load_tokenizer(cfg.base)
     return prepare(cfg.data, tokenizer=tokenizer, template=generation_template(), max_length=cfg.max_length,
-                   val_size=cfg.val_size, seed=cfg.seed, data_dir=cfg.data_dir, min_rating=cfg.min_rating,
-                   require_em=cfg.require_em, include_failed=cfg.include_failed)[2]
+                   val_size=cfg.val_size, seed=cfg.seed, data_dir=cfg.data_dir, rule=cfg.rule())[2]
 
 
 def main(cfg: TrainConfig, *, log: Any = print) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from fireact_core.errors import ConfigError
 from fireact_core.store.schema import TABLES
+from fireact_core.training_rule import TrainingRule, step_votes
 from fireact_core.trajectory import Trajectory
 
 
@@ -35,40 +36,46 @@ class Exports:
             cur.execute("COMMIT")
         return paths
 
-    def training_set(self, mode: str = "rated_or_em", min_rating: float = 0.0) -> list[Trajectory]:
-        """The best-rated and/or EM-correct finished trajectories, with `rating`/`em` in their meta.
-
-        mode: `em` (EM-correct), `rated` (mean thumbs > min_rating), `rated_or_em` (either, unless
-        rated down), `rated_and_em` (both).
-        """
-        modes = ("em", "rated", "rated_or_em", "rated_and_em")
-        if mode not in modes:
-            raise ConfigError(f"unknown training-set mode {mode!r}; choose one of {', '.join(modes)}")
+    def training_candidates(self) -> list[Trajectory]:
+        """Every stored trajectory with the evidence `TrainingRule` reads in its meta: `rating` (mean of its thumbs
+        and votes: won +1, lost -1, both bad -1), `ratings` (how many), `votes_won`/`votes_lost`, `em`, and
+        `step_votes` (`[right, wrong]` per step index). The run id is the trajectory's id."""
         scores: dict[str, list[int]] = {}
         for r in self.ratings():
             scores.setdefault(r["run_id"], []).append(r["score"])
-        rows = self._rows("SELECT id, trajectory, em FROM runs WHERE status = 'finished' ORDER BY created_at, id")
+        won: dict[str, int] = {}
+        lost: dict[str, int] = {}
+        for v in self._rows("SELECT b.run_a, b.run_b, v.choice FROM votes v JOIN battles b ON v.battle_id = b.id"):
+            outcome = {"a": ((v["run_a"], won), (v["run_b"], lost)), "b": ((v["run_b"], won), (v["run_a"], lost)),
+                       "bad": ((v["run_a"], lost), (v["run_b"], lost))}.get(v["choice"], ())
+            for run_id, tally in outcome:
+                tally[run_id] = tally.get(run_id, 0) + 1
+        labels: dict[str, list[dict[str, Any]]] = {}
+        for r in self.ratings(steps=True):
+            labels.setdefault(r["run_id"], []).append(r)
+        rows = self._rows("SELECT id, trajectory, em FROM runs ORDER BY created_at, id")
         out = []
         for r in rows:
-            s = scores.get(r["id"])
-            rating = sum(s) / len(s) if s else None
-            good = rating is not None and rating > min_rating
-            bad = rating is not None and rating < 0
-            correct = r["em"] is not None and r["em"] >= 1.0
-            keep = {"em": correct, "rated": good, "rated_or_em": good or (correct and not bad),
-                    "rated_and_em": good and correct}[mode]
-            if keep:
-                t = Trajectory.from_dict(json.loads(r["trajectory"]))
-                t.meta.update(rating=rating, em=r["em"], ratings=len(s or []))
-                out.append(t)
+            votes = scores.get(r["id"], []) + [1] * won.get(r["id"], 0) + [-1] * lost.get(r["id"], 0)
+            t = Trajectory.from_dict(json.loads(r["trajectory"]))
+            t.meta.update(rating=sum(votes) / len(votes) if votes else None, ratings=len(votes), em=r["em"])
+            if won.get(r["id"]) or lost.get(r["id"]):  # the rest only when there is some: meta stays small
+                t.meta.update(votes_won=won.get(r["id"], 0), votes_lost=lost.get(r["id"], 0))
+            if labels.get(r["id"]):
+                t.meta["step_votes"] = step_votes(labels[r["id"]])
+            out.append(t)
         return out
 
-    def export_training_set(self, path: str | Path, mode: str = "rated_or_em", min_rating: float = 0.0) -> int:
-        """Write `training_set(...)` as trajectory JSONL (the trainer's input); return the count."""
+    def select_training(self, rule: TrainingRule | str = "rated_or_em") -> list[Trajectory]:
+        """The stored trajectories `rule` trains on (a `TrainingRule`, or its `keep` mode), with their evidence."""
+        rule = TrainingRule(keep=rule) if isinstance(rule, str) else rule
+        return rule.select(self.training_candidates())
+
+    def export_training_set(self, path: str | Path, rule: TrainingRule | str = "rated_or_em") -> int:
+        """Write `select_training(rule)` as trajectory JSONL (the trainer's input, evidence in meta); return the count."""
         from fireact_core.formats import write_trajectories
 
-        return write_trajectories(self.training_set(mode, min_rating), path, "trajectories")
-
+        return write_trajectories(self.select_training(rule), path, "trajectories")
 
 
 def _sql_path(p: Path) -> str:
