@@ -1,0 +1,267 @@
+"""Reliability figures (issue 14): load, crashes, a second writer, fuzzed model output, and the page checks.
+
+Each part runs the real app (`python app.py --fake` on 127.0.0.1, a real DuckDB file) and
+prints its figures; docs/reliability.md keeps them with the command that produced each.
+
+    .venv/bin/python bench/reliability.py load     # 50 rater processes × 20 battle → vote rounds
+    .venv/bin/python bench/reliability.py crash    # kill -9 the app 10 times mid vote storm, restart each time
+    .venv/bin/python bench/reliability.py writer   # a second app on the same database file
+    .venv/bin/python bench/reliability.py fuzz     # hypothesis: fuzzed model outputs through parser, loop, store
+    .venv/bin/python bench/reliability.py checks   # the page, secrets, bad requests, limits and admin (pytest)
+
+The fast versions of these run in `make test` (tests/test_reliability_*.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.app import PY, bench_votes, free_port, pct, start, stop  # noqa: E402
+
+QUESTION = "What is the capital of France?"
+SETTINGS = ["fake:scripted", "react", 2, "model:fake:tuned", "off", 0.5, 0, True]
+NO_LIMITS = {"FIREACT_BATTLES_PER_MINUTE": "0", "FIREACT_RATINGS_PER_MINUTE": "0"}
+
+
+# --- a vote storm that survives its server --------------------------------------------------
+def _connect(url: str, stop: Any) -> Any:
+    from gradio_client import Client
+
+    while not stop.is_set():
+        try:
+            return Client(url, verbose=False, download_files=False, ssl_verify=False, httpx_kwargs={"timeout": 20})
+        except Exception:  # the server is down (killed, restarting): try again
+            time.sleep(0.3)
+    return None
+
+
+def storm_rater(url: str, rater: int, stop: Any, out: Any) -> None:
+    """One rater process: battle → vote rounds until `stop` is set, reconnecting whenever the server dies.
+
+    Every battle asks a question of its own (`… (rater R, round I)`), which the store keeps on the
+    battle row: that is how an acknowledged vote is found in the file afterwards. A vote whose
+    call failed is retried once, as a client would; the retry is counted, never a second row.
+    """
+    threading.excepthook = lambda _: None  # gradio_client's stream threads die with the server: not news here
+    acked: list[str] = []
+    sent = retries = errors = 0
+    latency: list[float] = []
+    c = _connect(url, stop)
+    i = 0
+    while c is not None and not stop.is_set():
+        q = f"{QUESTION} (rater {rater}, round {i})"
+        i += 1
+        try:
+            status = c.submit(q, *SETTINGS, api_name="/battle").result(timeout=30)[0]
+        except Exception:
+            errors += 1
+            c = _connect(url, stop)
+            continue
+        if "Both agents finished" not in status:
+            errors += 1
+            continue
+        sent += 1
+        t = time.perf_counter()
+        for attempt in range(2):
+            try:
+                reveal = c.submit(api_name="/vote_a").result(timeout=30)[0]
+            except Exception:
+                errors += 1
+                retries += attempt == 0
+                c = _connect(url, stop) if attempt == 0 else c
+                if c is None:
+                    break
+                continue
+            if "is saved" in reveal:
+                acked.append(q)
+                latency.append(time.perf_counter() - t)
+            break
+    out.put({"acked": acked, "sent": sent, "retries": retries, "errors": errors, "latency": latency})
+
+
+@dataclass
+class CrashResult:
+    kills: int
+    sent: int = 0
+    acked: list[str] = field(default_factory=list)
+    stored: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    orphans: int = 0
+    retries: int = 0
+    errors: int = 0
+    restart_s: list[float] = field(default_factory=list)
+    latency: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def crash_storm(db: Path, *, kills: int, raters: int, storm_s: tuple[float, float] = (1.5, 4.0), seed: int = 0,
+                log: Path | None = None) -> CrashResult:
+    """`raters` client processes vote while the app is killed with SIGKILL `kills` times and restarted on its port."""
+    import duckdb
+
+    rng = random.Random(seed)
+    port = free_port()
+    args, env = ["--fake", "--db", str(db)], NO_LIMITS
+    proc, url, _ = start(args, env, port=port, log=log)
+    res = CrashResult(kills)
+    t0 = time.monotonic()
+    ctx = mp.get_context("fork")
+    out, storm_over = ctx.Queue(), ctx.Event()
+    clients = [ctx.Process(target=storm_rater, args=(url, r, storm_over, out)) for r in range(raters)]
+    for c in clients:
+        c.start()
+    try:
+        for _ in range(kills):
+            time.sleep(rng.uniform(*storm_s))  # votes in flight
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            k = time.monotonic()
+            proc, _, _ = start(args, env, port=port, log=log)
+            res.restart_s.append(time.monotonic() - k)
+        time.sleep(storm_s[1])
+        storm_over.set()  # the raters finish their round and report
+        for _ in clients:
+            r = out.get(timeout=120)
+            res.acked += r["acked"]
+            res.sent += r["sent"]
+            res.retries += r["retries"]
+            res.errors += r["errors"]
+            res.latency += r["latency"]
+        for c in clients:
+            c.join(timeout=30)
+    finally:
+        for c in clients:
+            if c.is_alive():
+                c.kill()
+        stop(proc)
+        res.wall_s = time.monotonic() - t0
+    con = duckdb.connect(str(db), read_only=True)  # opens cleanly after ten crashes, or raises here
+    res.stored = [r[0] for r in con.execute("SELECT b.question FROM votes v JOIN battles b ON b.id = v.battle_id")
+                  .fetchall()]
+    res.duplicates = con.execute("SELECT count(*) - count(DISTINCT battle_id) FROM votes").fetchone()[0]
+    res.duplicates += con.execute("SELECT count(*) - count(DISTINCT question) FROM battles").fetchone()[0]
+    res.orphans = con.execute(
+        "SELECT (SELECT count(*) FROM votes WHERE battle_id NOT IN (SELECT id FROM battles)) + "
+        "(SELECT count(*) FROM battles WHERE run_a NOT IN (SELECT id FROM runs) OR run_b NOT IN (SELECT id FROM runs)) + "
+        "(SELECT count(*) FROM steps WHERE run_id NOT IN (SELECT id FROM runs))").fetchone()[0]
+    con.close()
+    res.lost = sorted(set(res.acked) - set(res.stored))
+    return res
+
+
+def bench_crash(kills: int, raters: int) -> CrashResult:
+    with tempfile.TemporaryDirectory(prefix="fireact-crash-") as tmp:
+        log = Path(tmp) / "app.log"
+        res = crash_storm(Path(tmp) / "crash.duckdb", kills=kills, raters=raters, log=log)
+        tracebacks = log.read_text(errors="replace").count("Traceback")
+    ms = [x * 1000 for x in res.latency]
+    print(f"\ncrash: {raters} rater processes voting while the app is killed with SIGKILL {kills} times "
+          f"(restarted on the same port each time); {res.wall_s:.0f} s wall")
+    print(f"  votes sent {res.sent} · acknowledged {len(res.acked)} · in the file after the last restart "
+          f"{len(res.stored)} · acknowledged but lost {len(res.lost)}")
+    print(f"  duplicate rows {res.duplicates} · orphan rows {res.orphans} · vote retries after a failed call "
+          f"{res.retries} · failed calls {res.errors}")
+    print(f"  restart to first page: p50 {statistics.median(res.restart_s):.1f} s · max {max(res.restart_s):.1f} s; "
+          f"acknowledged vote round trip p50 {statistics.median(ms):.0f} ms · p95 {pct(ms, 0.95):.0f} ms; "
+          f"tracebacks in the app's log {tracebacks}")
+    return res
+
+
+# --- a second writer -----------------------------------------------------------------------
+def second_writer(db: Path, log: Path | None = None) -> dict[str, Any]:
+    """A second `python app.py` on a file the first holds: its exit status and output; then the first still serves."""
+    from gradio_client import Client
+
+    first, url, _ = start(["--fake", "--db", str(db)], NO_LIMITS, log=log)
+    try:
+        t = time.perf_counter()
+        second = subprocess.run([PY, "app.py", "--fake", "--db", str(db), "--port", str(free_port())], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
+        took = time.perf_counter() - t
+        c = Client(url, verbose=False, download_files=False, ssl_verify=False)
+        status = c.predict(QUESTION, *SETTINGS, api_name="/battle")[0]
+        reveal = c.predict(api_name="/vote_a")[0]
+        return {"rc": second.returncode, "stderr": second.stderr.strip(), "stdout": second.stdout.strip(),
+                "seconds": took, "first_pid": first.pid, "first_served": "Both agents finished" in status,
+                "first_voted": "is saved" in reveal}
+    finally:
+        stop(first)
+
+
+def bench_writer() -> None:
+    with tempfile.TemporaryDirectory(prefix="fireact-writer-") as tmp:
+        r = second_writer(Path(tmp) / "w.duckdb")
+    print(f"\nsecond writer: exit status {r['rc']} after {r['seconds']:.1f} s; names the first's pid "
+          f"{str(r['first_pid']) in r['stderr']}; traceback {'Traceback' in r['stderr']}; "
+          f"lines {len(r['stderr'].splitlines())}")
+    print(f"  it said: {r['stderr']}")
+    print(f"  the first kept serving: battle {r['first_served']}, vote {r['first_voted']}")
+
+
+# --- fuzzing and the pytest checks -------------------------------------------------------------
+def bench_fuzz(examples: int) -> None:
+    env = {**os.environ, "FIREACT_FUZZ_EXAMPLES": str(examples), "HF_HUB_OFFLINE": "1"}
+    t = time.perf_counter()
+    r = subprocess.run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_reliability_fuzz.py"],
+                       cwd=ROOT, env=env, capture_output=True, text=True)
+    print(f"\nfuzz: {examples} parser examples and {examples} agent runs (1-4 fuzzed model outputs each) through "
+          f"the loop, the store, Parquet/JSONL exports and the training-set JSONL; {time.perf_counter() - t:.0f} s")
+    print("  " + (r.stdout.strip().splitlines() or ["(no output)"])[-1])
+    if r.returncode:
+        print(r.stdout[-3000:])
+
+
+def bench_checks() -> None:
+    files = ["tests/test_reliability_page.py", "tests/test_reliability_api.py"]
+    r = subprocess.run([PY, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", *files], cwd=ROOT,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True)
+    print("\nchecks: " + " ".join(files))
+    for line in r.stdout.splitlines():
+        if line.startswith(("PASSED", "FAILED", "ERROR")) or " passed" in line or " failed" in line:
+            print("  " + line)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("part", choices=["load", "crash", "writer", "fuzz", "checks", "all"])
+    p.add_argument("--raters", type=int, default=None, help="load: 50; crash: 10")
+    p.add_argument("--votes", type=int, default=20, help="load: rounds per rater")
+    p.add_argument("--kills", type=int, default=10)
+    p.add_argument("--examples", type=int, default=2000, help="fuzz: examples per check")
+    a = p.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs · python {sys.version.split()[0]}")
+    parts = ["load", "crash", "writer", "fuzz", "checks"] if a.part == "all" else [a.part]
+    for part in parts:
+        if part == "load":  # separate client processes, one rater each
+            n = a.raters or 50
+            bench_votes(n, a.votes, waves=False, procs=n)
+        elif part == "crash":
+            bench_crash(a.kills, a.raters or 10)
+        elif part == "writer":
+            bench_writer()
+        elif part == "fuzz":
+            bench_fuzz(a.examples)
+        else:
+            bench_checks()
+
+
+if __name__ == "__main__":
+    main()
