@@ -354,6 +354,10 @@ class AppConfig:
     # (`python app.py` on a laptop); `app.main` clears this for any other host.
     loopback: bool = True
     bucket_mount: Path = Path("/data")  # where a Space's storage bucket is mounted (`hf spaces volumes set`)
+    # The admin's training loop (train/loop.py): where new adapters go (the folder the choices scan) and
+    # `LoopConfig` options (recipe, overrides, eval_questions, ...).
+    adapters_dir: Path = ADAPTERS_DIR
+    loop_options: dict[str, Any] = field(default_factory=lambda: {"recipe": "smollm2-135m-world"})
 
     @property
     def blind(self) -> bool:

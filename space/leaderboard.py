@@ -9,6 +9,7 @@ training set (best-rated and/or EM-correct trajectories) in the trainer's trajec
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,25 @@ class Tab:
     blocks: gr.Blocks
     refresh: Any
     outputs: list[Any]
+
+
+def loop_progress(rt: Runtime, recipe: str, token: str | None, profile: Any) -> Iterator[str]:
+    """The admin button's handler: start the loop (or follow the one running) and stream its progress."""
+    from space.loopjob import follow, start_loop
+    from train.loop import LoopConfig
+
+    if not rt.cfg.is_admin(profile, token):
+        yield rt.cfg.admin_refusal("train an adapter")
+        return
+    options = {**rt.cfg.loop_options, "recipe": (recipe or "").strip() or rt.cfg.loop_options.get("recipe", "")}
+    job = start_loop(rt, LoopConfig(adapters_dir=rt.cfg.adapters_dir, **options))
+    text = ""
+    for text in follow(job):
+        yield text
+    if job.error:
+        yield f"{text}\nfailed: {job.error}"
+    elif job.result is not None:
+        yield f"{text}\n{job.result.format()}\nThe fine-tuned side offers it now."
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -131,6 +151,11 @@ def build(rt: Runtime) -> Tab:
                 train_btn = gr.Button("Export training set (trajectory JSONL)")
             files = gr.File(label="Download", file_count="multiple", interactive=False)
             export_msg = gr.HTML(css_template=CSS, js_on_load=None)
+            with gr.Row():
+                recipe = gr.Textbox(value=cfg.loop_options.get("recipe", ""), label="Recipe for a new adapter",
+                                    info="fireact loop: the rated set → an adapter, compared with its predecessor")
+                loop_btn = gr.Button("Train a new adapter from the ratings", elem_id="fa-loop")
+            loop_log = gr.Textbox(label="Training progress", lines=8, interactive=False, elem_id="fa-loop-log")
 
         def refresh():
             d = leaderboard_data(rt.store)
@@ -158,9 +183,13 @@ def build(rt: Runtime) -> Tab:
             n = rt.store.export_training_set(path, m)
             return [str(path)], render_message(f"{n} trajectories in the training set ({m}).", "ok")
 
+        def train_adapter(rec: str, tok: str, profile: gr.OAuthProfile | None):
+            yield from loop_progress(rt, rec, tok, profile)
+
         outputs = [agree, table, bt_plot, wr_plot, noise_plot]
         refresh_btn.click(refresh, None, outputs, api_name="leaderboard", concurrency_limit=4)
         blocks.load(refresh, None, outputs, api_visibility="private")
         export_btn.click(export_all, [fmt, token], [files, export_msg], api_name="export_tables")
         train_btn.click(export_training, [mode, token], [files, export_msg], api_name="export_training_set")
+        loop_btn.click(train_adapter, [recipe, token], [loop_log], api_name="train_adapter", concurrency_limit=2)
     return Tab(blocks, refresh, outputs)

@@ -34,6 +34,9 @@ class Runtime:
         self._touched: set[str] = set()
         self._touch_lock = threading.Lock()
         self._hub: list[Choice] = []
+        self._registered: list[Choice] = []  # adapters made while the app runs (the loop), newest first
+        self.loop_job: Any = None  # the admin's training loop (space.loopjob)
+        self.loop_lock = threading.Lock()
         hub = self._preload_defaults() if self.gpu_run is not None else None
         threading.Thread(target=self._list_hub, name="fireact-hub-listing", daemon=True).start()
         threading.Thread(target=self._probe_hub, args=(hub,), name="fireact-hub-probe", daemon=True).start()
@@ -86,10 +89,20 @@ class Runtime:
                               "the next battle uses the bundled files.") from e
 
     def finetuned_choices(self) -> list[Choice]:
-        """Local choices (re-scanned) plus the Hub's, once its listing has arrived."""
-        local = self.cfg.finetuned_choices()
-        seen = {v for _, v in local}
-        return local + [c for c in self._hub if c[1] not in seen]
+        """Adapters registered while the app runs, local choices (re-scanned) and the Hub's, once its listing arrived."""
+        out: list[Choice] = []
+        for c in [*self._registered, *self.cfg.finetuned_choices(), *self._hub]:
+            if c[1] not in {v for _, v in out}:
+                out.append(c)
+        return out
+
+    def register_adapter(self, path: str, label: str) -> None:
+        """Offer a new adapter (the loop's) on the fine-tuned side from now on, first in the list."""
+        self._registered.insert(0, (label, f"adapter:{path}"))
+
+    def refresh_hub(self) -> None:
+        """List the Hub's `fireact` adapters again, in the background (after a push)."""
+        threading.Thread(target=self._list_hub, name="fireact-hub-listing", daemon=True).start()
 
     @property
     def bank(self) -> QuestionBank:

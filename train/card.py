@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from fireact_core import __version__
+from fireact_core.errors import ConfigError
 from train.config import TrainConfig
 from train.data import DataSummary
 
@@ -83,7 +84,10 @@ def command(cfg: TrainConfig) -> str:
     from train.config import load_config
 
     args = ["fireact", "train"]
-    base = load_config(cfg.recipe) if cfg.recipe else TrainConfig()
+    try:
+        base = load_config(cfg.recipe) if cfg.recipe else TrainConfig()
+    except ConfigError:  # a recipe file given by path is recorded by its name; compare with the defaults
+        base = TrainConfig()
     if cfg.recipe:
         args += ["--recipe", cfg.recipe]
     for key, value in cfg.to_dict().items():

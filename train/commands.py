@@ -1,4 +1,4 @@
-"""The trainer's commands on the `fireact` command line: `train` and `train-openai`.
+"""The trainer's commands on the `fireact` command line: `train`, `train-openai` and `loop`.
 
 The core CLI does not know the trainer: each command here is a `make_parser(subparsers)`
 function (TRL's pattern) registered as an entry point of the `fireact.commands` group in
@@ -8,6 +8,7 @@ function (TRL's pattern) registered as an entry point of the `fireact.commands` 
     fireact train --recipe R [--data FILE[:WEIGHT]] [--set key=value] [--push-to-hub user/name]
     fireact train --list | --hub
     fireact train-openai --data chat.jsonl --model M
+    fireact loop --db app.duckdb --recipe R
 """
 
 from __future__ import annotations
@@ -88,3 +89,47 @@ def run_openai(args: argparse.Namespace) -> int:
         return 0
     job = follow(api, job.id, poll_s=args.poll, timeout_s=args.timeout)
     return 0 if job.status in ("succeeded", "running", "queued", "validating_files") else 1
+
+
+def make_loop_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """`fireact loop`: the arena's ratings → a new adapter, compared with its predecessor and offered by the app."""
+    from fireact_core.training_rule import KEEP_MODES
+
+    p = sub.add_parser("loop", help="train a new adapter on the app's ratings and register it",
+                       description="The closed loop (train/loop.py): export the rated set from the app's DuckDB "
+                                   "file, train an adapter on it, evaluate it against its predecessor on held-out "
+                                   "world questions, write the card with the battles and ratings it learned from, "
+                                   "and register it in the app's adapters folder (a running app offers it on the "
+                                   "next page load). The app must not hold the database: stop it, or use its "
+                                   "admin button, which runs the same loop.")
+    p.add_argument("--db", required=True, help="the app's DuckDB file")
+    p.add_argument("--recipe", required=True, help="training recipe (name or YAML file); its data is trained on too")
+    p.add_argument("--set", action="append", dest="overrides", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key (repeatable)")
+    p.add_argument("--keep", choices=KEEP_MODES, default="rated_or_em",
+                   help="which stored trajectories to train on (default: rated_or_em)")
+    p.add_argument("--name", help="the adapter's folder name (default: loop-<time>)")
+    p.add_argument("--adapters-dir", default=None, help="where adapters go (default: data/adapters, the app's)")
+    p.add_argument("--predecessor", help="adapter to compare with (default: the newest earlier loop adapter, "
+                                         "else the bundled default)")
+    p.add_argument("--eval-questions", type=int, default=20, help="held-out world questions per adapter (0: skip)")
+    p.add_argument("--eval-options", default="--max-steps 8", help="agent options for the comparison")
+    p.add_argument("--push-to-hub", metavar="USER/NAME", help="also upload the adapter (tagged fireact)")
+    p.set_defaults(func=run_loop_command)
+    return p
+
+
+def run_loop_command(args: argparse.Namespace) -> int:
+    from fireact_core.store import Store
+    from train.loop import ADAPTERS_DIR, LoopConfig, run_loop
+
+    cfg = LoopConfig(recipe=args.recipe, overrides=list(args.overrides), keep=args.keep, name=args.name,
+                     adapters_dir=args.adapters_dir or ADAPTERS_DIR, predecessor=args.predecessor,
+                     eval_questions=args.eval_questions, eval_options=args.eval_options,
+                     push_to_hub=args.push_to_hub)
+    store = Store.open(args.db)
+    try:
+        print(run_loop(store, cfg).format())
+    finally:
+        store.close()
+    return 0
