@@ -218,13 +218,23 @@ def bench_writer() -> None:
 
 # --- fuzzing and the pytest checks -------------------------------------------------------------
 def bench_fuzz(examples: int) -> None:
-    env = {**os.environ, "FIREACT_FUZZ_EXAMPLES": str(examples), "HF_HUB_OFFLINE": "1"}
-    t = time.perf_counter()
-    r = subprocess.run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_reliability_fuzz.py"],
-                       cwd=ROOT, env=env, capture_output=True, text=True)
-    print(f"\nfuzz: {examples} parser examples and {examples} agent runs (1-4 fuzzed model outputs each) through "
-          f"the loop, the store, Parquet/JSONL exports and the training-set JSONL; {time.perf_counter() - t:.0f} s")
-    print("  " + (r.stdout.strip().splitlines() or ["(no output)"])[-1])
+    import json
+
+    with tempfile.TemporaryDirectory(prefix="fireact-fuzz-") as tmp:
+        report = Path(tmp) / "counts.json"
+        env = {**os.environ, "FIREACT_FUZZ_EXAMPLES": str(examples), "FIREACT_FUZZ_REPORT": str(report),
+               "HF_HUB_OFFLINE": "1"}
+        t = time.perf_counter()
+        r = subprocess.run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_reliability_fuzz.py"],
+                           cwd=ROOT, env=env, capture_output=True, text=True)
+        n = json.loads(report.read_text()) if report.exists() else {}
+    print(f"\nfuzz: {examples} outputs through the parser alone; {n.get('runs', 0)} agent runs fed "
+          f"{n.get('outputs', 0)} fuzzed model outputs through the loop ({n.get('steps', 0)} steps: "
+          f"{n.get('invalid_steps', 0)} ended as an invalid-action observation; runs finished "
+          f"{n.get('finished', 0)}, at the step limit {n.get('step_limit', 0)}; longest step text "
+          f"{n.get('longest_output', 0):,} chars), each through the store, Parquet/JSONL exports and the "
+          f"training-set JSONL; {time.perf_counter() - t:.0f} s")
+    print("  pytest: " + (r.stdout.strip().splitlines() or ["(no output)"])[-1])
     if r.returncode:
         print(r.stdout[-3000:])
 

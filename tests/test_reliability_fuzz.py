@@ -42,6 +42,7 @@ _huge = st.builds(lambda c, n: c * n, st.sampled_from(["x", "[", "]", "é", "\x0
 OUTPUTS = st.one_of(st.lists(_piece, max_size=24).map("".join),
                     st.tuples(st.lists(_piece, max_size=6).map("".join), _huge).map("".join))
 EXAMPLES = int(os.environ.get("FIREACT_FUZZ_EXAMPLES", "0")) or None  # bench/reliability.py raises it
+REPORT = os.environ.get("FIREACT_FUZZ_REPORT")  # bench/reliability.py reads the counts from this file
 
 
 class CarelessModel:
@@ -135,6 +136,7 @@ def test_arbitrary_model_output_never_crashes_the_parser():
 def test_arbitrary_model_output_through_the_agent_loop_round_trips_through_the_store(tmp_path):
     store = Store(tmp_path / "fuzz.duckdb")
     trajs: list[Trajectory] = []
+    fed = [0]
 
     @settings(max_examples=EXAMPLES or 300, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -142,6 +144,7 @@ def test_arbitrary_model_output_through_the_agent_loop_round_trips_through_the_s
     def one(outputs: list[str], chunk: int, finish: bool) -> None:
         for text in outputs:
             check_parse(text)
+        fed[0] += len(outputs)
         traj = run_agent(outputs, chunk, finish)
         assert store.save_run(traj, source="fuzz", agent_key="fuzz")
         trajs.append(traj)
@@ -151,6 +154,13 @@ def test_arbitrary_model_output_through_the_agent_loop_round_trips_through_the_s
         assert len(trajs) >= min(EXAMPLES or 300, 100)
         assert any(t.status == "finished" for t in trajs) and any(t.status == "step_limit" for t in trajs)
         check_exports(store, trajs, tmp_path / "exports")
+        if REPORT:
+            Path(REPORT).write_text(json.dumps({
+                "runs": len(trajs), "outputs": fed[0], "steps": sum(len(t.steps) for t in trajs),
+                "finished": sum(t.status == "finished" for t in trajs),
+                "step_limit": sum(t.status == "step_limit" for t in trajs),
+                "invalid_steps": sum(s.error is not None for t in trajs for s in t.steps),
+                "longest_output": max((len(s.raw or s.thought) for t in trajs for s in t.steps), default=0)}))
     finally:
         store.close()
 
