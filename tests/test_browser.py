@@ -7,10 +7,13 @@ annotation tab's keyboard shortcuts.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,20 +48,34 @@ def app(tmp_path_factory):
     demo.close()
 
 
-@pytest.fixture(scope="module")
-def page(app):
+@contextlib.contextmanager
+def open_page(url: str, *, init_script: str | None = None,
+              on_response: Callable[[Any], None] | None = None) -> Iterator[Any]:
+    """Debian's chromium on `url`, once the arena is there; page errors and dialogs collect in `page.errors`."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1100})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
-        pg.goto(app[0], wait_until="load")
-        pg.locator("#fa-question textarea").wait_for(timeout=60_000)
-        pg.errors = errors
+        try:
+            pg = browser.new_page(viewport={"width": 1400, "height": 1100})
+            if init_script:
+                pg.add_init_script(init_script)
+            if on_response:
+                pg.on("response", on_response)
+            errors: list[str] = []
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
+            pg.goto(url, wait_until="load")
+            pg.locator("#fa-question textarea").wait_for(timeout=60_000)
+            pg.errors = errors
+            yield pg
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    with open_page(app[0]) as pg:
         yield pg
-        browser.close()
 
 
 def test_a_blind_battle_and_a_vote_in_the_browser_with_an_xss_canary(app, page):

@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 
 from servers import FakeSerpAPI, LocalServer, ScriptedOpenAI, _json  # noqa: E402
 from test_app_e2e import _free_port  # noqa: E402
-from test_browser import CHROMIUM, FLAGS  # noqa: E402
+from test_browser import CHROMIUM, open_page  # noqa: E402
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make browser-deps)")]
@@ -87,8 +87,9 @@ def app(tmp_path_factory):
     from app import RedactSecrets, create_app
     from fireact_core.tools.base import Toolbox
     from fireact_core.tools.serpapi import load as load_google
-    from space.config import CachedLoader, hub_adapter_choices
+    from space.choices import hub_adapter_choices
     from space.fakes import fake_config, fake_loader
+    from space.loading import CachedLoader
 
     tmp = tmp_path_factory.mktemp("page")
     (tmp / ADAPTER).mkdir()
@@ -141,30 +142,19 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(app):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1100})
-        pg.add_init_script(CAPTURE_JS)
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
-        bodies: list[str] = []
+    bodies: list[str] = []
 
-        def keep(response: Any) -> None:
-            if "text/event-stream" in response.headers.get("content-type", ""):
-                return  # streamed: the page's own capture has it
-            try:
-                bodies.append(response.text())
-            except Exception:  # a redirect or a body the browser did not keep
-                pass
+    def keep(response: Any) -> None:
+        if "text/event-stream" in response.headers.get("content-type", ""):
+            return  # streamed: the page's own capture has it
+        try:
+            bodies.append(response.text())
+        except Exception:  # a redirect or a body the browser did not keep
+            pass
 
-        pg.on("response", keep)
-        pg.goto(app["url"], wait_until="load")
-        pg.locator("#fa-question textarea").wait_for(timeout=60_000)
-        pg.errors, pg.bodies = errors, bodies
+    with open_page(app["url"], init_script=CAPTURE_JS, on_response=keep) as pg:
+        pg.bodies = bodies
         yield pg
-        browser.close()
 
 
 def no_script_ran(page: Any, where: str) -> None:
