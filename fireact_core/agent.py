@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 
 from fireact_core import metrics
 from fireact_core.backends.base import BackendError, Completion, Message, Model
-from fireact_core.errors import check_question
+from fireact_core.backends.grammar import ActionGrammar
+from fireact_core.errors import ConfigError, check_question
 from fireact_core.methods import Prompts, load_prompts
 from fireact_core.redact import redact
 from fireact_core.spec import AgentConfig, AgentSpec
@@ -70,7 +71,7 @@ class Agent:
         self.model = model
         self.tools = tools
         self.config = config or AgentConfig()
-        self.prompts = prompts or load_prompts()
+        self.prompts = prompts or load_prompts(self.config.prompts)
         self.noise_pool = noise_pool
         self._cost_usd = 0.0  # dollars spent by the current run (API backends report it per call)
 
@@ -127,39 +128,62 @@ class Agent:
         messages = self._prompt(traj.question, traj.reflections)
         use_tools = cfg.method in ("react", "reflexion")
         max_steps = cfg.max_steps if use_tools else 1
+        scratchpad = cfg.prompt_format == "scratchpad" and not cfg.finetuned
+        pad = ""  # scratchpad: this trial's turns so far, in the one assistant turn that grows
+        actions = tools.names() if tools is not None and use_tools else []
         traj.answer, traj.status, traj.reason = None, "finished", None
         for _ in range(max_steps):
             index = len(traj.steps)
             yield StepStarted(index, trial)
             step = Step(trial=trial)
             t = time.perf_counter()
-            text = yield from self._query(session, messages, step, index)
+            text = yield from self._query(session, messages, pad, step, index, actions)
             self._execute(step, text, tools, use_tools, traj)
             step.latency_s = time.perf_counter() - t
             traj.steps.append(step)
             yield StepDone(step, index)
             if step.action == "finish" and step.error is None:
                 return
-            messages += [{"role": "assistant", "content": step.raw or step.assistant_text()},
-                         {"role": "user", "content": f"Observation: {step.observation}"}]
+            if scratchpad:
+                pad += f"{step.raw or step.assistant_text()}\nObservation: {step.observation}\n"
+            else:
+                messages += [{"role": "assistant", "content": step.raw or step.assistant_text()},
+                             {"role": "user", "content": f"Observation: {step.observation}"}]
         traj.status = "step_limit"
         traj.reason = f"reached the step limit ({max_steps}) without finish[...]"
         traj.answer = ""
 
-    def _query(self, session: Model, messages: list[Message], step: Step, index: int) -> Iterator[Event]:
-        """Ask the model for Thought + Action; re-ask once for a missing Action."""
-        text = yield from self._call(session, messages, step, index)
+    def _query(self, session: Model, messages: list[Message], pad: str, step: Step, index: int,
+               actions: Sequence[str]) -> Iterator[Event]:
+        """Ask the model for Thought + Action; re-ask once for a missing Action.
+
+        `pad` is the scratchpad so far (empty in the chat format). In the scratchpad format the
+        turn opens with `Thought:` written for the model, as the exemplars' turns do.
+        """
+        lead = "Thought:" if self.config.prompt_format == "scratchpad" and not self.config.finetuned else ""
+        if lead:
+            yield TokenDelta(index, lead)
+        text = lead + (yield from self._call(session, _continue(messages, pad + lead), step, index, actions, lead))
         thought, action = parse_model_turn(text)
         if action is None or parse_action(action) is None:
+            if thought and self.config.constrained:  # the grammar's Thought is one line
+                thought = " ".join(thought.split())
             prefix = f"Thought: {thought}\nAction:" if thought else "Action:"
             yield TokenDelta(index, "\n")
-            more = yield from self._call(session, [*messages, {"role": "assistant", "content": prefix}], step, index)
+            more = yield from self._call(session, _continue(messages, pad + prefix), step, index, actions, prefix)
             text = f"{prefix} {more.strip()}"
         return text
 
-    def _call(self, session: Model, messages: Sequence[Message], step: Step, index: int) -> Iterator[Event]:
+    def _call(self, session: Model, messages: Sequence[Message], step: Step, index: int,
+              actions: Sequence[str] = (), prefix: str = "") -> Iterator[Event]:
         done: Completion | None = None
-        for item in session.stream(messages, stop=STOP, max_tokens=self.config.max_tokens):
+        kw = {}
+        if self.config.constrained:
+            if not getattr(session, "supports_constraint", False):
+                raise ConfigError(f"{self.model.name}: constrained decoding needs a local model")
+            kw["constraint"] = ActionGrammar.for_tools(actions, prefix if prefix.startswith("Thought") else
+                                                       ("Thought:\n" + prefix if prefix else ""))
+        for item in session.stream(messages, stop=STOP, max_tokens=self.config.max_tokens, **kw):
             if isinstance(item, Completion):
                 done = item
             else:
@@ -252,3 +276,8 @@ class Agent:
         if done is not None:
             self._cost_usd += done.cost_usd
         return done.text if done else ""
+
+
+def _continue(messages: list[Message], text: str) -> list[Message]:
+    """`messages`, with an assistant turn that starts with `text` to be continued (if any)."""
+    return [*messages, {"role": "assistant", "content": text}] if text else messages

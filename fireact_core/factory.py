@@ -1,6 +1,6 @@
 """Build models and tools from short specs, as the CLI and the app name them.
 
-Model specs:  `smollm2` (the bundled default) · `local:<path or hub id>` · `openai:<model>` ·
+Model specs:  `smollm2` (the bundled default) · `gemma3` (bundled Gemma 3 270M) · `local:<path or hub id>` · `openai:<model>` ·
 `fake`. Tool specs: `corpus[:path]` (the offline default, the world's encyclopedia) ·
 `wikipedia` · `google`. Backends and tools register here by dotted path, so each one is a
 module of its own imported only when used.
@@ -19,6 +19,7 @@ from fireact_core.tools.base import Toolbox
 # name -> "module:function"; the function takes (rest_of_spec, **options) and returns the object.
 MODEL_LOADERS: dict[str, str] = {
     "smollm2": "fireact_core.backends.local:load",
+    "gemma3": "fireact_core.backends.local:load_gemma3",
     "local": "fireact_core.backends.local:load",
     "openai": "fireact_core.backends.openai_backend:load",
     "fake": "fireact_core.backends.fake:load",

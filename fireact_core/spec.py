@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from fireact_core.methods import Prompts
     from fireact_core.tools.base import Tools
 
+PROMPT_FORMATS = ("chat", "scratchpad")
 LOCAL_KINDS = ("smollm2", "gemma3", "local")  # model kinds that run on this machine's weights (and take an adapter)
 
 
@@ -43,10 +44,18 @@ class AgentConfig:
     trials: int = 3  # Reflexion
     exemplars: int = 2
     noise: NoiseConfig = field(default_factory=NoiseConfig)
+    # How a prompted agent sees its past turns: `chat` (each Observation a user turn, the
+    # fine-tuning format) or `scratchpad` (one assistant turn that grows, Observations inline,
+    # as in the exemplars and the paper's prompting). Fine-tuned agents always use `chat`.
+    prompt_format: str = "chat"
+    constrained: bool = False  # format-constrained decoding of the Action line (local models only)
+    prompts: str = "default"  # the prompts file: a name in fireact_core/prompts/ (`default`, `world`) or a path
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise ConfigError(f"unknown prompt format {self.prompt_format!r}; choose one of {', '.join(PROMPT_FORMATS)}")
         if self.max_steps < 1 or self.trials < 1:
             raise ConfigError("max_steps and trials must be at least 1")
 
@@ -72,7 +81,10 @@ class AgentSpec(AgentConfig):
         name = self.model + (f" + {adapter_label(self.adapter)}" if self.adapter else "")
         if self.finetuned:
             return f"{name} · fine-tuned"
-        return f"{name} · {self.method} {self.exemplars}-shot"
+        extras = "".join(f" · {x}" for x in (self.prompts if self.prompts != "default" else "",
+                                              self.prompt_format if self.prompt_format != "chat" else "",
+                                              "constrained" if self.constrained else "") if x)
+        return f"{name} · {self.method} {self.exemplars}-shot{extras}"
 
     @property
     def kind(self) -> str:
@@ -121,6 +133,7 @@ class AgentSpec(AgentConfig):
             kw.pop("method", None)
         kw["noise"] = _noise(d)
         kw["finetuned"] = bool(d.get("finetuned", False))
+        kw["constrained"] = bool(d.get("constrained", False))
         for name in ("max_steps", "max_tokens", "trials", "exemplars"):
             if name in kw:
                 try:
@@ -165,7 +178,7 @@ class AgentSpec(AgentConfig):
 
 
 _ORDER = ("model", "adapter", "method", "finetuned", "exemplars", "max_steps", "max_tokens", "trials", "tools",
-          "noise", "role")
+          "noise", "prompts", "prompt_format", "constrained", "role")
 
 
 def _noise(d: Mapping[str, Any]) -> NoiseConfig:

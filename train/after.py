@@ -24,7 +24,7 @@ def merge(cfg: TrainConfig, adapter_dir: Path) -> Path:
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     target = adapter_dir / "merged"
     merged.save_pretrained(str(target))
-    tokenizer.chat_template = chat_template()
+    tokenizer.chat_template = chat_template(cfg.base)
     tokenizer.save_pretrained(str(target))
     return target
 
@@ -35,12 +35,12 @@ def agent_eval(cfg: TrainConfig, adapter_dir: Path, summary: DataSummary) -> dic
     import shlex
 
     from fireact_core.evaluate import evaluate
-    from fireact_core.models import BUNDLED_ID, canonical_base
+    from fireact_core.models import bundled_name
     from fireact_core.spec import agent_factory, spec_from_options
     from fireact_core.tasks import load_task
 
     task_name = cfg.eval_task or max(summary.by_task, key=summary.by_task.get)
-    model = "smollm2" if canonical_base(cfg.base) == BUNDLED_ID else f"local:{cfg.base}"
+    model = bundled_name(cfg.base) or f"local:{cfg.base}"
     spec = spec_from_options(shlex.split(cfg.eval_args), model=model, adapter=str(adapter_dir))
     task = load_task(task_name, cfg.eval_split)
     examples = task.examples[: cfg.eval_questions]

@@ -41,15 +41,19 @@ class TrainingError(FireActError):
     """Training ran but produced something unusable (out of memory, frozen LoRA weights)."""
 
 
-def generation_template() -> str:
-    """The training template: ChatML with `{% generation %}` around each assistant turn and its `<|im_end|>`."""
-    return (TEMPLATES / "chatml_generation.jinja").read_text(encoding="utf-8")
+def generation_template(base: str | None = None) -> str:
+    """The training template for a base: its inference template (ChatML, or Gemma's turns) with
+    `{% generation %}` around each assistant turn and its end-of-turn token."""
+    from fireact_core.models import template_name
+
+    name = "gemma_generation.jinja" if template_name(base) == "gemma.jinja" else "chatml_generation.jinja"
+    return (TEMPLATES / name).read_text(encoding="utf-8")
 
 
-def inference_template() -> str:
+def inference_template(base: str | None = None) -> str:
     from fireact_core.models import chat_template
 
-    return chat_template()
+    return chat_template(base)
 
 
 @dataclass
@@ -76,7 +80,7 @@ def load_tokenizer(base: str) -> Any:
     from fireact_core.models import resolve_base
 
     tok = AutoTokenizer.from_pretrained(resolve_base(base))
-    tok.chat_template = generation_template()
+    tok.chat_template = generation_template(base)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -161,7 +165,7 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
     device = current_device()
     four_bit = use_4bit(cfg, device)
     tokenizer = load_tokenizer(cfg.base)
-    train, val, summary = prepare(cfg.data, tokenizer=tokenizer, template=generation_template(),
+    train, val, summary = prepare(cfg.data, tokenizer=tokenizer, template=generation_template(cfg.base),
                                   max_length=cfg.max_length, val_size=cfg.val_size, seed=cfg.seed,
                                   data_dir=cfg.data_dir, rule=cfg.rule())
     log(summary.format())
@@ -257,7 +261,7 @@ def save(run: Run, result: dict[str, Any]) -> Path:
     (out / "training_args.bin").unlink(missing_ok=True)
     if not run.cfg.keep_checkpoints:
         shutil.rmtree(checkpoint_dir(run.cfg), ignore_errors=True)
-    run.tokenizer.chat_template = inference_template()
+    run.tokenizer.chat_template = inference_template(run.cfg.base)
     run.tokenizer.save_pretrained(str(out))
     base_id = canonical_base(run.cfg.base)
     card.fix_adapter_config(out, base_id)
@@ -269,7 +273,7 @@ def save(run: Run, result: dict[str, Any]) -> Path:
 def summarize(cfg: TrainConfig) -> DataSummary:
     """Read and check the data as `main` would, without loading the model."""
     tokenizer = load_tokenizer(cfg.base)
-    return prepare(cfg.data, tokenizer=tokenizer, template=generation_template(), max_length=cfg.max_length,
+    return prepare(cfg.data, tokenizer=tokenizer, template=generation_template(cfg.base), max_length=cfg.max_length,
                    val_size=cfg.val_size, seed=cfg.seed, data_dir=cfg.data_dir, rule=cfg.rule())[2]
 
 

@@ -41,10 +41,13 @@ from typing import Any
 
 from fireact_core import models
 from fireact_core.backends.base import BackendError, Completion, Message, cut_at_stop, held_back
+from fireact_core.backends.grammar import BAD, DONE, ActionGrammar
 from fireact_core.backends.quant import QuantLlama, UnsupportedAdapter, new_cache
 from fireact_core.errors import ConfigError
 
 MAX_RUNTIMES = 4  # merged int8 copies kept per base (architectures other than Llama)
+# End of turn, end of text, or the start of a new turn (ChatML's and Gemma's): the reply is over.
+END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|im_start|>", "<end_of_turn>", "<start_of_turn>", "<eos>")
 
 
 class _Shared:
@@ -69,10 +72,12 @@ class _Shared:
         # The adapter active on the shared fp32 model (None: none loaded, or adapters disabled).
         self.active: str | None = getattr(model, "active_adapter", None) if self.adapters() else None
         env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        self.template = env.from_string(models.chat_template())
-        ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"),
-               tokenizer.convert_tokens_to_ids("<|endoftext|>"), tokenizer.convert_tokens_to_ids("<|im_start|>")}
-        # End of turn, end of text, or the start of a new turn: the reply is over.
+        base_id = getattr(_base(model).config, "_name_or_path", "") or ""
+        self.template = env.from_string(models.chat_template(base_id))
+        # What closes an assistant turn in this template (`<|im_end|>\n`, `<end_of_turn>\n`): cut to continue one.
+        probe = self.template.render(messages=[{"role": "assistant", "content": "\x00"}], add_generation_prompt=False)
+        self.turn_end = probe[probe.index("\x00") + 1:]
+        ids = {tokenizer.eos_token_id, *(tokenizer.convert_tokens_to_ids(t) for t in END_TOKENS)}
         self.end_ids = {i for i in ids if isinstance(i, int) and i != tokenizer.unk_token_id}
         self.max_context = int(getattr(model.config, "max_position_embeddings", 0) or 8192)
 
@@ -144,10 +149,9 @@ class _Shared:
         msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
         if msgs[-1]["role"] == "assistant":  # continue this turn
             text = self.template.render(messages=msgs, add_generation_prompt=False)
-            end = "<|im_end|>\n"
-            if not text.endswith(end):
-                raise AssertionError("the ChatML template must end an assistant turn with <|im_end|>\\n")
-            text = text[: -len(end)]
+            if not text.endswith(self.turn_end):
+                raise AssertionError(f"the chat template must end an assistant turn with {self.turn_end!r}")
+            text = text[: -len(self.turn_end)]
         else:
             text = self.template.render(messages=msgs, add_generation_prompt=True)
         with self.lock:
@@ -202,9 +206,11 @@ class LocalSession:
     def session(self) -> LocalSession:
         return LocalSession(self.owner)
 
+    supports_constraint = True
+
     def stream(self, messages: Sequence[Message], *, stop: Sequence[str] = (), max_tokens: int = 256,
-               ) -> Iterator[str | Completion]:
-        return self.owner._generate(self, messages, stop, max_tokens)
+               constraint: ActionGrammar | None = None) -> Iterator[str | Completion]:
+        return self.owner._generate(self, messages, stop, max_tokens, constraint)
 
 
 class LocalModel:
@@ -221,7 +227,8 @@ class LocalModel:
                         device: str | None = None, dtype: Any = None) -> LocalModel:
         """Load a base (see `models.resolve_base`) and optionally an adapter (folder, Hub id, `default`)."""
         model, tokenizer = models.load_base(base, device=device, dtype=dtype)
-        view = cls.from_model(model, tokenizer, name=name or (f"local:{base}" if base else "smollm2"),
+        default_name = (base if base in models.BUNDLED_BASES else f"local:{base}") if base else "smollm2"
+        view = cls.from_model(model, tokenizer, name=name or default_name,
                               quantize=quantize, temperature=temperature, seed=seed)
         return view.load_adapter(adapter) if adapter else view
 
@@ -237,9 +244,12 @@ class LocalModel:
     def session(self) -> LocalSession:
         return LocalSession(self)
 
+    supports_constraint = True
+
     def stream(self, messages: Sequence[Message], *, stop: Sequence[str] = (), max_tokens: int = 256,
-               ) -> Iterator[str | Completion]:
-        return self._generate(LocalSession(self), messages, stop, max_tokens)
+               constraint: ActionGrammar | None = None) -> Iterator[str | Completion]:
+        """Stream a reply; `constraint` (an `ActionGrammar`) keeps it to one well-formed ReAct turn."""
+        return self._generate(LocalSession(self), messages, stop, max_tokens, constraint)
 
     # --- adapters on one base ---
     @property
@@ -276,7 +286,7 @@ class LocalModel:
 
     # --- generation ---
     def _generate(self, sess: LocalSession, messages: Sequence[Message], stop: Sequence[str],
-                  max_tokens: int) -> Iterator[str | Completion]:
+                  max_tokens: int, constraint: ActionGrammar | None = None) -> Iterator[str | Completion]:
         import torch
 
         sh = self._shared
@@ -303,13 +313,16 @@ class LocalModel:
         text, emitted, finish, produced = "", 0, "length", 0
         try:
             for i in range(max_tokens):
-                token = _pick(logits, sh.temperature, gen)
+                token = _pick(logits, sh.temperature, gen) if constraint is None else _pick_valid(logits, out, sh, constraint)
                 produced += 1
                 if token in sh.end_ids:
                     finish = "stop"
                     break
                 out.append(token)
                 text = sh.decode(out)
+                if constraint is not None and constraint.check(text) == DONE:
+                    text, finish = constraint.cut(text), "stop"
+                    break
                 cut, stopped = cut_at_stop(text, stop)
                 if stopped:
                     text, finish = cut, "stop"
@@ -341,6 +354,25 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def _pick_valid(logits: Any, out: list[int], sh: _Shared, grammar: ActionGrammar, top_k: int = 64) -> int:
+    """The likeliest token (greedy) whose text keeps the turn inside `grammar`.
+
+    Candidates are tried in the model's order among its `top_k`; when none fits, the first token
+    of the grammar's shortest literal continuation is forced.
+    """
+    import torch
+
+    for token in torch.topk(logits, min(top_k, logits.shape[-1])).indices.tolist():
+        if token in sh.end_ids:
+            continue  # a turn cannot end before its Action is closed
+        text = sh.decode([*out, token])
+        if text.endswith("\ufffd") or grammar.check(text) != BAD:  # (a partial UTF-8 character waits)
+            return token
+    with sh.lock:
+        forced = sh.tokenizer(grammar.forced(sh.decode(out)), add_special_tokens=False)["input_ids"]
+    return forced[0]
+
+
 def _pick(logits: Any, temperature: float, gen: Any) -> int:
     import torch
 
@@ -348,6 +380,13 @@ def _pick(logits: Any, temperature: float, gen: Any) -> int:
         return int(torch.argmax(logits))
     probs = torch.softmax(logits / temperature, dim=-1)
     return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def load_gemma3(spec: str = "", adapter: str | None = None, **opts: Any) -> LocalModel:
+    """Factory entry for `gemma3`: the bundled Gemma 3 270M (see `models.BUNDLED_BASES`)."""
+    if spec:
+        raise ConfigError(f"`gemma3` takes no argument (got gemma3:{spec}); use local:<folder or hub id> for others")
+    return load("gemma3", adapter, **opts)
 
 
 def load(spec: str = "", adapter: str | None = None, **opts: Any) -> LocalModel:

@@ -283,10 +283,17 @@ class GrowingLayer(DynamicLayerBase):
 
 
 def new_cache(config: Any) -> Any:
-    """A `DynamicCache` for `config` whose plain layers grow in place (`GrowingLayer`)."""
+    """A `DynamicCache` for `config` whose layers grow in place (`GrowingLayer`).
+
+    Sliding-window layers (Gemma 3) become full layers too (decision): a session crops its cache
+    back to any earlier point, which a sliding layer past its window cannot do; the attention mask
+    still limits those layers to their window, so the logits are the same, and contexts here are
+    a few thousand tokens.
+    """
     from transformers import DynamicCache
 
     cache = DynamicCache(config=config)
-    if cache.layers and all(type(layer) is DynamicLayerBase for layer in cache.layers):
+    if cache.layers and all(type(layer) is DynamicLayerBase or getattr(layer, "is_sliding", False)
+                            for layer in cache.layers):
         cache.layers = [GrowingLayer() for _ in cache.layers]
     return cache

@@ -1,8 +1,9 @@
 """Agent options shared by `fireact run` and `eval`: one place to add them, and to turn them
 into the `AgentSpec` they describe (`spec_from_args`).
 
-`--adapter` applies to local models (`smollm2`, `local:…`; `fake` accepts and ignores it):
-`default` is the project's fine-tuned adapter (`data/adapters/default/`), `none` a prompted
+`--adapter` applies to local models (`smollm2`, `gemma3`, `local:…`; `fake` accepts and ignores it):
+`default` is the project's fine-tuned adapter for that base (`data/adapters/default/` for SmolLM2,
+`data/adapters/gemma3/` for Gemma 3), `none` a prompted
 agent. With an adapter the agent runs in fine-tuned mode (the question alone, no
 exemplars); `--finetuned` forces that mode for a remote fine-tuned model.
 """
@@ -57,7 +58,8 @@ def add_agent_args(parser: argparse.ArgumentParser) -> None:
 
     g = parser.add_argument_group("agent")
     g.add_argument("--model", default="smollm2",
-                   help="model spec: smollm2 (default, bundled) · local:<path or hub id> · openai:<model> · fake[:answer]")
+                   help="model spec: smollm2 (default, bundled) · gemma3 (bundled Gemma 3 270M) · "
+                        "local:<path or hub id> · openai:<model> · fake[:answer]")
     g.add_argument("--adapter", default="default",
                    help="LoRA adapter for a local model: 'default' (the bundled fine-tuned adapter), "
                         "'none' (a prompted agent), or a folder / hub id")
@@ -73,6 +75,16 @@ def add_agent_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-steps", type=_positive, default=11, help="step limit (default: 11, the paper's)")
     g.add_argument("--trials", type=_positive, default=3, help="Reflexion trials (default: 3)")
     g.add_argument("--max-tokens", type=_positive, default=200, help="tokens per model call (default: 200)")
+    g.add_argument("--prompt-format", choices=("chat", "scratchpad"), default="chat",
+                   help="prompted agents: chat (each Observation a user turn; default) or scratchpad (one growing "
+                        "assistant turn with Observations inline, as in the exemplars)")
+    g.add_argument("--prompts", default="default",
+                   help="prompted agents' instructions and exemplars: default (written for this project), world "
+                        "(the world's own teacher trajectories as exemplars; use with --exemplars 6) or a YAML path")
+    g.add_argument("--exemplars", type=_nonneg, default=2, help="few-shot exemplars for prompted agents (default: 2)")
+    g.add_argument("--constrained", action="store_true",
+                   help="prompted local models: constrain decoding to one Thought line and an Action "
+                        "search[...]/lookup[...]/finish[...] (reported as its own configuration)")
 
 
 def spec_from_args(args: argparse.Namespace) -> AgentSpec:
@@ -84,7 +96,9 @@ def spec_from_args(args: argparse.Namespace) -> AgentSpec:
     return AgentSpec(model=args.model, adapter=adapter, tools=(args.tools or "none").strip(), method=args.method,
                      finetuned=bool(args.finetuned or adapter is not None), max_steps=args.max_steps,
                      trials=args.trials, max_tokens=args.max_tokens,
-                     noise=NoiseConfig(mode=args.noise, p=args.p, seed=args.seed))
+                     noise=NoiseConfig(mode=args.noise, p=args.p, seed=args.seed),
+                     prompt_format=getattr(args, "prompt_format", "chat"), constrained=bool(getattr(args, "constrained", False)),
+                     prompts=getattr(args, "prompts", "default"), exemplars=getattr(args, "exemplars", 2))
 
 
 def _adapter(args: argparse.Namespace) -> str | None:
