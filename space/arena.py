@@ -10,7 +10,8 @@ identically (same mode, probability, seed and pool of earlier observations).
 # (gr.Request, gr.OAuthProfile) at runtime.
 import random
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
@@ -19,8 +20,8 @@ from fireact_core.errors import InputError, check_visitor_question
 from fireact_core.methods import METHODS
 from fireact_core.spec import AgentSpec
 from fireact_core.tools.noisy import NoiseConfig
-from fireact_core.trajectory import Trajectory
-from space.config import check_model, parse_finetuned
+from space.choices import check_model, parse_finetuned
+from space.raters import Rater
 from space.render import CSS, SideView, render_message, render_reveal, render_side
 from space.runner import Battle, run_battle
 from space.runtime import Runtime, stream_user_errors, user_errors
@@ -58,13 +59,6 @@ def _role_label(spec: AgentSpec) -> str:
 
 def _view(title: str, spec: AgentSpec, blind: bool) -> SideView:
     return SideView(title=title, subtitle="" if blind else _role_label(spec))
-
-
-def _view_of(side: dict[str, Any], reveal: bool) -> SideView:
-    traj = Trajectory.from_dict(side["trajectory"]) if side.get("trajectory") else None
-    return SideView(title=side["title"], subtitle=side["label"] if reveal else side["subtitle"],
-                    steps=list(traj.steps) if traj else [], status=side["status"], message=side.get("message"),
-                    trajectory=traj, elapsed_s=side.get("elapsed_s", 0.0))
 
 
 def build(rt: Runtime) -> Tab:
@@ -132,111 +126,41 @@ def build(rt: Runtime) -> Tab:
         rate_msg = gr.HTML(css_template=CSS, js_on_load=None, elem_id="fa-rate-msg")
         state = gr.State(None)
 
-        # --- handlers ----------------------------------------------------------------------
-        def random_question() -> str:
-            q = rt.bank.random()
-            return q.question if q else ""
-
-        # gr.update, not gr.Button(...): cheaper per event, and a Button built here would join the page
-        closed = [gr.update(interactive=False)] * 4
-
+        # --- wiring: thin closures (Gradio reads their type hints to pass the request and login) -------
         @stream_user_errors(10, 0, on_error={9: lambda: gr.update(interactive=True)})
         def battle(q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float, nseed: float,
                    is_blind: bool, request: gr.Request, profile: gr.OAuthProfile | None):
-            text = check_visitor_question(q)  # binary data and forged steps are refused too
-            left, right = _side_specs(pm, pmeth, pshots, fchoice)
-            # the choices are listed (a folder scan) only for a model the rule alone does not allow
-            check_model(left.model, lambda: [v for _, v in cfg.prompted_choices()])
-            check_model(right.model, lambda: [parse_finetuned(v)[0] for _, v in rt.finetuned_choices()
-                                              if v.startswith("model:")])
-            left, right = cfg.defaults.resolve(left), cfg.defaults.resolve(right)
-            noise = NoiseConfig.from_values(nmode, np_, nseed)  # NaN, infinite or huge values: a message
-            rater = rt.rater(profile, request)
-            rt.battle_limiter.check(rater.id)
-            known = rt.bank.lookup(text)
-            specs = [left, right]
-            if is_blind:
-                random.shuffle(specs)
-            views = [_view(f"Agent {n}", s, is_blind) for n, s in zip("AB", specs)]
-            pool = rt.store.noise_pool() if noise.active and noise.mode == "random" else None
-            b = Battle(text, gold=known.answer if known else None, task=known.task if known else "",
-                       noise=noise, noise_pool=pool or None, max_steps=cfg.max_steps)
-            yield (render_message("Running both agents…"), *[render_side(v) for v in views], *closed, "", None,
-                   gr.update(interactive=False))
-            for vs in run_battle(b, specs, views, pool=rt.pool, make_tools=cfg.make_tools, tick_s=cfg.tick_s,
-                                 gpu_run=rt.gpu_run):
-                yield (gr.skip(), *[render_side(v) for v in vs], *[gr.skip()] * 4, gr.skip(), gr.skip(), gr.skip())
-            yield _finish(b, specs, views, is_blind, rater.id)
-
-        def _finish(b: Battle, specs: list[AgentSpec], views: list[SideView], is_blind: bool, rater_id: str):
-            trajs = [v.trajectory for v in views]
-            ok = all(t is not None and t.status != "failed" for t in trajs)
-            battle_id = uuid.uuid4().hex[:16] if ok else None
-            if ok:
-                rt.store.save_battle(battle_id, run_a=trajs[0], run_b=trajs[1], blind=is_blind, rater_id=rater_id)
-                msg = render_message("Both agents finished. Which trajectory is better?" +
-                                     ("" if is_blind else " (Not blind: this vote will not count on the leaderboard.)"),
-                                     "ok")
-            else:
-                for t in trajs:
-                    if t is not None:
-                        rt.store.save_run(t, source="arena")
-                msg = render_message("One side could not finish (see its error), so this battle cannot be voted on.",
-                                     "warn")
-            st = {"battle_id": battle_id, "blind": is_blind, "voted": False, "sides": [
-                {"title": v.title, "subtitle": v.subtitle, "label": _role_label(s), "key": s.key, "status": v.status,
-                 "message": v.message, "elapsed_s": v.elapsed_s, "run_id": v.trajectory.id if v.trajectory else None,
-                 "trajectory": v.trajectory.to_dict() if v.trajectory else None} for v, s in zip(views, specs)]}
-            votes_on = [gr.update(interactive=True)] * 4 if ok else [gr.skip()] * 4
-            return (msg, *[render_side(v) for v in views], *votes_on, "", st, gr.update(interactive=True))
+            yield from battle_updates(rt, q, pm, pmeth, pshots, fchoice, nmode, np_, nseed, is_blind,
+                                      who=lambda: rt.rater(profile, request))
 
         def make_vote(choice: str):
             @user_errors(8, 0)
-            def vote(st: dict | None, request: gr.Request, profile: gr.OAuthProfile | None):
-                if not st or not st.get("battle_id"):
-                    raise InputError("Run a battle first; then vote.")
-                if st.get("voted"):
-                    raise InputError("You already voted on this battle.")
-                rater = rt.rater(profile, request)
-                rt.rate_limiter.check(rater.id)
-                rt.store.record_vote(st["battle_id"], rater.id, choice)
-                st = {**st, "voted": True}
-                a, b = st["sides"]
-                return (render_reveal(a["label"], b["label"], choice), render_side(_view_of(a, True)),
-                        render_side(_view_of(b, True)), st, *[gr.update(interactive=False)] * 4)
+            def on_vote(st: ArenaState | None, request: gr.Request, profile: gr.OAuthProfile | None):
+                return vote(rt, st, choice, lambda: rt.rater(profile, request))
 
-            vote.__name__ = f"vote_{choice}"
-            return vote
+            on_vote.__name__ = f"vote_{choice}"
+            return on_vote
 
         def make_thumb(side: int, score: int):
             @user_errors(1, 0)
-            def thumb(st: dict | None, request: gr.Request, profile: gr.OAuthProfile | None):
-                run_id = _run_of(st, side)
-                rater = rt.rater(profile, request)
-                rt.rate_limiter.check(rater.id)
-                rt.store.rate(run_id, rater.id, source="arena", score=score)
-                return render_message(f"Saved: {'👍' if score > 0 else '👎'} for {'AB'[side]}.", "ok")
+            def on_thumb(st: ArenaState | None, request: gr.Request, profile: gr.OAuthProfile | None):
+                return thumb(rt, st, side, score, lambda: rt.rater(profile, request))
 
-            return thumb
+            return on_thumb
 
         @user_errors(1, 0)
-        def rate_step(st: dict | None, side: str, n: float, th: str, ac: str, text: str, request: gr.Request,
-                      profile: gr.OAuthProfile | None):
-            run_id = _run_of(st, 0 if side == "A" else 1)
-            rater = rt.rater(profile, request)
-            rt.rate_limiter.check(rater.id)
-            idx = int(n or 0) - 1
-            rt.store.rate(run_id, rater.id, source="arena", step_idx=idx, thought_ok={"right": True, "wrong": False}.get(th),
-                          action_ok={"useful": True, "useless": False}.get(ac), comment=text)
-            return render_message(f"Saved your label for step {idx + 1} of {side}.", "ok")
+        def on_rate_step(st: ArenaState | None, side: str, n: float, th: str, ac: str, text: str, request: gr.Request,
+                         profile: gr.OAuthProfile | None):
+            return rate_step(rt, st, side, n, th, ac, text, lambda: rt.rater(profile, request))
 
-        def refresh_choices(current: str | None):
-            choices = rt.finetuned_choices()  # new local folders, and the Hub's listing once it arrived
-            return gr.update(choices=choices, value=current or (choices[0][1] if choices else None),
-                             info=f"{F_INFO} {cfg.defaults.describe()}")  # the Hub probe may have answered since
+        def on_load(current: str | None):
+            return refresh_choices(rt, current)
 
-        blocks.load(refresh_choices, [f_choice], [f_choice], api_visibility="private", queue=False)
-        rand_btn.click(random_question, outputs=question, api_name="random_question", queue=False)
+        def on_random() -> str:
+            return random_question(rt)
+
+        blocks.load(on_load, [f_choice], [f_choice], api_visibility="private", queue=False)
+        rand_btn.click(on_random, outputs=question, api_name="random_question", queue=False)
         inputs = [question, p_model, p_method, p_shots, f_choice, noise_mode, noise_p, noise_seed, blind]
         outputs = [status, *sides, *vote_btns, reveal, state, run_btn]
         run_btn.click(battle, inputs, outputs, api_name="battle", concurrency_limit=cfg.battle_concurrency,
@@ -249,15 +173,142 @@ def build(rt: Runtime) -> Tab:
             side, score = divmod(i, 2)
             btn.click(make_thumb(side, 1 if score == 0 else -1), [state], [rate_msg],
                       api_name=f"thumb_{'ab'[side]}_{'up' if score == 0 else 'down'}", concurrency_limit=None)
-        save_step.click(rate_step, [state, step_side, step_no, thought, action, comment], [rate_msg], api_name="rate_step",
+        save_step.click(on_rate_step, [state, step_side, step_no, thought, action, comment], [rate_msg], api_name="rate_step",
                         concurrency_limit=None)
     return Tab(blocks)
 
 
-def _run_of(st: dict | None, side: int) -> str:
-    if not st or not st.get("sides"):
+# --- the handlers: functions of the runtime, testable without a page ------------------------------
+@dataclass
+class Side:
+    """One side of a finished battle as the page holds it: its view (with the typed trajectory) and its name."""
+
+    view: SideView
+    label: str  # "role: agent key", shown at once, or after the vote in blind mode
+
+    @property
+    def run_id(self) -> str | None:
+        return self.view.trajectory.id if self.view.trajectory else None
+
+
+@dataclass
+class ArenaState:
+    """What the page keeps between a battle and its vote and ratings (`gr.State`): typed, never re-parsed."""
+
+    battle_id: str | None
+    blind: bool
+    sides: list[Side]
+    voted: bool = False
+
+
+# gr.update, not gr.Button(...): cheaper per event, and a Button built here would join the page
+def _closed() -> list[Any]:
+    return [gr.update(interactive=False)] * 4
+
+
+def random_question(rt: Runtime) -> str:
+    q = rt.bank.random()
+    return q.question if q else ""
+
+
+def battle_updates(rt: Runtime, q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float,
+                   nseed: float, is_blind: bool, *, who: Callable[[], Rater]) -> Iterator[tuple]:
+    """Check the request, run both sides and stream the page's outputs; the last holds the `ArenaState`.
+
+    `who` gives the rater (stored on first sight), asked only once the request passed its checks."""
+    cfg = rt.cfg
+    text = check_visitor_question(q)  # binary data and forged steps are refused too
+    left, right = _side_specs(pm, pmeth, pshots, fchoice)
+    # the choices are listed (a folder scan) only for a model the rule alone does not allow
+    check_model(left.model, lambda: [v for _, v in cfg.prompted_choices()])
+    check_model(right.model, lambda: [parse_finetuned(v)[0] for _, v in rt.finetuned_choices()
+                                      if v.startswith("model:")])
+    left, right = cfg.defaults.resolve(left), cfg.defaults.resolve(right)
+    noise = NoiseConfig.from_values(nmode, np_, nseed)  # NaN, infinite or huge values: a message
+    rater = who()
+    rt.battle_limiter.check(rater.id)
+    known = rt.bank.lookup(text)
+    specs = [left, right]
+    if is_blind:
+        random.shuffle(specs)
+    views = [_view(f"Agent {n}", s, is_blind) for n, s in zip("AB", specs)]
+    pool = rt.store.noise_pool() if noise.active and noise.mode == "random" else None
+    b = Battle(text, gold=known.answer if known else None, task=known.task if known else "",
+               noise=noise, noise_pool=pool or None, max_steps=cfg.max_steps)
+    yield (render_message("Running both agents…"), *[render_side(v) for v in views], *_closed(), "", None,
+           gr.update(interactive=False))
+    for vs in run_battle(b, specs, views, pool=rt.pool, make_tools=cfg.make_tools, tick_s=cfg.tick_s,
+                         gpu_run=rt.gpu_run):
+        yield (gr.skip(), *[render_side(v) for v in vs], *[gr.skip()] * 4, gr.skip(), gr.skip(), gr.skip())
+    yield finish_battle(rt, specs, views, is_blind, rater.id)
+
+
+def finish_battle(rt: Runtime, specs: list[AgentSpec], views: list[SideView], is_blind: bool, rater_id: str) -> tuple:
+    """Store the battle (or, if a side failed, its runs), and open the vote."""
+    trajs = [v.trajectory for v in views]
+    ok = all(t is not None and t.status != "failed" for t in trajs)
+    battle_id = uuid.uuid4().hex[:16] if ok else None
+    if ok:
+        rt.store.save_battle(battle_id, run_a=trajs[0], run_b=trajs[1], blind=is_blind, rater_id=rater_id)
+        msg = render_message("Both agents finished. Which trajectory is better?" +
+                             ("" if is_blind else " (Not blind: this vote will not count on the leaderboard.)"), "ok")
+    else:
+        for t in trajs:
+            if t is not None:
+                rt.store.save_run(t, source="arena")
+        msg = render_message("One side could not finish (see its error), so this battle cannot be voted on.", "warn")
+    st = ArenaState(battle_id, is_blind, [Side(v, _role_label(s)) for v, s in zip(views, specs)])
+    votes_on = [gr.update(interactive=True)] * 4 if ok else [gr.skip()] * 4
+    return (msg, *[render_side(v) for v in views], *votes_on, "", st, gr.update(interactive=True))
+
+
+def vote(rt: Runtime, st: ArenaState | None, choice: str, who: Callable[[], Rater]) -> tuple:
+    """Record the battle's one vote and reveal both sides' names."""
+    if st is None or not st.battle_id:
+        raise InputError("Run a battle first; then vote.")
+    if st.voted:
+        raise InputError("You already voted on this battle.")
+    rater = who()
+    rt.rate_limiter.check(rater.id)
+    rt.store.record_vote(st.battle_id, rater.id, choice)
+    st = replace(st, voted=True)
+    a, b = st.sides
+    return (render_reveal(a.label, b.label, choice), *[render_side(replace(s.view, subtitle=s.label)) for s in st.sides],
+            st, *[gr.update(interactive=False)] * 4)
+
+
+def thumb(rt: Runtime, st: ArenaState | None, side: int, score: int, who: Callable[[], Rater]) -> str:
+    """A thumbs up (+1) or down (-1) on one side's trajectory."""
+    run_id = _run_of(st, side)
+    rater = who()
+    rt.rate_limiter.check(rater.id)
+    rt.store.rate(run_id, rater.id, source="arena", score=score)
+    return render_message(f"Saved: {'👍' if score > 0 else '👎'} for {'AB'[side]}.", "ok")
+
+
+def rate_step(rt: Runtime, st: ArenaState | None, side: str, n: float, th: str, ac: str, text: str,
+              who: Callable[[], Rater]) -> str:
+    """A label on one step (thought right/wrong, action useful/useless, a comment)."""
+    run_id = _run_of(st, 0 if side == "A" else 1)
+    rater = who()
+    rt.rate_limiter.check(rater.id)
+    idx = int(n or 0) - 1
+    rt.store.rate(run_id, rater.id, source="arena", step_idx=idx, thought_ok={"right": True, "wrong": False}.get(th),
+                  action_ok={"useful": True, "useless": False}.get(ac), comment=text)
+    return render_message(f"Saved your label for step {idx + 1} of {side}.", "ok")
+
+
+def refresh_choices(rt: Runtime, current: str | None) -> Any:
+    """The fine-tuned choices again: new local folders and loop adapters, and the Hub's listing once it arrived."""
+    choices = rt.finetuned_choices()
+    return gr.update(choices=choices, value=current or (choices[0][1] if choices else None),
+                     info=f"{F_INFO} {rt.cfg.defaults.describe()}")  # the Hub probe may have answered since
+
+
+def _run_of(st: ArenaState | None, side: int) -> str:
+    if st is None or not st.sides:
         raise InputError("Run a battle first; then rate its trajectories.")
-    run_id = st["sides"][side].get("run_id")
+    run_id = st.sides[side].run_id
     if not run_id:
         raise InputError(f"Side {'AB'[side]} has no trajectory to rate.")
     return run_id

@@ -18,8 +18,9 @@ from typing import Any
 from fireact_core.backends.base import BackendError, Message
 from fireact_core.backends.fake import FakeModel
 from fireact_core.tools.base import Toolbox
-from space.config import AppConfig, Question, QuestionBank
+from space.config import AppConfig
 from space.defaults import DefaultSources
+from space.questions import Question, QuestionBank
 
 XSS = '<img src=x onerror="window.__fireactXss=1"><script>window.__fireactXss=2</script>'
 ARTICLES = {

@@ -12,7 +12,11 @@ from fireact_core.backends.base import Model
 from fireact_core.errors import ConfigError, FireActError
 from fireact_core.spec import AgentSpec
 from fireact_core.store import Store, redact
-from space.config import AppConfig, Choice, QuestionBank, Rater, RaterLimit, gpu_decorator, rater_of
+from space.choices import Choice
+from space.config import AppConfig
+from space.gpu import gpu_decorator
+from space.questions import QuestionBank
+from space.raters import Rater, RaterLimit, rater_of
 from space.render import render_message
 from space.runner import GpuRun, ModelPool, gpu_runner
 

@@ -288,7 +288,7 @@ def test_a_battle_with_the_real_smollm2(tmp_path):
 
 def test_missing_pieces_degrade_into_clear_messages(tmp_path, monkeypatch):
     from fireact_core.errors import ConfigError, InputError
-    from space import config
+    from space import choices as config
 
     monkeypatch.setattr(config, "DEFAULT_ADAPTER", tmp_path / "adapters" / "default")
     monkeypatch.setattr(config, "ADAPTERS_DIR", tmp_path / "adapters")

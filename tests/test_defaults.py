@@ -93,7 +93,7 @@ def test_resolve_maps_the_bundled_defaults_to_their_hub_copies_while_the_hub_ans
 DOWNLOAD = """
 import json, sys
 from fireact_core.backends.base import complete
-from space.config import CachedLoader
+from space.loading import CachedLoader
 from space.defaults import DefaultSources
 from fireact_core.spec import AgentSpec
 bundled, repo = sys.argv[1], sys.argv[2]
@@ -114,7 +114,7 @@ def test_the_default_base_and_adapter_download_from_the_hub_and_match_the_bundle
     import subprocess
 
     from fireact_core.backends.base import complete
-    from space.config import CachedLoader
+    from space.loading import CachedLoader
 
     base = Path(resolve_base(None))  # the de-quantised bundled base (converted on first use)
     # The stand-in serves the de-quantised bundled weights as the base's Hub copy, so both loads
@@ -201,7 +201,7 @@ def test_the_app_runs_the_hub_defaults_and_falls_back_to_the_bundled_files(hub_a
 
 
 def test_hub_adapters_tagged_fireact_join_the_fine_tuned_choices(online, tmp_path):
-    from space.config import hub_adapter_choices, parse_finetuned
+    from space.choices import hub_adapter_choices, parse_finetuned
     from space.fakes import fake_config
     from space.runtime import Runtime
 

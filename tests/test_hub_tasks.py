@@ -121,9 +121,9 @@ def test_the_app_offers_the_world_at_once_and_the_hub_sets_once_the_hub_answers(
     """Building the page never waits on the network: the missing sets arrive in the background."""
     import time
 
-    from space.config import Question, QuestionBank
     from space.defaults import DefaultSources
     from space.fakes import fake_config
+    from space.questions import Question, QuestionBank
     from space.runtime import Runtime
 
     world = QuestionBank([Question("w1", "A world question?", "x", "world")])

@@ -64,8 +64,9 @@ def _rated_store(path: Path) -> tuple[Store, list[str]]:
 def looped(tmp_path_factory):
     from app import create_app
     from fireact_core import models
-    from space.config import AppConfig, CachedLoader
+    from space.config import AppConfig
     from space.fakes import fake_loader, fake_tools
+    from space.loading import CachedLoader
 
     try:
         models.resolve_base(None)

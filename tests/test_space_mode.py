@@ -10,8 +10,9 @@ import gradio as gr
 import pytest
 
 from fireact_core.errors import InputError
-from space.config import AppConfig, RaterLimit, rater_of
+from space.config import AppConfig
 from space.fakes import fake_config
+from space.raters import RaterLimit, rater_of
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -51,10 +52,10 @@ def test_limits_and_the_queue_s_k_come_from_the_environment(monkeypatch):
 
 
 def test_the_rate_limit_counts_each_rater_in_a_sliding_minute(monkeypatch):
-    import space.config as config
+    import space.raters as raters
 
     now = [1000.0]
-    monkeypatch.setattr(config.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(raters.time, "monotonic", lambda: now[0])
     limit = RaterLimit(2)
     limit.check("a")
     limit.check("a")
@@ -149,7 +150,7 @@ def test_the_database_goes_on_the_mounted_bucket_and_says_so_when_there_is_none(
 
 # --- the question bank ------------------------------------------------------------------------
 def test_the_question_bank_holds_the_world_and_the_paper_s_sets_on_disk(shared_data, monkeypatch):
-    from space.config import load_question_bank
+    from space.questions import load_question_bank
 
     monkeypatch.setenv("FIREACT_DATA", str(shared_data))
     bank = load_question_bank(per_task=50)
@@ -163,7 +164,7 @@ def test_the_question_bank_holds_the_world_and_the_paper_s_sets_on_disk(shared_d
 
 def test_without_the_paper_s_data_the_bank_is_the_world_with_a_note_per_missing_set(tmp_path, monkeypatch):
     from fireact_core import tasks
-    from space.config import load_question_bank
+    from space.questions import load_question_bank
 
     monkeypatch.setenv("FIREACT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(tasks, "data_dirs", lambda data_dir=None: [ROOT / "data"])  # as if ../shared were not here

@@ -18,9 +18,9 @@ import pytest
 
 from fireact_core.spec import AgentSpec
 from fireact_core.tools.noisy import NoiseConfig
-from space.config import gpu_decorator
 from space.defaults import DefaultSources
 from space.fakes import fake_config, fake_loader, fake_tools
+from space.gpu import gpu_decorator
 from space.render import SideView
 from space.runner import Battle, ModelPool, gpu_runner, run_battle
 

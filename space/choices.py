@@ -1,0 +1,121 @@
+"""What each side of the arena offers, and the rule for what a visitor may type.
+
+The prompted side: the local base and, with an endpoint configured, OpenAI models. The fine-tuned
+side: the bundled adapter, adapter folders in `data/adapters/`, OpenAI `ft:` models
+(`FIREACT_OPENAI_FT_MODELS`) and, online, Hub adapters tagged `fireact`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from fireact_core.errors import ConfigError, InputError
+from fireact_core.models import online
+
+log = logging.getLogger("fireact.app")
+ROOT = Path(__file__).resolve().parents[1]
+ADAPTERS_DIR = ROOT / "data" / "adapters"
+DEFAULT_ADAPTER = ADAPTERS_DIR / "default"
+OPENAI_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4o", "gpt-3.5-turbo")
+Choice = tuple[str, str]  # (label, value)
+
+
+def _adapter_ok(path: Path) -> bool:
+    return (path / "adapter_config.json").is_file()
+
+
+def openai_configured() -> bool:
+    """Whether an OpenAI (or compatible) endpoint is set up: a key or a base URL in the environment."""
+    return bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
+
+
+def check_model(spec: str, offered: Callable[[], Iterable[str]]) -> None:
+    """Refuse a typed model the app does not offer (the dropdowns take custom values).
+
+    Allowed: an offered spec, the bundled base `smollm2`, and any `openai:` model once an endpoint
+    is configured. Not allowed: anything else a visitor types, e.g. `local:<any Hub id>` (the
+    server would download and load it) or the scripted `fake` models (on the leaderboard).
+    Adapters are not models: a folder or Hub repo id goes on the bundled base, and peft refuses
+    one made for another base. `offered` is asked only when the rule alone does not decide.
+    """
+    if spec == "smollm2" or (spec.startswith("openai:") and openai_configured()) or spec in set(offered()):
+        return
+    hint = " (set OPENAI_API_KEY or OPENAI_BASE_URL to use OpenAI models)" if spec.startswith("openai:") else ""
+    raise InputError(f"{spec!r} is not a model this app offers; choose one from the list{hint}.")
+
+
+def default_prompted_choices() -> list[Choice]:
+    out = [("SmolLM2-135M-Instruct (local base model)", "smollm2")]
+    if openai_configured():
+        out += [(f"OpenAI {m}", f"openai:{m}") for m in OPENAI_MODELS]
+    return out
+
+
+def default_finetuned_choices() -> list[Choice]:
+    """The bundled adapter, local adapter folders, OpenAI `ft:` models (the Hub's come from `hub_adapter_choices`)."""
+    out: list[Choice] = []
+    if _adapter_ok(DEFAULT_ADAPTER):
+        out.append(("FireAct SmolLM2 (bundled default adapter)", f"adapter:{DEFAULT_ADAPTER}"))
+    else:
+        out.append(("Default adapter — not trained yet (data/adapters/default missing)", f"adapter:{DEFAULT_ADAPTER}"))
+    if ADAPTERS_DIR.is_dir():
+        for p in sorted(ADAPTERS_DIR.iterdir()):
+            if p != DEFAULT_ADAPTER and p.is_dir() and _adapter_ok(p):
+                out.append((f"Local adapter: {p.name}", f"adapter:{p}"))
+    for m in [x.strip() for x in os.environ.get("FIREACT_OPENAI_FT_MODELS", "").split(",") if x.strip()]:
+        out.append((f"OpenAI fine-tuned {m}", f"model:openai:{m}"))
+    return out
+
+
+def hub_adapter_choices(limit: int = 30) -> list[Choice]:
+    """Hub adapters tagged `fireact` (online only; a Hub that cannot be reached lists nothing).
+
+    Slow when the network is down (timeouts): the app calls it in a background thread.
+    """
+    if not online() or importlib.util.find_spec("train") is None:
+        return []
+    try:
+        from train.hub import discover
+
+        found = discover(limit=limit, with_summary=False)
+    except ImportError:
+        return []
+    except Exception as e:  # the Hub is an outside service: no listing, no crash
+        log.warning("could not list Hub adapters: %s", e)
+        return []
+    return [(f"Hub: {a.repo_id}" + (f" ({a.downloads:,}↓)" if a.downloads else ""), f"adapter:{a.repo_id}")
+            for a in found]
+
+
+def parse_finetuned(value: str) -> tuple[str, str | None]:
+    """A fine-tuned side's choice → (model spec, adapter).
+
+    `adapter:<folder or repo id>` → the local base with that adapter; `model:<spec>` → a
+    whole model (e.g. `openai:ft:…`). Typed values: `ft:…` (OpenAI), `openai:…`, an
+    existing folder, or a Hub repo id `owner/name`.
+    """
+    v = (value or "").strip()
+    if not v:
+        raise InputError("choose a fine-tuned agent")
+    if v.startswith("adapter:"):
+        adapter = v.removeprefix("adapter:")
+        if adapter == str(DEFAULT_ADAPTER) and not _adapter_ok(DEFAULT_ADAPTER):
+            raise ConfigError("The default adapter is not there yet (data/adapters/default/ has no adapter_config.json). "
+                              "Train it with `fireact train`, or pick another adapter.")
+        return "smollm2", adapter
+    if v.startswith("model:"):
+        return v.removeprefix("model:"), None
+    if v.startswith("ft:"):
+        return f"openai:{v}", None
+    if v.startswith("openai:") or v.startswith("fake"):
+        return v, None
+    if Path(v).expanduser().is_dir():
+        return "smollm2", str(Path(v).expanduser())
+    parts = v.split("/")
+    if len(parts) == 2 and all(parts):
+        return "smollm2", v
+    raise InputError(f"{v!r} is not an adapter folder, a Hub repo id (owner/name) or an OpenAI ft: model")
