@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ import yaml
 
 pytest.importorskip("gradio_client")
 
-from gradio_client import Client
+from test_app_e2e import _free_port, client
 
 from fireact_core.formats import read_trajectories
 from fireact_core.store import Store
@@ -34,14 +33,6 @@ TINY = {"max_length": 320, "learning_rate": 2e-3, "per_device_train_batch_size":
         "warmup_steps": 0, "lr_scheduler_type": "constant", "save_steps": 1000, "seed": 0, "lora_r": 4,
         "lora_alpha": 8, "lora_dropout": 0.0, "cpu_threads": 1, "max_steps": 2, "val_size": 0,
         "load_in_4bit": False, "activation_checkpointing": False, "data": [], "datasets": []}
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _rated_store(path: Path) -> tuple[Store, list[str]]:
@@ -91,7 +82,7 @@ def looped(tmp_path_factory):
     demo = create_app(cfg)
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    c = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False, ssl_verify=False)
+    c = client(f"http://127.0.0.1:{port}/")
     job = c.submit(str(recipe), "", api_name="/train_adapter")
     final = job.result(timeout=600)
     try:
