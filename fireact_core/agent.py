@@ -22,7 +22,7 @@ from fireact_core.redact import redact
 from fireact_core.spec import AgentConfig, AgentSpec
 from fireact_core.tools.base import ToolResult, Tools
 from fireact_core.tools.noisy import NoisyToolbox
-from fireact_core.trajectory import Step, Trajectory, parse_action, parse_model_turn
+from fireact_core.trajectory import Step, Trajectory, observed_method, parse_action, parse_model_turn
 
 STOP = ("\nObservation:", "\nObservation ")
 
@@ -105,6 +105,7 @@ class Agent:
             traj.status, traj.reason = "failed", redact(f"model error: {e}")  # SDK errors may echo a key
         traj.time_s = time.perf_counter() - t0
         traj.finalize_totals()
+        traj.chosen_method = observed_method(traj)
         traj.cost_usd = self._cost_usd
         if gold is not None and traj.answer is not None:
             traj.em = float(metrics.exact_match(traj.answer, gold, task=task))

@@ -196,6 +196,29 @@ def _noise(d: Mapping[str, Any]) -> NoiseConfig:
         raise FormatError(f"agent.noise: {e}") from None
 
 
+def adapter_base_id(adapter: str) -> str | None:
+    """The Hub id of the base a local adapter folder's `adapter_config.json` names (None: not a folder, no base)."""
+    import json
+
+    try:
+        conf = json.loads((Path(adapter).expanduser() / "adapter_config.json").read_text(encoding="utf-8"))
+        base = conf.get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not base:
+        return None
+    from fireact_core.models import canonical_base
+
+    return canonical_base(base)
+
+
+def base_model_spec(base: str) -> str:
+    """The model spec of a base (Hub id, alias or folder): a bundled base by its name, else `local:<base>`."""
+    from fireact_core.models import bundled_name
+
+    return bundled_name(base) or f"local:{base}"
+
+
 def adapter_label(adapter: str | None) -> str | None:
     """How an adapter is named on the leaderboard: a local folder by its name (the same on every
     machine: `data/adapters/default` → `default`), a Hub repo by its id."""

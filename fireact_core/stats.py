@@ -217,3 +217,14 @@ def em_by_noise(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         groups[(r["agent_key"], noise_label(r.get("noise_mode"), r.get("noise_p")))].append(r["em"])
     return [{"agent": a, "noise": n, "runs": len(v), "em": sum(v) / len(v)} for (a, n), v in sorted(groups.items())]
+
+
+def em_by_chosen_method(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows (agent, method, runs, em) over runs that have a gold answer: what each agent chose to do
+    (`Trajectory.chosen_method`: a one-step `answer`, a `react` search, `cot`, ...) and how right it was."""
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in runs:
+        if r.get("gold") is None or r.get("em") is None:
+            continue
+        groups[(r["agent_key"], r.get("chosen_method") or "unknown")].append(r["em"])
+    return [{"agent": a, "method": m, "runs": len(v), "em": sum(v) / len(v)} for (a, m), v in sorted(groups.items())]

@@ -95,11 +95,14 @@ class Trajectory:
     tokens_out: int = 0
     cost_usd: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    chosen_method: str | None = None  # what the agent did: answer | react | cot | io (`observed_method`)
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
         if not isinstance(self.agent, _spec()):
             self.agent = _spec().from_dict(self.agent, method=self.method)
+        if self.chosen_method is None and self.steps:  # a record from before the field, or one built whole
+            self.chosen_method = observed_method(self)
 
     # --- totals -------------------------------------------------------------------------
     def finalize_totals(self) -> None:
@@ -164,6 +167,23 @@ class Trajectory:
                 msgs.append({"role": "assistant", "content": part})
             msgs.append({"role": "user", "content": f"Observation: {s.observation}"})
         return msgs
+
+
+def observed_method(traj: Trajectory) -> str | None:
+    """The method a trajectory shows its agent chose. An agent that can search (ReAct, Reflexion,
+    the fine-tuned one): `react` when it used a tool (search, lookup, ...) before finishing, else
+    `answer` (a one-step answer: finish[...] with no search). One that cannot: its `cot` or `io`.
+    None without steps."""
+    if not traj.steps:
+        return None
+    if traj.method in ("cot", "io"):
+        return traj.method
+    for s in traj.steps:
+        if s.action == "finish":
+            break
+        if s.action:
+            return "react"
+    return "answer"
 
 
 def _spec() -> type[AgentSpec]:

@@ -7,14 +7,16 @@ side: the bundled adapter, adapter folders in `data/adapters/`, OpenAI `ft:` mod
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from fireact_core.errors import ConfigError, InputError
+from fireact_core.errors import ConfigError, FireActError, InputError
 from fireact_core.models import online
+from fireact_core.spec import adapter_base_id
 
 log = logging.getLogger("fireact.app")
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +30,38 @@ def _adapter_ok(path: Path) -> bool:
     return (path / "adapter_config.json").is_file()
 
 
+@functools.lru_cache(maxsize=1)
+def offered_bases() -> dict[str, str]:
+    """The local bases this app loads adapters onto: the Hub id an adapter records → its model spec.
+
+    The default `smollm2` always; another bundled base (`gemma3`) when its files are on this machine.
+    """
+    from fireact_core import models
+
+    out = {}
+    for name, base in models.BUNDLED_BASES.items():
+        try:
+            here = name == models.DEFAULT_BASE or models.bundled_gguf(name) is not None
+        except FireActError:  # a damaged file: not offered (loading it would fail the same way)
+            here = False
+        if here:
+            out[base.hub_id] = name
+    return out
+
+
+def base_for(adapter: str, base: str | None = None) -> str:
+    """The model spec `adapter` goes onto: the offered base its config (or `base`, a Hub id) names, else
+    the default base. `InputError` for an adapter made for a base this app does not offer."""
+    hub_id = base or adapter_base_id(adapter)
+    if hub_id is None:
+        return "smollm2"  # no base recorded (a typed Hub id, an old folder): the default; peft checks it at load
+    bases = offered_bases()
+    if hub_id not in bases:
+        raise InputError(f"{adapter} is an adapter for {hub_id}, a base this app does not load "
+                         f"(it offers {', '.join(bases)}).")
+    return bases[hub_id]
+
+
 def openai_configured() -> bool:
     """Whether an OpenAI (or compatible) endpoint is set up: a key or a base URL in the environment."""
     return bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
@@ -36,13 +70,13 @@ def openai_configured() -> bool:
 def check_model(spec: str, offered: Callable[[], Iterable[str]]) -> None:
     """Refuse a typed model the app does not offer (the dropdowns take custom values).
 
-    Allowed: an offered spec, the bundled base `smollm2`, and any `openai:` model once an endpoint
-    is configured. Not allowed: anything else a visitor types, e.g. `local:<any Hub id>` (the
+    Allowed: an offered spec, an offered local base (`smollm2`; `gemma3` when it is here), and any
+    `openai:` model once an endpoint is configured. Not allowed: anything else a visitor types, e.g. `local:<any Hub id>` (the
     server would download and load it) or the scripted `fake` models (on the leaderboard).
-    Adapters are not models: a folder or Hub repo id goes on the bundled base, and peft refuses
-    one made for another base. `offered` is asked only when the rule alone does not decide.
+    Adapters are not models: an adapter goes onto the base its config names (`base_for`). `offered` is asked only when the rule alone does not decide.
     """
-    if spec == "smollm2" or (spec.startswith("openai:") and openai_configured()) or spec in set(offered()):
+    if spec in offered_bases().values() or (spec.startswith("openai:") and openai_configured()) or \
+            spec in set(offered()):
         return
     hint = " (set OPENAI_API_KEY or OPENAI_BASE_URL to use OpenAI models)" if spec.startswith("openai:") else ""
     raise InputError(f"{spec!r} is not a model this app offers; choose one from the list{hint}.")
@@ -50,6 +84,8 @@ def check_model(spec: str, offered: Callable[[], Iterable[str]]) -> None:
 
 def default_prompted_choices() -> list[Choice]:
     out = [("SmolLM2-135M-Instruct (local base model)", "smollm2")]
+    if "gemma3" in offered_bases().values():
+        out.append(("Gemma 3 270M (local base model)", "gemma3"))
     if openai_configured():
         out += [(f"OpenAI {m}", f"openai:{m}") for m in OPENAI_MODELS]
     return out
@@ -65,7 +101,13 @@ def default_finetuned_choices() -> list[Choice]:
     if ADAPTERS_DIR.is_dir():
         for p in sorted(ADAPTERS_DIR.iterdir()):
             if p != DEFAULT_ADAPTER and p.is_dir() and _adapter_ok(p):
-                out.append((f"Local adapter: {p.name}", f"adapter:{p}"))
+                try:  # an adapter for a base the app does not load is left out here, not refused in a battle
+                    base = base_for(str(p))
+                except InputError as e:
+                    log.info("not offering %s: %s", p, e)
+                    continue
+                out.append((f"Local adapter: {p.name}" + ("" if base == "smollm2" else f" (on {base})"),
+                            f"adapter:{p}"))
     for m in [x.strip() for x in os.environ.get("FIREACT_OPENAI_FT_MODELS", "").split(",") if x.strip()]:
         out.append((f"OpenAI fine-tuned {m}", f"model:openai:{m}"))
     return out
@@ -87,16 +129,29 @@ def hub_adapter_choices(limit: int = 30) -> list[Choice]:
     except Exception as e:  # the Hub is an outside service: no listing, no crash
         log.warning("could not list Hub adapters: %s", e)
         return []
-    return [(f"Hub: {a.repo_id}" + (f" ({a.downloads:,}↓)" if a.downloads else ""), f"adapter:{a.repo_id}")
-            for a in found]
+    from fireact_core.models import canonical_base
+
+    bases = offered_bases()
+    out: list[Choice] = []
+    for a in found:  # only adapters for a base this app loads: a mismatch never reaches a battle
+        base = bases.get(canonical_base(a.base_model)) if a.base_model else None
+        if base is None:
+            log.info("not offering Hub adapter %s: its base %s is not one this app loads", a.repo_id, a.base_model)
+            continue
+        label = f"Hub: {a.repo_id}" + (f" ({a.downloads:,}↓)" if a.downloads else "")
+        out.append((label, f"adapter:{a.repo_id}") if base == "smollm2" else
+                   (f"{label} (on {base})", f"on:{base}:{a.repo_id}"))
+    return out
 
 
 def parse_finetuned(value: str) -> tuple[str, str | None]:
     """A fine-tuned side's choice → (model spec, adapter).
 
-    `adapter:<folder or repo id>` → the local base with that adapter; `model:<spec>` → a
-    whole model (e.g. `openai:ft:…`). Typed values: `ft:…` (OpenAI), `openai:…`, an
-    existing folder, or a Hub repo id `owner/name`.
+    `adapter:<folder or repo id>` → that adapter on the base its `adapter_config.json` names (the
+    default base for a Hub repo id); `on:<base>:<repo id>` → a listed Hub adapter on its base;
+    `model:<spec>` → a whole model (e.g. `openai:ft:…`). Typed values: `ft:…` (OpenAI), `openai:…`,
+    an existing folder, or a Hub repo id `owner/name`. An adapter for a base the app does not
+    load is refused here, before anything loads.
     """
     v = (value or "").strip()
     if not v:
@@ -106,7 +161,12 @@ def parse_finetuned(value: str) -> tuple[str, str | None]:
         if adapter == str(DEFAULT_ADAPTER) and not _adapter_ok(DEFAULT_ADAPTER):
             raise ConfigError("The default adapter is not there yet (data/adapters/default/ has no adapter_config.json). "
                               "Train it with `fireact train`, or pick another adapter.")
-        return "smollm2", adapter
+        return base_for(adapter), adapter
+    if v.startswith("on:"):
+        base, _, repo = v.removeprefix("on:").partition(":")
+        if base not in offered_bases().values() or not repo:
+            raise InputError(f"{v!r}: {base!r} is not a base this app loads")
+        return base, repo
     if v.startswith("model:"):
         return v.removeprefix("model:"), None
     if v.startswith("ft:"):
@@ -114,7 +174,7 @@ def parse_finetuned(value: str) -> tuple[str, str | None]:
     if v.startswith("openai:") or v.startswith("fake"):
         return v, None
     if Path(v).expanduser().is_dir():
-        return "smollm2", str(Path(v).expanduser())
+        return base_for(str(Path(v).expanduser())), str(Path(v).expanduser())
     parts = v.split("/")
     if len(parts) == 2 and all(parts):
         return "smollm2", v

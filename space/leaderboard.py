@@ -83,7 +83,9 @@ def leaderboard_data(store: Store, *, rounds: int = 200) -> dict[str, Any]:
     wr_df = _frame([{"agent": k, "win rate": v["win_rate"]} for k, v in wr.items()], {"agent": str, "win rate": float})
     noise_df = _frame([{**r, "setting": f"{r['agent']} | {r['noise']}"} for r in stats.em_by_noise(runs)],
                       {"setting": str, "agent": str, "noise": str, "runs": int, "em": float})
-    return {"table": table, "bt": bt_df, "win_rate": wr_df, "em_by_noise": noise_df,
+    method_df = _frame([{**r, "em": _r(r["em"])} for r in stats.em_by_chosen_method(runs)],
+                       {"agent": str, "method": str, "runs": int, "em": float})
+    return {"table": table, "bt": bt_df, "win_rate": wr_df, "em_by_noise": noise_df, "em_by_method": method_df,
             "agreement": agreement(store, runs), "votes": len(comps), "runs": len(runs)}
 
 
@@ -141,6 +143,9 @@ def build(rt: Runtime) -> Tab:
         # the first update's agents only, so the pair is the x label and there is no color.
         noise_plot = gr.BarPlot(x="setting", y="em", title="EM by noise setting (agent | noisy search)", x_title="",
                                 y_lim=[0, 1], height=320, x_label_angle=-15, tooltip=["agent", "noise", "runs", "em"])
+        gr.Markdown("**EM by chosen method**: what each agent chose to do on a question (a one-step answer, a "
+                    "ReAct search, CoT) and how often it was right.")
+        method_table = gr.Dataframe(headers=["agent", "method", "runs", "em"], interactive=False, elem_id="fa-lb-method")
         with gr.Accordion("Export (owner / admin)", open=False):
             token = gr.Textbox(label="Admin token", type="password", visible=cfg.admin_needs_token)
             with gr.Row():
@@ -160,7 +165,7 @@ def build(rt: Runtime) -> Tab:
         def refresh():
             d = leaderboard_data(rt.store)
             return (render_agreement(d["agreement"], d["votes"], d["runs"]), d["table"], d["bt"], d["win_rate"],
-                    d["em_by_noise"])
+                    d["em_by_noise"], d["em_by_method"])
 
         def _out_dir(kind: str) -> Path:
             base = Path(cfg.export_dir) if cfg.export_dir else Path(tempfile.mkdtemp(prefix="fireact-export-"))
@@ -186,7 +191,7 @@ def build(rt: Runtime) -> Tab:
         def train_adapter(rec: str, tok: str, profile: gr.OAuthProfile | None):
             yield from loop_progress(rt, rec, tok, profile)
 
-        outputs = [agree, table, bt_plot, wr_plot, noise_plot]
+        outputs = [agree, table, bt_plot, wr_plot, noise_plot, method_table]
         refresh_btn.click(refresh, None, outputs, api_name="leaderboard", concurrency_limit=4)
         blocks.load(refresh, None, outputs, api_visibility="private")
         export_btn.click(export_all, [fmt, token], [files, export_msg], api_name="export_tables")

@@ -9,6 +9,7 @@ from typing import Any
 
 from fireact_core.backends.base import Model
 from fireact_core.errors import ConfigError
+from fireact_core.spec import LOCAL_KINDS
 from fireact_core.tools.base import Tools
 
 
@@ -28,7 +29,7 @@ class CachedLoader:
     def __call__(self, spec: str, adapter: str | None = None) -> Model:
         from fireact_core import factory
 
-        if spec.split(":", 1)[0] not in ("smollm2", "local"):
+        if spec.split(":", 1)[0] not in LOCAL_KINDS:
             return _load(factory.load_model, spec, adapter=adapter) if adapter else _load(factory.load_model, spec)
         with self._lock:
             key = (spec, adapter)

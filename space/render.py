@@ -93,6 +93,9 @@ def render_live(index: int, text: str) -> str:
             f"</div></details>")
 
 
+CHOSEN_LABELS = {"answer": "one-step answer", "react": "ReAct search", "cot": "CoT", "io": "IO"}
+
+
 def render_summary(traj: Trajectory) -> str:
     """The result row, as in the paper's Table 3: answer, gold with EM/F1, steps, time, tokens, cost."""
     gold = "–" if traj.gold is None else esc(traj.gold)
@@ -100,11 +103,13 @@ def render_summary(traj: Trajectory) -> str:
     status = "" if traj.status == "finished" else f'<div class="fa-status">{esc(traj.status)}: {esc(traj.reason or "")}</div>'
     answer = "–" if traj.answer in (None, "") else esc(traj.answer)
     em_cls = "" if traj.em is None else (" fa-ok" if traj.em >= 1 else " fa-bad")
+    chosen = CHOSEN_LABELS.get(traj.chosen_method or "", traj.chosen_method or "–")
     return (
         f'{status}<table class="fa-summary" data-em="{"" if traj.em is None else traj.em}" data-steps="{traj.num_steps}">'
-        "<thead><tr><th>Answer</th><th>Gold</th><th>EM</th><th>F1</th><th>Steps</th><th>Time</th>"
+        "<thead><tr><th>Answer</th><th>Gold</th><th>EM</th><th>F1</th><th>Chose</th><th>Steps</th><th>Time</th>"
         "<th>Tokens</th><th>Cost</th></tr></thead><tbody><tr>"
         f'<td class="fa-answer">{answer}</td><td>{gold}</td><td class="fa-em{em_cls}">{em}</td><td>{fmt_score(traj.f1)}</td>'
+        f'<td class="fa-chose" data-chosen="{esc(traj.chosen_method or "")}">{esc(chosen)}</td>'
         f"<td>{traj.num_steps}</td><td>{traj.time_s:.2f} s</td><td>{fmt_tokens(traj.tokens_in, traj.tokens_out)}</td>"
         f"<td>{fmt_cost(traj.cost_usd)}</td></tr></tbody></table>")
 

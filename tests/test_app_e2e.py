@@ -296,7 +296,8 @@ def test_missing_pieces_degrade_into_clear_messages(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     labels = [label for label, _ in config.default_finetuned_choices()]
     assert labels == ["Default adapter — not trained yet (data/adapters/default missing)"]
-    assert [v for _, v in config.default_prompted_choices()] == ["smollm2"]  # no key: no OpenAI entries
+    local_bases = list(config.offered_bases().values())  # smollm2, and gemma3 where its files are here
+    assert [v for _, v in config.default_prompted_choices()] == local_bases  # no key: no OpenAI entries
     with pytest.raises(ConfigError, match="not there yet"):
         config.parse_finetuned(f"adapter:{tmp_path / 'adapters' / 'default'}")
     (tmp_path / "adapters" / "mine").mkdir(parents=True)

@@ -61,7 +61,8 @@ def test_summary_row_like_table_3():
                       gold="Paris", em=1.0, f1=1.0, time_s=2.345, tokens_in=300, tokens_out=40, cost_usd=0.00123)
     out = render_summary(traj)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", out)
-    assert cells == ["Paris", "Paris", "1.00", "1.00", "2", "2.35 s", "300 → 40", "$0.0012"]
+    assert cells == ["Paris", "Paris", "1.00", "1.00", "ReAct search", "2", "2.35 s", "300 → 40", "$0.0012"]
+    assert 'data-chosen="react"' in out  # what the agent chose to do (Trajectory.chosen_method)
     assert 'data-em="1.0"' in out and "fa-ok" in out
     wrong = render_summary(Trajectory(question="q", answer="Lyon", gold="Paris", em=0.0, f1=0.0))
     assert "fa-bad" in wrong

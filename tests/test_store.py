@@ -45,12 +45,13 @@ def test_migrations_apply_once_and_in_order(tmp_path):
     s = Store(path)
     assert s.version() == MIGRATIONS[-1][0]
     s.close()
-    v2 = [*MIGRATIONS, (2, ["ALTER TABLE runs ADD COLUMN note VARCHAR"])]
+    last = MIGRATIONS[-1][0]
+    v2 = [*MIGRATIONS, (last + 1, ["ALTER TABLE runs ADD COLUMN note VARCHAR"])]
     s = Store(path, migrations=v2)
-    assert s.version() == 2
+    assert s.version() == last + 1
     s.close()
     s = Store(path, migrations=v2)  # reopening applies nothing again
-    assert s.migrate(v2) == [] and s.count("schema_version") == 2
+    assert s.migrate(v2) == [] and s.count("schema_version") == last + 1
     s.close()
     con = duckdb.connect(str(path), read_only=True)
     assert "note" in [c[0] for c in con.execute("DESCRIBE runs").fetchall()]
@@ -60,11 +61,12 @@ def test_migrations_apply_once_and_in_order(tmp_path):
 def test_failed_migration_rolls_back(tmp_path):
     path = tmp_path / "bad.duckdb"
     Store(path).close()
-    bad = [*MIGRATIONS, (2, ["CREATE TABLE extra(x INTEGER)", "THIS IS NOT SQL"])]
+    last = MIGRATIONS[-1][0]
+    bad = [*MIGRATIONS, (last + 1, ["CREATE TABLE extra(x INTEGER)", "THIS IS NOT SQL"])]
     with pytest.raises(duckdb.Error):
         Store(path, migrations=bad)
     s = Store(path)
-    assert s.version() == 1
+    assert s.version() == last
     with pytest.raises(duckdb.Error):
         s._scalar("SELECT count(*) FROM extra")
     s.close()

@@ -151,17 +151,10 @@ def learned_from(store: Any, data: Path) -> dict[str, Any]:
             "votes_won": sum(int(t.meta.get("votes_won") or 0) for t in trajs)}
 
 
-def base_spec(base: str) -> str:
-    """The model spec of a training base: `smollm2` for the bundled base, else `local:<base>`."""
-    from fireact_core.models import BUNDLED_ID, canonical_base
-
-    return "smollm2" if canonical_base(base) == BUNDLED_ID else f"local:{base}"
-
-
 def compare(base: str, new: Path, predecessor: str, cfg: LoopConfig) -> dict[str, Any]:
     """EM of the new adapter and of its predecessor on the same held-out world questions."""
     from fireact_core.evaluate import evaluate
-    from fireact_core.spec import agent_factory, spec_from_options
+    from fireact_core.spec import agent_factory, base_model_spec, spec_from_options
     from fireact_core.tasks import load_task
 
     task = load_task("world", cfg.eval_split)
@@ -169,7 +162,7 @@ def compare(base: str, new: Path, predecessor: str, cfg: LoopConfig) -> dict[str
     out: dict[str, Any] = {"task": task.name, "split": task.split, "questions": len(examples),
                            "options": cfg.eval_options}
     for label, adapter in (("new", str(new)), ("predecessor", predecessor)):
-        spec = spec_from_options(shlex.split(cfg.eval_options), model=base_spec(base), adapter=adapter)
+        spec = spec_from_options(shlex.split(cfg.eval_options), model=base_model_spec(base), adapter=adapter)
         res = evaluate(agent_factory(spec), examples, out=new / f"eval_{label}.jsonl", progress=False)
         out[label] = {"adapter": adapter, "em": res.em, "f1": res.f1, "mean_steps": res.mean_steps}
     return out

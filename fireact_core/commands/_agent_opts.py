@@ -57,8 +57,9 @@ def add_agent_args(parser: argparse.ArgumentParser) -> None:
     from fireact_core.tools.noisy import NOISE_MODES
 
     g = parser.add_argument_group("agent")
-    g.add_argument("--model", default="smollm2",
-                   help="model spec: smollm2 (default, bundled) · gemma3 (bundled Gemma 3 270M) · "
+    g.add_argument("--model", default=None,
+                   help="model spec: smollm2 (default, bundled; with an --adapter folder, the base its "
+                        "adapter_config.json names) · gemma3 (bundled Gemma 3 270M) · "
                         "local:<path or hub id> · openai:<model> · fake[:answer]")
     g.add_argument("--adapter", default="default",
                    help="LoRA adapter for a local model: 'default' (the bundled fine-tuned adapter), "
@@ -92,8 +93,9 @@ def spec_from_args(args: argparse.Namespace) -> AgentSpec:
     from fireact_core.spec import AgentSpec
     from fireact_core.tools.noisy import NoiseConfig
 
-    adapter = _adapter(args)
-    return AgentSpec(model=args.model, adapter=adapter, tools=(args.tools or "none").strip(), method=args.method,
+    model = _model(args)
+    adapter = _adapter(args, model)
+    return AgentSpec(model=model, adapter=adapter, tools=(args.tools or "none").strip(), method=args.method,
                      finetuned=bool(args.finetuned or adapter is not None), max_steps=args.max_steps,
                      trials=args.trials, max_tokens=args.max_tokens,
                      noise=NoiseConfig(mode=args.noise, p=args.p, seed=args.seed),
@@ -101,12 +103,22 @@ def spec_from_args(args: argparse.Namespace) -> AgentSpec:
                      prompts=getattr(args, "prompts", "default"), exemplars=getattr(args, "exemplars", 2))
 
 
-def _adapter(args: argparse.Namespace) -> str | None:
+def _model(args: argparse.Namespace) -> str:
+    """`--model`, or when it is not given the base an `--adapter` folder was trained on (default: smollm2)."""
+    from fireact_core.spec import adapter_base_id, base_model_spec
+
+    if args.model:
+        return args.model
+    base = adapter_base_id(args.adapter) if args.adapter and args.adapter not in ("none", "default") else None
+    return base_model_spec(base) if base else "smollm2"
+
+
+def _adapter(args: argparse.Namespace, model: str) -> str | None:
     adapter = (args.adapter or "none").strip()
-    kind = args.model.partition(":")[0]
+    kind = model.partition(":")[0]
     if kind not in ADAPTER_KINDS:
         if adapter not in ("none", "default"):
-            raise ConfigError(f"--adapter applies to local models ({', '.join(ADAPTER_KINDS)}), not {args.model!r}; "
+            raise ConfigError(f"--adapter applies to local models ({', '.join(ADAPTER_KINDS)}), not {model!r}; "
                               "use --finetuned for a fine-tuned remote model")
         return None
     return None if adapter.lower() == "none" else adapter

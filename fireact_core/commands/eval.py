@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
     end = None if args.limit is None else args.offset + args.limit
     examples = task.examples[args.offset:end]
     out = args.out or f"runs/{task.name}-{task.split}.jsonl"
-    make = agent_factory(spec_from_args(args))
-    print(f"fireact eval: {task.name} {task.split}, {len(examples)} of {len(task)} examples, model {args.model}, "
+    spec = spec_from_args(args)
+    make = agent_factory(spec)
+    print(f"fireact eval: {task.name} {task.split}, {len(examples)} of {len(task)} examples, model {spec.model}, "
           f"method {args.method}, noise {args.noise}", file=sys.stderr)
     summary = evaluate(lambda i: make(args.offset + i), examples, out=out, progress=not args.no_progress)
     print(summary.format())

@@ -68,12 +68,12 @@ class Store(Exports, Database):
             return False
         a, noise = traj.agent, traj.agent.noise
         cur.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
             [traj.id, source, battle_id, key or a.key, redact(a.model), a.adapter, traj.method, a.finetuned,
              noise.mode, noise.p, noise.seed,
              traj.task, redact(traj.question), _opt_str(traj.gold), _opt_redact(traj.answer), traj.em, traj.f1,
              traj.status, _opt_redact(traj.reason), traj.num_steps, traj.time_s, traj.tokens_in, traj.tokens_out,
-             traj.cost_usd, redact(json.dumps(traj.to_dict(), ensure_ascii=False))])
+             traj.cost_usd, redact(json.dumps(traj.to_dict(), ensure_ascii=False)), traj.chosen_method])
         rows = [[traj.id, i, s.trial, redact(s.thought), s.action, redact(s.argument), redact(s.observation), s.noise,
                  s.tokens_in, s.tokens_out, s.latency_s, _opt_redact(s.error)] for i, s in enumerate(traj.steps)]
         if rows:  # one multi-row INSERT: DuckDB's executemany prepares and runs each row apart

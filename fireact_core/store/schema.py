@@ -39,5 +39,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             run_id VARCHAR NOT NULL, rater_id VARCHAR NOT NULL, outcome VARCHAR NOT NULL,
             created_at TIMESTAMP NOT NULL, PRIMARY KEY(run_id, rater_id))""",
     ]),
+    # What the agent chose to do (Trajectory.chosen_method: answer | react | cot | io), for EM by chosen method.
+    (2, ["ALTER TABLE runs ADD COLUMN chosen_method VARCHAR"]),
 ]
 TABLES = ("raters", "runs", "steps", "battles", "votes", "ratings", "queue_seen", "schema_version")
