@@ -44,7 +44,7 @@ from fireact_core.spec import AgentSpec
 from fireact_core.tasks import Example
 from fireact_core.tools.base import ToolError
 from fireact_core.tools.noisy import NoiseConfig
-from fireact_core.training_rule import training_view
+from fireact_core.training_rule import final_trial_view
 from fireact_core.trajectory import Trajectory
 
 KEPT, REJECTED, FAILED = "trajectories.jsonl", "rejected.jsonl", "failed"
@@ -314,7 +314,7 @@ def write_outputs(out: Path, teacher: str, info: dict[str, Any] | None, run: dic
     kept: dict[tuple[str, str, str], Trajectory] = {}
     for t in kept_all:
         kept.setdefault(key_of(t), t)
-    views = [training_view(t) for t in kept.values()]  # the trainer's view (fireact_core.training_rule)
+    views = [final_trial_view(t) for t in kept.values()]  # the trainer's view (fireact_core.training_rule)
     (out / ALPACA).write_text(json.dumps([to_alpaca(t) for t in views], indent=4, ensure_ascii=False) + "\n",
                               encoding="utf-8")
     with (out / CHAT).open("w", encoding="utf-8") as f:

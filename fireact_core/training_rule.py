@@ -84,7 +84,7 @@ class TrainingRule:
 
     def steps(self, traj: Trajectory) -> list[Any]:
         """The steps trained on: the final trial's, cut before the first step labelled bad."""
-        steps = training_view(traj).steps
+        steps = final_trial_view(traj).steps
         if self.bad_steps == "cut":
             view_start = len(traj.steps) - len(steps)  # the final trial's steps end the trajectory
             for i in range(len(steps)):
@@ -101,7 +101,7 @@ class TrainingRule:
         return [t for t in trajs if self.why_dropped(t) is None]
 
 
-def training_view(traj: Trajectory) -> Trajectory:
+def final_trial_view(traj: Trajectory) -> Trajectory:
     """The final trial's steps, without reflections (Reflexion's successful attempt)."""
     if not traj.steps:
         return traj
@@ -111,7 +111,7 @@ def training_view(traj: Trajectory) -> Trajectory:
 
 def training_messages(traj: Trajectory) -> Messages:
     """`Trajectory.to_messages` of the training view, without a `finish` that is not last or the closing observation."""
-    view = training_view(traj)
+    view = final_trial_view(traj)
     steps = [s for i, s in enumerate(view.steps) if s.action != "finish" or i == len(view.steps) - 1]
     msgs = Trajectory(question=traj.question, steps=steps, preamble=traj.preamble).to_messages()
     if steps and steps[-1].action == "finish" and msgs[-1]["role"] == "user":

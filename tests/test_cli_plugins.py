@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,11 @@ def test_no_core_module_imports_the_trainer():
     offenders = {str(p.relative_to(CORE)): sorted(n for n in _imports(p) if n == "train" or n.startswith("train."))
                  for p in CORE.rglob("*.py")}
     assert {k: v for k, v in offenders.items() if v} == {}
+    # and the literal check: `grep -r "from train\|import train" fireact_core/` finds nothing
+    lines = [f"{p.relative_to(CORE)}:{n}" for p in CORE.rglob("*.py")
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search(r"from train|import train", line)]
+    assert lines == []
 
 
 def test_fireact_run_imports_no_trainer_module():

@@ -91,11 +91,11 @@ def test_bad_steps_cut_or_keep_and_a_bad_first_step_drops_the_run():
 
 def test_the_teachers_files_and_the_trainer_share_the_reflexion_view(tmp_path):
     from fireact_core.formats import to_chat
-    from fireact_core.training_rule import training_view
+    from fireact_core.training_rule import final_trial_view
 
     steps = [Step(thought="a", action="search", argument="x", observation="o1", trial=0),
              Step(thought="wrong", action="finish", argument="bad", observation="Episode finished", trial=0),
              Step(thought="better", action="finish", argument="good", observation="Episode finished", trial=1)]
     t = Trajectory(question="Q?", steps=steps, method="reflexion", reflections=["look harder"])
-    chat = to_chat(training_view(t))["messages"]  # what `fireact generate` writes to chat.jsonl
+    chat = to_chat(final_trial_view(t))["messages"]  # what `fireact generate` writes to chat.jsonl
     assert chat[:2] == training_messages(t)
