@@ -79,3 +79,32 @@ def test_refresh_lists_an_adapter_registered_while_the_app_runs(rt, tmp_path):
     update = refresh_choices(rt, None)
     assert update["choices"][0] == ("Loop adapter: loop-1", f"adapter:{tmp_path / 'loop-1'}")
     assert update["value"] == f"adapter:{tmp_path / 'loop-1'}"
+
+
+def test_the_hub_listing_refreshes_after_a_push(tmp_path):
+    import time
+
+    listing = [[("Hub: a/one", "adapter:a/one")]]
+    runtime = Runtime(fake_config(tmp_path / "hub.duckdb", hub_choices=lambda: listing[-1]))
+    try:
+        deadline = time.time() + 10
+        while "adapter:a/one" not in [v for _, v in runtime.finetuned_choices()] and time.time() < deadline:
+            time.sleep(0.02)
+        listing.append([("Hub: a/one", "adapter:a/one"), ("Hub: me/new", "adapter:me/new")])  # the loop pushed
+        runtime.refresh_hub()
+        while "adapter:me/new" not in [v for _, v in runtime.finetuned_choices()] and time.time() < deadline:
+            time.sleep(0.02)
+        assert "adapter:me/new" in [v for _, v in runtime.finetuned_choices()]
+    finally:
+        runtime.store.close()
+
+
+def test_the_training_button_is_for_admins_only(tmp_path):
+    from space.leaderboard import loop_progress
+
+    runtime = Runtime(fake_config(tmp_path / "admin.duckdb", admin_token="s3cret-token"))
+    try:
+        (msg,) = list(loop_progress(runtime, "smollm2-135m-world", "wrong", None))
+        assert "Only" in msg and "train an adapter" in msg and runtime.loop_job is None  # nothing started
+    finally:
+        runtime.store.close()
