@@ -371,3 +371,31 @@ def test_an_op_that_raises_in_a_batch_leaves_the_others_written(store):
         good.result()
         assert also.result() == 1
     assert store.count("raters") == 1 and store.count("runs") == 1 and store.count("ratings") == 0
+
+
+def test_a_version_1_file_upgrades_and_its_steps_come_from_the_trajectories(tmp_path):
+    """Migration 3: each trajectory is kept once (its JSON in runs); `steps` is a view of it with the same columns."""
+    path = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version(version INTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL)")
+    for sql in MIGRATIONS[0][1]:
+        con.execute(sql)
+    con.execute("INSERT INTO schema_version VALUES (1, now())")
+    t = _traj(1)
+    con.execute("INSERT INTO runs VALUES (?, 'import', NULL, 'm', 'm', NULL, 'react', false, 'off', 0.5, 0, '', ?, "
+                "'ans', 'ans', 1.0, 1.0, 'finished', NULL, 2, 0.0, 0, 0, 0.0, ?, now())",
+                [t.id, t.question, json.dumps(t.to_dict())])
+    con.execute("INSERT INTO steps VALUES (?, 0, 0, 'look', 'search', 'topic 1', 'page 1', 'clean', 0, 0, 0.0, NULL)",
+                [t.id])
+    con.close()
+    s = Store(path)
+    try:
+        assert s.version() == MIGRATIONS[-1][0]
+        rows = s._rows("SELECT * FROM steps ORDER BY idx")
+        assert [(r["run_id"], r["idx"], r["action"], r["observation"], r["error"]) for r in rows] == [
+            ("run001", 0, "search", "page 1", None), ("run001", 1, "finish", "", None)]
+        assert s.noise_pool() == ["page 1"] and s.count("steps") == 2
+        s.save_run(_traj(2), source="arena")  # a new run's steps appear in the view with no second write
+        assert s.count("steps") == 4
+    finally:
+        s.close()

@@ -57,7 +57,7 @@ class Store(Exports, Database):
     # --- runs ----------------------------------------------------------------------------
     def save_run(self, traj: Trajectory, *, source: str, agent_key: str | None = None,
                  battle_id: str | None = None) -> bool:
-        """Store one trajectory and its steps; False when a run with its id already exists.
+        """Store one trajectory (its steps are the `steps` view of it); False when a run with its id already exists.
 
         Its model, adapter, noise and leaderboard key come from `traj.agent` (an `AgentSpec`);
         `agent_key` overrides the key (a label for runs made outside the app)."""
@@ -74,11 +74,6 @@ class Store(Exports, Database):
              traj.task, redact(traj.question), _opt_str(traj.gold), _opt_redact(traj.answer), traj.em, traj.f1,
              traj.status, _opt_redact(traj.reason), traj.num_steps, traj.time_s, traj.tokens_in, traj.tokens_out,
              traj.cost_usd, redact(json.dumps(traj.to_dict(), ensure_ascii=False)), traj.chosen_method])
-        rows = [[traj.id, i, s.trial, redact(s.thought), s.action, redact(s.argument), redact(s.observation), s.noise,
-                 s.tokens_in, s.tokens_out, s.latency_s, _opt_redact(s.error)] for i, s in enumerate(traj.steps)]
-        if rows:  # one multi-row INSERT: DuckDB's executemany prepares and runs each row apart
-            cur.execute("INSERT INTO steps VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows)),
-                        [x for r in rows for x in r])
         return True
 
     def get_run(self, run_id: str) -> Trajectory | None:
@@ -95,9 +90,13 @@ class Store(Exports, Database):
         return self._tx(op)
 
     def noise_pool(self, limit: int = 500) -> list[str]:
-        """Clean search observations from stored runs: the pool the 'random' noise draws from."""
-        rows = self._rows("SELECT observation FROM steps WHERE noise = 'clean' AND error IS NULL AND action NOT IN "
-                          "('finish', '') AND observation <> '' ORDER BY run_id, idx DESC LIMIT ?", [limit])
+        """Clean search observations from the latest stored runs: the pool the 'random' noise draws from.
+
+        Read from the newest `runs` (the `steps` view parses their JSON), so its cost does not grow with the store."""
+        rows = self._rows("SELECT s.observation FROM steps s JOIN (SELECT id, created_at FROM runs ORDER BY created_at "
+                          "DESC, id LIMIT ?) r ON r.id = s.run_id WHERE s.noise = 'clean' AND s.error IS NULL AND "
+                          "s.action NOT IN ('finish', '') AND s.observation <> '' ORDER BY r.created_at DESC, s.run_id, "
+                          "s.idx DESC LIMIT ?", [max(1, limit // 2), limit])
         return [r["observation"] for r in rows]
 
     # --- battles and votes ---------------------------------------------------------------

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+STEPS_VIEW = """SELECT r.id AS run_id, j.key::INTEGER AS idx, (j.value->>'trial')::INTEGER AS trial,
+    j.value->>'thought' AS thought, j.value->>'action' AS action, j.value->>'argument' AS argument,
+    j.value->>'observation' AS observation, j.value->>'noise' AS noise, (j.value->>'tokens_in')::INTEGER AS tokens_in,
+    (j.value->>'tokens_out')::INTEGER AS tokens_out, (j.value->>'latency_s')::DOUBLE AS latency_s,
+    j.value->>'error' AS error
+    FROM runs r, json_each(r.trajectory, '$.steps') j"""
+
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, [
         """CREATE TABLE raters(
@@ -41,5 +48,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ]),
     # What the agent chose to do (Trajectory.chosen_method: answer | react | cot | io), for EM by chosen method.
     (2, ["ALTER TABLE runs ADD COLUMN chosen_method VARCHAR"]),
+    # Each trajectory is kept once, as its JSON in `runs`; `steps` becomes a view of it, same columns.
+    (3, ["DROP TABLE steps", f"CREATE VIEW steps AS {STEPS_VIEW}"]),
 ]
 TABLES = ("raters", "runs", "steps", "battles", "votes", "ratings", "queue_seen", "schema_version")
