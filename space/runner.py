@@ -124,9 +124,9 @@ class Battle:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=1)
-def _prompts() -> Prompts:
-    return load_prompts()  # parsed once per process (a YAML parse per agent costs ~8 ms)
+@functools.lru_cache(maxsize=8)
+def _prompts(name: str = "default") -> Prompts:
+    return load_prompts(name)  # parsed once per process (a YAML parse per agent costs ~8 ms)
 
 
 def battle_spec(spec: AgentSpec, battle: Battle) -> AgentSpec:
@@ -138,7 +138,7 @@ def battle_spec(spec: AgentSpec, battle: Battle) -> AgentSpec:
 def agent_events(spec: AgentSpec, battle: Battle, model: Model, tools: Tools | None) -> Iterator[object]:
     """One agent's own events on `battle`; its `Finished` trajectory carries the side's spec and cost."""
     metered = Metered(model)
-    agent = Agent(metered, tools, battle_spec(spec, battle), prompts=_prompts(), noise_pool=battle.noise_pool)
+    agent = Agent(metered, tools, battle_spec(spec, battle), prompts=_prompts(spec.prompts), noise_pool=battle.noise_pool)
     for ev in agent.run(battle.question, gold=battle.gold, task=battle.task, meta=dict(battle.meta)):
         if isinstance(ev, Finished) and not ev.trajectory.cost_usd:
             ev.trajectory.cost_usd = metered.cost_usd

@@ -30,6 +30,16 @@ PROMPT_FORMAT = {
     "observation": "a user turn 'Observation: <tool output>'",
     "stop": ["<|im_end|>", "\nObservation:"],
 }
+# The same turns in Gemma's template (`models.template_name` picks it for a Gemma base).
+TEMPLATES = {"chatml.jinja": ("chatml", "ChatML", "<|im_end|>"), "gemma.jinja": ("gemma", "Gemma's turns", "<end_of_turn>")}
+
+
+def prompt_format(base_id: str) -> dict[str, Any]:
+    """The manifest's prompt format for a base."""
+    from fireact_core.models import template_name
+
+    key, _, end = TEMPLATES[template_name(base_id)]
+    return {**PROMPT_FORMAT, "template": key, "stop": [end, "\nObservation:"]}
 # Settings worth showing on the card, in this order.
 CARD_KEYS = ("recipe", "load_in_4bit", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
              "num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size",
@@ -52,7 +62,7 @@ def manifest(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any],
         "kind": "fireact-adapter",
         "fireact_version": __version__,
         "base_model": base_id,
-        "prompt_format": PROMPT_FORMAT,
+        "prompt_format": prompt_format(base_id),
         "methods": sorted(summary.by_method),
         "tasks": sorted(summary.by_task),
         "actions": sorted(summary.actions),
@@ -97,6 +107,12 @@ def command(cfg: TrainConfig) -> str:
     return shlex.join(args)
 
 
+def _template_words(base_id: str) -> str:
+    from fireact_core.models import template_name
+
+    return TEMPLATES[template_name(base_id)][1]
+
+
 def render(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any], base_id: str, four_bit: bool,
            name: str) -> str:
     front = yaml.safe_dump(metadata(cfg, base_id), sort_keys=False, allow_unicode=True)
@@ -111,9 +127,9 @@ def render(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any], b
               "```python", "from fireact_core.models import load_adapter, load_base", "",
               f"model, tokenizer = load_base({base_id!r})", f"model = load_adapter(model, {name!r})", "```", "",
               "## Prompt format", "",
-              "ChatML with no system prompt (`chat_template.jinja`). The user turn holds the question; each "
-              "assistant turn is `Thought: …\\nAction: tool[argument]`; each tool result comes back as a user "
-              "turn `Observation: …`. Stop generating at `<|im_end|>`.", "",
+              f"{_template_words(base_id)} with no system prompt (`chat_template.jinja`). The user turn holds the "
+              "question; each assistant turn is `Thought: …\\nAction: tool[argument]`; each tool result comes back "
+              f"as a user turn `Observation: …`. Stop generating at `{prompt_format(base_id)['stop'][0]}`.", "",
               "## Training", "",
               "Supervised fine-tuning with TRL's `SFTTrainer`; the loss covers only the agent's own tokens (each "
               "Thought/Action turn and its end-of-turn token); the question and every Observation are masked.", "",
