@@ -3,7 +3,10 @@
 Blind mode shuffles the sides and hides their names until the vote (A better / B better /
 tie / both bad); the names are revealed after it and the buttons close. Thumbs up/down on
 each trajectory and per-step labels are stored too. Noise settings apply to both sides
-identically (same mode, probability, seed and pool of earlier observations).
+identically (same mode, probability, seed and pool of earlier observations). The prompted side
+has a Prompting control (`space.choices.PROMPTING_CHOICES`: scratchpad with constrained decoding
+by default, plain scratchpad, chat, or the world's own exemplars); its setup is part of the side's
+name (the spec key), so it shows only where names show (never in blind mode before the vote).
 """
 
 # No `from __future__ import annotations` here: Gradio reads the handlers' type hints
@@ -20,7 +23,15 @@ from fireact_core.errors import InputError, check_visitor_question
 from fireact_core.methods import METHODS
 from fireact_core.spec import AgentSpec
 from fireact_core.tools.noisy import NoiseConfig
-from space.choices import check_model, parse_finetuned
+from space.choices import (
+    CONSTRAINABLE_KINDS,
+    DEFAULT_PROMPTING,
+    PROMPT_SETS,
+    PROMPTING_CHOICES,
+    check_model,
+    parse_finetuned,
+    parse_prompting,
+)
 from space.raters import Rater
 from space.render import CSS, SideView, render_message, render_reveal, render_side
 from space.runner import Battle, run_battle
@@ -43,14 +54,32 @@ class Tab:
 F_INFO = "bundled, a local folder, a Hub repo id (owner/name) or an OpenAI ft: model."
 
 
-def _side_specs(p_model: str, p_method: str, p_shots: float, f_choice: str) -> tuple[AgentSpec, AgentSpec]:
+NO_CONSTRAINT = ("Constrained decoding needs a local model, so the prompted agent (an API model) "
+                 "runs this setup without it.")
+
+
+def _side_specs(p_model: str, p_method: str, p_shots: float, f_choice: str,
+                prompting: str | None = DEFAULT_PROMPTING) -> tuple[AgentSpec, AgentSpec, str]:
+    """Both sides' specs, and a note for the status ('' when none)."""
     if not p_model:
         raise InputError("choose a prompted model")
     if p_method not in METHODS:
         raise InputError(f"choose a method: {', '.join(METHODS)}")
-    prompted = AgentSpec(role="prompted", model=p_model, method=p_method, exemplars=int(p_shots or 0))
+    fmt, constrained, prompts = parse_prompting(prompting)
+    prompted = AgentSpec(role="prompted", model=p_model, method=p_method, exemplars=int(p_shots or 0),
+                         prompt_format=fmt, constrained=constrained, prompts=prompts)
+    note = ""
+    # An API model (openai:...) cannot decode under a grammar. The constraint is dropped, with a note
+    # in the status, rather than the battle refused: the default setup is constrained, and an API
+    # model still gets the rest of it (the format and the exemplars). The key then says what ran.
+    if prompted.constrained and prompted.kind not in CONSTRAINABLE_KINDS:
+        prompted, note = replace(prompted, constrained=False), NO_CONSTRAINT
     f_model, adapter = parse_finetuned(f_choice)
-    return prompted, AgentSpec(role="finetuned", model=f_model, adapter=adapter, finetuned=True, exemplars=0)
+    return prompted, AgentSpec(role="finetuned", model=f_model, adapter=adapter, finetuned=True, exemplars=0), note
+
+
+def _with_note(text: str, note: str) -> str:
+    return f"{text} {note}" if note else text
 
 
 def _role_label(spec: AgentSpec) -> str:
@@ -88,6 +117,11 @@ def build(rt: Runtime) -> Tab:
                                           info="local base model or an OpenAI model (set OPENAI_API_KEY)")
                     p_method = gr.Radio([(METHOD_LABELS[m], m) for m in METHODS], value="react", label="Method")
                     p_shots = gr.Slider(0, 6, value=2, step=1, label="Few-shot exemplars")
+                    p_prompting = gr.Dropdown(PROMPTING_CHOICES, value=DEFAULT_PROMPTING, label="Prompting",
+                                              elem_id="fa-p-prompting",
+                                              info="how the prompted agent sees its steps: one growing scratchpad "
+                                                   "(constrained decoding keeps each turn to a Thought and a valid "
+                                                   "Action; local models only) or chat turns")
                 with gr.Column():
                     gr.Markdown("**Fine-tuned agent**")
                     f_choice = gr.Dropdown(finetuned, value=finetuned[0][1] if finetuned else None,
@@ -129,8 +163,8 @@ def build(rt: Runtime) -> Tab:
         # --- wiring: thin closures (Gradio reads their type hints to pass the request and login) -------
         @stream_user_errors(10, 0, on_error={9: lambda: gr.update(interactive=True)})
         def battle(q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float, nseed: float,
-                   is_blind: bool, request: gr.Request, profile: gr.OAuthProfile | None):
-            yield from battle_updates(rt, q, pm, pmeth, pshots, fchoice, nmode, np_, nseed, is_blind,
+                   is_blind: bool, prompting: str | None, request: gr.Request, profile: gr.OAuthProfile | None):
+            yield from battle_updates(rt, q, pm, pmeth, pshots, fchoice, nmode, np_, nseed, is_blind, prompting,
                                       who=lambda: rt.rater(profile, request))
 
         def make_vote(choice: str):
@@ -159,9 +193,14 @@ def build(rt: Runtime) -> Tab:
         def on_random() -> str:
             return random_question(rt)
 
+        def on_prompting(value: str | None) -> Any:
+            return prompting_shots(value)
+
         blocks.load(on_load, [f_choice], [f_choice], api_visibility="private", queue=False)
         rand_btn.click(on_random, outputs=question, api_name="random_question", queue=False)
-        inputs = [question, p_model, p_method, p_shots, f_choice, noise_mode, noise_p, noise_seed, blind]
+        p_prompting.change(on_prompting, [p_prompting], [p_shots], api_visibility="private", queue=False)
+        # the prompting control is last: API callers that send the first nine inputs get the default
+        inputs = [question, p_model, p_method, p_shots, f_choice, noise_mode, noise_p, noise_seed, blind, p_prompting]
         outputs = [status, *sides, *vote_btns, reveal, state, run_btn]
         run_btn.click(battle, inputs, outputs, api_name="battle", concurrency_limit=cfg.battle_concurrency,
                       concurrency_id="battle")
@@ -211,14 +250,24 @@ def random_question(rt: Runtime) -> str:
     return q.question if q else ""
 
 
+def prompting_shots(value: str | None) -> Any:
+    """The exemplar count a prompting setup is meant with (the world's exemplars: 6), for the slider."""
+    try:
+        return gr.update(value=PROMPT_SETS[parse_prompting(value)[2]])
+    except InputError:
+        return gr.skip()
+
+
 def battle_updates(rt: Runtime, q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float,
-                   nseed: float, is_blind: bool, *, who: Callable[[], Rater]) -> Iterator[tuple]:
+                   nseed: float, is_blind: bool, prompting: str | None = DEFAULT_PROMPTING, *,
+                   who: Callable[[], Rater]) -> Iterator[tuple]:
     """Check the request, run both sides and stream the page's outputs; the last holds the `ArenaState`.
 
-    `who` gives the rater (stored on first sight), asked only once the request passed its checks."""
+    `prompting` is the prompted side's setup (`space.choices.PROMPTING_CHOICES`). `who` gives the
+    rater (stored on first sight), asked only once the request passed its checks."""
     cfg = rt.cfg
     text = check_visitor_question(q)  # binary data and forged steps are refused too
-    left, right = _side_specs(pm, pmeth, pshots, fchoice)
+    left, right, note = _side_specs(pm, pmeth, pshots, fchoice, prompting)
     # the choices are listed (a folder scan) only for a model the rule alone does not allow
     check_model(left.model, lambda: [v for _, v in cfg.prompted_choices()])
     check_model(right.model, lambda: [parse_finetuned(v)[0] for _, v in rt.finetuned_choices()
@@ -235,28 +284,31 @@ def battle_updates(rt: Runtime, q: str, pm: str, pmeth: str, pshots: float, fcho
     pool = rt.store.noise_pool() if noise.active and noise.mode == "random" else None
     b = Battle(text, gold=known.answer if known else None, task=known.task if known else "",
                noise=noise, noise_pool=pool or None, max_steps=cfg.max_steps)
-    yield (render_message("Running both agents…"), *[render_side(v) for v in views], *_closed(), "", None,
-           gr.update(interactive=False))
+    yield (render_message(_with_note("Running both agents…", note)), *[render_side(v) for v in views], *_closed(), "",
+           None, gr.update(interactive=False))
     for vs in run_battle(b, specs, views, pool=rt.pool, make_tools=cfg.make_tools, tick_s=cfg.tick_s,
                          gpu_run=rt.gpu_run):
         yield (gr.skip(), *[render_side(v) for v in vs], *[gr.skip()] * 4, gr.skip(), gr.skip(), gr.skip())
-    yield finish_battle(rt, specs, views, is_blind, rater.id)
+    yield finish_battle(rt, specs, views, is_blind, rater.id, note=note)
 
 
-def finish_battle(rt: Runtime, specs: list[AgentSpec], views: list[SideView], is_blind: bool, rater_id: str) -> tuple:
-    """Store the battle (or, if a side failed, its runs), and open the vote."""
+def finish_battle(rt: Runtime, specs: list[AgentSpec], views: list[SideView], is_blind: bool, rater_id: str, *,
+                  note: str = "") -> tuple:
+    """Store the battle (or, if a side failed, its runs), and open the vote. `note` joins the status."""
     trajs = [v.trajectory for v in views]
     ok = all(t is not None and t.status != "failed" for t in trajs)
     battle_id = uuid.uuid4().hex[:16] if ok else None
     if ok:
         rt.store.save_battle(battle_id, run_a=trajs[0], run_b=trajs[1], blind=is_blind, rater_id=rater_id)
-        msg = render_message("Both agents finished. Which trajectory is better?" +
-                             ("" if is_blind else " (Not blind: this vote will not count on the leaderboard.)"), "ok")
+        msg = render_message(_with_note("Both agents finished. Which trajectory is better?" +
+                             ("" if is_blind else " (Not blind: this vote will not count on the leaderboard.)"), note),
+                             "ok")
     else:
         for t in trajs:
             if t is not None:
                 rt.store.save_run(t, source="arena")
-        msg = render_message("One side could not finish (see its error), so this battle cannot be voted on.", "warn")
+        msg = render_message(_with_note("One side could not finish (see its error), so this battle cannot be voted on.",
+                                        note), "warn")
     st = ArenaState(battle_id, is_blind, [Side(v, _role_label(s)) for v, s in zip(views, specs)])
     votes_on = [gr.update(interactive=True)] * 4 if ok else [gr.skip()] * 4
     return (msg, *[render_side(v) for v in views], *votes_on, "", st, gr.update(interactive=True))

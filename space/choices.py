@@ -2,7 +2,8 @@
 
 The prompted side: the local base and, with an endpoint configured, OpenAI models. The fine-tuned
 side: the bundled adapter, adapter folders in `data/adapters/`, OpenAI `ft:` models
-(`FIREACT_OPENAI_FT_MODELS`) and, online, Hub adapters tagged `fireact`.
+(`FIREACT_OPENAI_FT_MODELS`) and, online, Hub adapters tagged `fireact`. The prompted side's
+prompting setups (`PROMPTING_CHOICES`, read by `parse_prompting`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from fireact_core.errors import ConfigError, FireActError, InputError
 from fireact_core.models import online
-from fireact_core.spec import adapter_base_id
+from fireact_core.spec import PROMPT_FORMATS, adapter_base_id
 
 log = logging.getLogger("fireact.app")
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +25,21 @@ ADAPTERS_DIR = ROOT / "data" / "adapters"
 DEFAULT_ADAPTER = ADAPTERS_DIR / "default"
 OPENAI_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4o", "gpt-3.5-turbo")
 Choice = tuple[str, str]  # (label, value)
+
+# The prompted side's prompting setups (the arena's "Prompting" control). A value reads
+# `<format>[+constrained][:<prompts>]`: `AgentSpec.prompt_format`, `.constrained` and `.prompts`,
+# all three in the leaderboard key. The default is the best-effort prompted agent: on SmolLM2-135M
+# the chat format makes it a strawman (a one-step guess), while scratchpad + constrained decoding
+# makes it search.
+PROMPTING_CHOICES: list[Choice] = [
+    ("scratchpad · constrained decoding", "scratchpad+constrained"),
+    ("scratchpad", "scratchpad"),
+    ("chat (Observations as user turns)", "chat"),
+    ("scratchpad · constrained · world exemplars (6 shots)", "scratchpad+constrained:world"),
+]
+DEFAULT_PROMPTING = PROMPTING_CHOICES[0][1]
+PROMPT_SETS = {"default": 2, "world": 6}  # the bundled prompts files a visitor may pick (never a path): ReAct shots
+CONSTRAINABLE_KINDS = ("local", "fake")  # model kinds that decode under a grammar (the app's fakes accept one)
 
 
 def _adapter_ok(path: Path) -> bool:
@@ -80,6 +96,23 @@ def check_model(spec: str, offered: Callable[[], Iterable[str]]) -> None:
         return
     hint = " (set OPENAI_API_KEY or OPENAI_BASE_URL to use OpenAI models)" if spec.startswith("openai:") else ""
     raise InputError(f"{spec!r} is not a model this app offers; choose one from the list{hint}.")
+
+
+def parse_prompting(value: str | None) -> tuple[str, bool, str]:
+    """`(prompt_format, constrained, prompts)` of a prompting value (None: the default); else `InputError`.
+
+    `scratchpad+constrained:world` → `("scratchpad", True, "world")`; `chat` → `("chat", False, "default")`.
+    """
+    text = DEFAULT_PROMPTING if value is None else str(value).strip()
+    head, _, prompts = text.partition(":")
+    fmt, _, flag = head.partition("+")
+    prompts = prompts or "default"
+    if fmt not in PROMPT_FORMATS or flag not in ("", "constrained") or prompts not in PROMPT_SETS:
+        shown = text if len(text) <= 60 else text[:60] + "…"
+        raise InputError(f"Unknown prompting setup {shown!r}: choose one of "
+                         f"{', '.join(v for _, v in PROMPTING_CHOICES)} (the form is "
+                         f"{'|'.join(PROMPT_FORMATS)}[+constrained][:{'|'.join(PROMPT_SETS)}]).")
+    return fmt, flag == "constrained", prompts
 
 
 def default_prompted_choices() -> list[Choice]:

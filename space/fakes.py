@@ -3,7 +3,9 @@
 Models are `FakeModel`s whose replies are functions of the conversation: search the
 question's key phrase, then answer from the observation. Special model specs exercise the
 failure paths: `fake:raise` (a bug: RuntimeError), `fake:down` (a `BackendError`, as when an
-endpoint is down), `fake:slow` (0.2 s per call). The search tool answers from `ARTICLES`.
+endpoint is down), `fake:slow` (0.2 s per call). The search tool answers from `ARTICLES`. The
+replies follow either prompt format (chat or scratchpad) and accept a decoding constraint
+(`AppFakeModel`), so every prompting setup of the arena runs on them.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from fireact_core.backends.base import BackendError, Message
+from fireact_core.backends.base import BackendError, Completion, Message
 from fireact_core.backends.fake import FakeModel
 from fireact_core.tools.base import Toolbox
 from space.config import AppConfig
@@ -70,30 +72,61 @@ def _topic(question: str) -> str:
 
 
 def scripted_reply(messages: Sequence[Message], delay_s: float = 0.0) -> str:
-    """Search the question's topic once, then finish with the answer the fake world knows."""
+    """Search the question's topic once, then finish with the answer the fake world knows.
+
+    In the chat format an Observation is a user turn; in the scratchpad format it is inline in the
+    last (assistant) turn, which the agent opened with `Thought:` for the reply to continue."""
     if delay_s:
         time.sleep(delay_s)
     q = _question(messages)
-    searched = any(m["role"] == "user" and m["content"].startswith("Observation") for m in messages[1:])
+    searched = any(m["content"].startswith("Observation") if m["role"] == "user" else "\nObservation:" in m["content"]
+                   for m in messages[1:])
     if not searched:
-        return f"Thought: I need to search {_topic(q)}.\nAction: search[{_topic(q)}]"
-    answer = next((a for k, a in ANSWERS.items() if k in q.lower()), "unknown")
-    return f"Thought: The observation answers it.\nAction: finish[{answer}]"
+        reply = f"Thought: I need to search {_topic(q)}.\nAction: search[{_topic(q)}]"
+    else:
+        answer = next((a for k, a in ANSWERS.items() if k in q.lower()), "unknown")
+        reply = f"Thought: The observation answers it.\nAction: finish[{answer}]"
+    last = messages[-1] if messages else None
+    if last is not None and last["role"] == "assistant" and last["content"].endswith("Thought:"):
+        return reply.removeprefix("Thought:")  # continue the turn the agent opened
+    return reply
 
 
-def fake_loader(spec: str, adapter: str | None = None) -> FakeModel:
-    """A fresh scripted `FakeModel` per call (FakeModels keep per-run state)."""
+class AppFakeModel(FakeModel):
+    """The app's scripted model: a `FakeModel` that takes a decoding constraint and ignores it.
+
+    The arena's prompted side asks for format-constrained decoding by default, and the agent passes
+    a constraint only to a model that declares `supports_constraint`. The scripted replies are
+    already one Thought line and one well-formed Action, so a grammar would change nothing in them:
+    accepting it and ignoring it is honest here (a real local model is held to it,
+    `fireact_core.backends.local`). The constraints it was given are kept in `constraints`.
+    """
+
+    supports_constraint = True
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.constraints: list[object] = []
+
+    def stream(self, messages: Sequence[Message], *, stop: Sequence[str] = (), max_tokens: int = 256,
+               constraint: object | None = None) -> Iterator[str | Completion]:
+        self.constraints.append(constraint)
+        return super().stream(messages, stop=stop, max_tokens=max_tokens)
+
+
+def fake_loader(spec: str, adapter: str | None = None) -> AppFakeModel:
+    """A fresh scripted `AppFakeModel` per call (FakeModels keep per-run state)."""
     kind = spec.split(":", 1)[-1] if ":" in spec else ""
     name = spec + (f"+{adapter}" if adapter else "")
     if kind == "raise":
-        return FakeModel([RuntimeError("the fake backend exploded")], name=name)
+        return AppFakeModel([RuntimeError("the fake backend exploded")], name=name)
     if kind == "down":
-        return FakeModel([BackendError("fake endpoint is down (HTTP 503)")], name=name)
+        return AppFakeModel([BackendError("fake endpoint is down (HTTP 503)")], name=name)
     if kind == "leaky":  # an SDK error that echoes the key it was given
         key = os.environ.get("OPENAI_API_KEY", "")
-        return FakeModel([BackendError(f"HTTP 401: Incorrect API key provided: {key}")], name=name)
+        return AppFakeModel([BackendError(f"HTTP 401: Incorrect API key provided: {key}")], name=name)
     delay = 0.2 if kind == "slow" else 0.0
-    return FakeModel([lambda m: scripted_reply(m, delay)] * 40, name=name)
+    return AppFakeModel([lambda m: scripted_reply(m, delay)] * 40, name=name)
 
 
 def fake_config(db_path: str | Path | None, **overrides: Any) -> AppConfig:

@@ -84,8 +84,14 @@ class Metered:
     def session(self) -> Metered:
         return Metered(self.model.session(), self.total)
 
-    def stream(self, messages: Sequence[Message], *, stop: Sequence[str], max_tokens: int) -> Iterator[str | Completion]:
-        for item in self.model.stream(messages, stop=stop, max_tokens=max_tokens):
+    @property
+    def supports_constraint(self) -> bool:
+        """Whether the model under it decodes under a grammar (the agent asks before it passes `constraint`)."""
+        return bool(getattr(self.model, "supports_constraint", False))
+
+    def stream(self, messages: Sequence[Message], *, stop: Sequence[str], max_tokens: int,
+               **kw: Any) -> Iterator[str | Completion]:
+        for item in self.model.stream(messages, stop=stop, max_tokens=max_tokens, **kw):  # kw: `constraint`
             if isinstance(item, Completion):
                 self.total[0] += item.cost_usd or 0.0
             yield item

@@ -53,8 +53,10 @@ def client(url: str) -> Client:
 
 
 def battle(c: Client, question: str, prompted: str = "fake:scripted", finetuned: str = "model:fake:tuned", *,
-           blind: bool = False, noise: str = "off", p: float = 0.5, seed: int = 0):
-    job = c.submit(question, prompted, "react", 2, finetuned, noise, p, seed, blind, api_name="/battle")
+           blind: bool = False, noise: str = "off", p: float = 0.5, seed: int = 0, prompting: str | None = None):
+    # without `prompting` the call sends the first nine inputs only, as older clients do: the default applies
+    extra = () if prompting is None else (prompting,)
+    job = c.submit(question, prompted, "react", 2, finetuned, noise, p, seed, blind, *extra, api_name="/battle")
     final = job.result(timeout=60)
     return job.outputs(), final
 
@@ -64,7 +66,7 @@ def steps_of(side_html: str) -> list[str]:
 
 
 def test_a_battle_streams_and_ends_with_both_result_rows(app):
-    url, _ = app
+    url, store = app
     c = client(url)
     outs, (status, a, b, reveal) = battle(c, "What is the capital of France?", prompted="fake:slow")
     assert len(outs) >= 4  # the slow side streamed several updates
@@ -75,6 +77,12 @@ def test_a_battle_streams_and_ends_with_both_result_rows(app):
         assert 'data-status="done"' in side and 'data-em="1.0"' in side
         assert steps_of(side) == ["0", "1"] and "search[France]" in side and "finish[Paris]" in side
     assert "prompted: fake:slow · react 2-shot" in a and "finetuned: fake:tuned · fine-tuned" in b  # not blind
+    # the default prompting setup: the best-effort prompted agent, named by it on the page and in the store
+    assert "prompted: fake:slow · react 2-shot · scratchpad · constrained" in a
+    keys = [r["agent_key"] for r in store.runs_table() if r["agent_key"].startswith("fake:slow")]
+    assert keys and all("scratchpad · constrained" in k for k in keys)
+    _, (status, a, _, _) = battle(c, "What is the capital of France?", prompting="chat")  # the tenth input
+    assert "Both agents finished" in status and "prompted: fake:scripted · react 2-shot</span>" in a
 
 
 def test_a_blind_vote_lands_in_duckdb_and_the_leaderboard_counts_it(app):
@@ -95,7 +103,8 @@ def test_a_blind_vote_lands_in_duckdb_and_the_leaderboard_counts_it(app):
     assert store.count("votes") == votes_before + 1
     agree, table, *_ = c.predict(api_name="/leaderboard")
     rows = {r[0]: r for r in table["data"]}
-    assert rows["fake:scripted · react 2-shot"][1] >= 1 and rows["fake:tuned · fine-tuned"][1] >= 1  # blind battles
+    assert rows["fake:scripted · react 2-shot · scratchpad · constrained"][1] >= 1  # blind battles, default prompting
+    assert rows["fake:tuned · fine-tuned"][1] >= 1
     assert "blind votes" in agree and re.search(r"<b>(\d+)</b> blind votes", agree).group(1) == str(
         len(store.blind_comparisons()))
 

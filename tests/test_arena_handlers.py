@@ -108,3 +108,125 @@ def test_the_training_button_is_for_admins_only(tmp_path):
         assert "Only" in msg and "train an adapter" in msg and runtime.loop_job is None  # nothing started
     finally:
         runtime.store.close()
+
+
+# --- the prompted side's Prompting control ----------------------------------------------------
+def _capturing(tmp_path, name: str, **overrides):
+    """A runtime whose loader keeps the models it made, by spec (the prompted side's own model)."""
+    from space.fakes import fake_loader
+
+    made: dict[str, object] = {}
+
+    def load(spec: str, adapter: str | None = None):
+        made[spec] = model = fake_loader(spec, adapter)
+        return model
+
+    return Runtime(fake_config(tmp_path / name, load_model=load, **overrides)), made
+
+
+@pytest.mark.parametrize("value, fmt, constrained, prompts, suffix", [
+    ("scratchpad+constrained", "scratchpad", True, "default", " · scratchpad · constrained"),
+    ("scratchpad", "scratchpad", False, "default", " · scratchpad"),
+    ("chat", "chat", False, "default", ""),
+    ("scratchpad+constrained:world", "scratchpad", True, "world", " · world · scratchpad · constrained"),
+    (None, "scratchpad", True, "default", " · scratchpad · constrained"),  # the default
+])
+def test_each_prompting_setup_reaches_the_prompted_agent_and_its_stored_key(tmp_path, value, fmt, constrained,
+                                                                           prompts, suffix):
+    from fireact_core.methods import load_prompts
+
+    runtime, made = _capturing(tmp_path, "prompting.duckdb")
+    try:
+        args = (runtime, "What is the capital of France?", "fake:scripted", "react", 2, "model:fake:tuned", "off", 0.5,
+                0, False)
+        outs = list(battle_updates(*args, who=lambda: ME) if value is None else
+                    battle_updates(*args, value, who=lambda: ME))
+        st = outs[-1][8]
+        prompted, tuned = (s.view.trajectory for s in st.sides)  # not blind: A is the prompted side
+        agent = prompted.agent
+        assert (agent.prompt_format, agent.constrained, agent.prompts) == (fmt, constrained, prompts)
+        key = f"fake:scripted · react 2-shot{suffix}"
+        assert agent.key == key and runtime.store.get_run(prompted.id).agent.key == key
+        assert {r["agent_key"] for r in runtime.store.runs_table()} == {key, "fake:tuned · fine-tuned"}
+        assert f"prompted: {key}" in outs[-1][1] and st.sides[0].label == f"prompted: {key}"  # its subtitle
+        assert tuned.agent.key == "fake:tuned · fine-tuned" and not tuned.agent.constrained  # the other side as before
+        assert prompted.em == 1.0 and [s.action for s in prompted.steps] == ["search", "finish"]
+        model = made["fake:scripted"]
+        assert all((c is not None) == constrained for c in model.constraints) and model.constraints
+        second = model.calls[1]  # the call after the search: where its Observation went
+        if fmt == "scratchpad":
+            assert second[-1]["role"] == "assistant" and "\nObservation: France is" in second[-1]["content"]
+        else:
+            assert second[-1] == {"role": "user", "content": f"Observation: {prompted.steps[0].observation}"}
+        world_q = load_prompts("world").examples["react"][0]["question"]
+        assert (world_q in second[0]["content"]) == (prompts == "world")  # the side's own exemplars
+    finally:
+        runtime.store.close()
+
+
+def test_an_api_model_runs_without_constrained_decoding_and_the_status_says_so(tmp_path):
+    """The constraint is dropped for an API model (not refused): the agent would refuse it, the page says why."""
+    from fireact_core.backends.fake import FakeModel
+    from space.fakes import fake_loader, scripted_reply
+
+    def load(spec: str, adapter: str | None = None):  # an API model: no `supports_constraint`
+        if spec.startswith("openai:"):
+            return FakeModel([scripted_reply] * 10, name=spec)
+        return fake_loader(spec, adapter)
+
+    runtime = Runtime(fake_config(tmp_path / "api.duckdb", load_model=load,
+                                  prompted_choices=lambda: [("OpenAI stand-in", "openai:gpt-4o-mini")]))
+    try:
+        outs = list(battle_updates(runtime, "What is the capital of France?", "openai:gpt-4o-mini", "react", 2,
+                                   "model:fake:tuned", "off", 0.5, 0, True, "scratchpad+constrained", who=lambda: ME))
+        st = outs[-1][8]
+        assert "Constrained decoding needs a local model" in outs[0][0] and "Both agents finished" in outs[-1][0]
+        assert "Constrained decoding needs a local model" in outs[-1][0]
+        (prompted,) = [s.view.trajectory for s in st.sides if s.view.trajectory.agent.role == "prompted"]
+        assert prompted.status == "finished" and prompted.em == 1.0
+        assert (prompted.agent.prompt_format, prompted.agent.constrained) == ("scratchpad", False)
+        assert runtime.store.get_run(prompted.id).agent.key == "openai:gpt-4o-mini · react 2-shot · scratchpad"
+        # blind: neither the note nor the sides tell which side is which before the vote
+        for side in outs[-1][1:3]:
+            assert "openai" not in side and "scratchpad" not in side and "prompted" not in side
+        assert "side A" not in outs[-1][0] and "side B" not in outs[-1][0]
+        reveal = vote(runtime, st, "a", lambda: ME)[0]
+        assert "openai:gpt-4o-mini · react 2-shot · scratchpad" in reveal  # named after the vote
+    finally:
+        runtime.store.close()
+
+
+def test_a_blind_battle_hides_the_prompting_setup_until_the_vote(rt):
+    outs, st = _battle(rt, blind=True)
+    for side in outs[-1][1:3]:
+        assert "scratchpad" not in side and "constrained" not in side and "fake:" not in side
+    reveal, a, b, *_ = vote(rt, st, "tie", lambda: ME)
+    assert "fake:scripted · react 2-shot · scratchpad · constrained" in reveal + a + b
+
+
+@pytest.mark.parametrize("bad", ["scratchpad+fast", "json", "scratchpad:/etc/passwd", "chat:../default", "", "x" * 500])
+def test_a_bad_prompting_value_is_refused_with_nothing_stored(rt, bad):
+    asked = []
+
+    def who() -> Rater:
+        asked.append(1)
+        return ME
+
+    with pytest.raises(InputError, match="Unknown prompting setup") as e:
+        list(battle_updates(rt, "What is the capital of France?", "fake:scripted", "react", 2, "model:fake:tuned",
+                            "off", 0.5, 0, True, bad, who=who))
+    assert "scratchpad+constrained" in str(e.value) and len(str(e.value)) < 300  # the choices, not the whole value
+    assert asked == [] and rt.store.count("runs") == 0 and rt.store.count("raters") == 0
+
+
+def test_prompting_values_parse_to_the_spec_fields():
+    from space.arena import prompting_shots
+    from space.choices import PROMPTING_CHOICES, parse_prompting
+
+    assert [parse_prompting(v) for _, v in PROMPTING_CHOICES] == [
+        ("scratchpad", True, "default"), ("scratchpad", False, "default"), ("chat", False, "default"),
+        ("scratchpad", True, "world")]
+    assert parse_prompting(None) == ("scratchpad", True, "default")
+    assert parse_prompting(" chat+constrained:world ") == ("chat", True, "world")  # the form, not only the presets
+    assert prompting_shots("scratchpad+constrained:world")["value"] == 6  # the world's exemplars are six
+    assert prompting_shots("chat")["value"] == 2

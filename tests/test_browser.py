@@ -81,6 +81,8 @@ def page(app):
 def test_a_blind_battle_and_a_vote_in_the_browser_with_an_xss_canary(app, page):
     _, store = app
     ARTIFACTS.mkdir(exist_ok=True)
+    # the prompted side's Prompting control starts on the best-effort setup
+    assert page.locator("#fa-p-prompting input").input_value() == "scratchpad · constrained decoding"
     page.locator("#fa-question textarea").fill("What does Mallory's page say?")
     page.locator("#fa-run").click()
     for side in ("a", "b"):
@@ -93,7 +95,7 @@ def test_a_blind_battle_and_a_vote_in_the_browser_with_an_xss_canary(app, page):
     assert page.locator('#fa-side-a img[src="x"], #fa-side-b img[src="x"], #fa-side-a script').count() == 0
     # Blind: no names before the vote; each step is a collapsible block with its result row.
     sides_text = page.locator("#fa-side-a").inner_text() + page.locator("#fa-side-b").inner_text()
-    assert "fake:tuned" not in sides_text and "fake:scripted" not in sides_text
+    assert "fake:tuned" not in sides_text and "fake:scripted" not in sides_text and "scratchpad" not in sides_text
     assert page.locator("#fa-side-a details.fa-step").count() == 2
     assert page.locator("#fa-side-b table.fa-summary").count() == 1
     page.screenshot(path=str(ARTIFACTS / "arena-battle.png"), full_page=True)
@@ -104,6 +106,7 @@ def test_a_blind_battle_and_a_vote_in_the_browser_with_an_xss_canary(app, page):
     page.locator("#fa-reveal .fa-reveal").wait_for(timeout=10_000)
     reveal = page.locator("#fa-reveal").inner_text()
     assert "A is better" in reveal and "fake:tuned" in reveal and "fake:scripted" in reveal
+    assert "fake:scripted · react 2-shot · scratchpad · constrained" in reveal  # the prompted side's setup, revealed
     assert store.count("votes") == votes + 1
     for vid in ("a", "b", "tie", "bad"):
         assert page.locator(f"#fa-vote-{vid}").is_disabled()
