@@ -164,7 +164,9 @@ class Agent:
         lead = "Thought:" if self.config.prompt_format == "scratchpad" and not self.config.finetuned else ""
         if lead:
             yield TokenDelta(index, lead)
-        text = lead + (yield from self._call(session, _continue(messages, pad + lead), step, index, actions, lead))
+        text = yield from self._call(session, _continue(messages, pad + lead), step, index, actions, lead)
+        # A chat API starts a fresh reply instead of continuing the turn, often with its own "Thought:".
+        text = lead + (text.lstrip()[len(lead):] if lead and text.lstrip().startswith(lead) else text)
         thought, action = parse_model_turn(text)
         if action is None or parse_action(action) is None:
             if thought and self.config.constrained:  # the grammar's Thought is one line

@@ -70,3 +70,10 @@ def test_constrained_decoding_is_refused_for_a_model_that_cannot_do_it():
         Agent(FakeModel([]), None, AgentConfig(constrained=True)).solve("q?")
     assert "constrained" in AgentSpec(model="smollm2", constrained=True).key
     assert "constrained" not in AgentSpec(model="smollm2").key
+
+
+def test_a_reply_that_repeats_the_scratchpads_thought_key_is_read_once():
+    """Chat APIs answer a final assistant turn with a fresh reply, often opening with its own `Thought:`."""
+    model = FakeModel(["Thought: I know it.\nAction: finish[Idris Kallum]"])
+    t = Agent(model, None, AgentConfig(method="react", prompt_format="scratchpad")).solve("Who?", gold="Idris Kallum")
+    assert t.steps[0].thought == "I know it." and t.em == 1.0
