@@ -45,15 +45,19 @@ AGENTS = {
 NOISES = ("off", "none", "random")
 
 
-def configure(out_dir: Path, model: str | None = None, prompted: str | None = None, noises: str | None = None) -> None:
+def configure(out_dir: Path, model: str | None = None, prompted: str | None = None, noises: str | None = None,
+              *, write: bool = True) -> None:
     """Set the agents and noises of this run, and remember them in `out_dir/config.json` (a resumed
-    run, the workers and `--table-only` read them back)."""
+    run, the workers and `--table-only` read them back; only the main process writes it, atomically)."""
     import shlex
 
     saved = out_dir / "config.json"
     cfg = json.loads(saved.read_text()) if saved.is_file() else {"model": "smollm2", "prompted": "", "noises": "off,none,random"}
     cfg.update({k: v for k, v in {"model": model, "prompted": prompted, "noises": noises}.items() if v is not None})
-    saved.write_text(json.dumps(cfg, indent=1) + "\n")
+    if write:
+        tmp = saved.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cfg, indent=1) + "\n")
+        os.replace(tmp, saved)
     AGENTS["prompted"] = ["--model", cfg["model"], "--adapter", "none", "--method", "react", *shlex.split(cfg["prompted"])]
     AGENTS["fine-tuned"] = ["--model", cfg["model"], "--adapter", "default"]
     global NOISES
@@ -281,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--worker-id", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    configure(args.out_dir, args.model, args.prompted, args.noises)
+    configure(args.out_dir, args.model, args.prompted, args.noises, write=not args.worker)
     if args.worker:
         worker(args.worker, args.worker_id, args.limit, args.split, args.out_dir, args.seed, args.p)
         return 0
