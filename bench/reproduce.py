@@ -70,15 +70,13 @@ def worker(agent: str, wid: int, limit: int, split: str, out_dir: Path, seed: in
     Workers of one agent share the questions through claim files (created exclusively), so any
     number of them split the work without a plan; each writes its own files.
     """
-    from fireact_core.commands._agent_opts import add_agent_args, agent_description, agent_factory, load_agent_model
+    from fireact_core.spec import agent_factory, load_spec_model, spec_from_options
     from fireact_core.tasks import load_task
 
     examples = load_task("world", split).examples[:limit]
-    parser = argparse.ArgumentParser()
-    add_agent_args(parser)
-    opts = {n: parser.parse_args([*AGENTS[agent], "--noise", n, "--p", str(p), "--seed", str(seed)]) for n in NOISES}
-    model = load_agent_model(opts["off"])
-    makers = {n: agent_factory(o, model=model) for n, o in opts.items()}
+    specs = {n: spec_from_options([*AGENTS[agent], "--noise", n, "--p", str(p), "--seed", str(seed)]) for n in NOISES}
+    model = load_spec_model(specs["off"])
+    makers = {n: agent_factory(spec, model) for n, spec in specs.items()}
     done = {n: set().union(*(_ids(f) for f in out_dir.glob(f"{agent}-{n}.*.jsonl"))) for n in NOISES}
     claims = out_dir / "claims"
     claims.mkdir(exist_ok=True)
@@ -95,7 +93,6 @@ def worker(agent: str, wid: int, limit: int, split: str, out_dir: Path, seed: in
                 if ex.id in done[n]:
                     continue
                 traj = makers[n](i).solve(ex.question, gold=ex.answer, task=ex.task, id=ex.id, meta=dict(ex.meta))
-                traj.agent.update(agent_description(opts[n]))
                 sinks[n].write(json.dumps(traj.to_dict(), ensure_ascii=False) + "\n")
                 sinks[n].flush()
                 print(f"{agent}[{wid}] q{i} {n}: em={traj.em} steps={traj.num_steps} {traj.time_s:.1f}s", flush=True)

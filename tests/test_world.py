@@ -214,7 +214,7 @@ def test_shipped_trajectories_parse_score_and_show_the_real_tool(questions):
     assert [t.to_dict() for t in again] == [t.to_dict() for t in trajs[:25]]
     fresh = ScriptedTeacher(WORLD, seed=seed)  # and any one of them, alone, whatever was solved before
     for t in (trajs[-1], next(t for t in reversed(trajs) if t.method == "reflexion")):
-        noise = NoiseConfig(**t.agent["noise"])
+        noise = t.agent.noise
         method = "reflexion-flat" if t.method == "reflexion" else t.method
         assert fresh.solve(gold_q[t.meta["qid"]], method, noise).to_dict() == t.to_dict()
     thoughts = Counter(re.sub(r"[A-Z][a-z]+( [A-Z][a-z]+)*|\d[\d,]*", "X", t.steps[0].thought) for t in trajs

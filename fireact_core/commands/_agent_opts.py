@@ -129,16 +129,3 @@ def agent_factory(spec: AgentSpec | argparse.Namespace, model: Any = None) -> Ca
     from fireact_core.spec import agent_factory as factory
 
     return factory(spec_from_args(spec) if isinstance(spec, argparse.Namespace) else spec, model)
-
-
-# Older names, kept for callers outside the core that still pass argparse options (bench/reproduce.py).
-def load_agent_model(args: argparse.Namespace) -> Any:
-    """The model the options name, with its adapter if any."""
-    from fireact_core.spec import load_spec_model
-
-    return load_spec_model(spec_from_args(args))
-
-
-def agent_description(args: argparse.Namespace) -> dict[str, Any]:
-    """The options' `AgentSpec` as a dict (what `Trajectory.agent.update` merges)."""
-    return spec_from_args(args).to_dict()

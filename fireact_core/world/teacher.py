@@ -183,7 +183,7 @@ class ScriptedTeacher:
         if method == "reflexion-flat":
             at = next((i for i, st in enumerate(traj.steps) if _REFLECTION_MARK.search(st.thought)), None)
             traj.meta["reflection_step"] = at
-            traj.method = traj.agent["method"] = "reflexion"
+            traj.method = traj.agent.method = "reflexion"
             traj.reflections = [self.policy.script(q, method, 0, seed).reflection] if at is not None else []
             traj.meta["reflexion_format"] = "flat"
         return traj
@@ -212,7 +212,7 @@ class ScriptedTeacher:
                 dropped += 1
         stats = {"requested": n, "kept": len(kept), "dropped_by_em": dropped,
                  "by_method": dict(sorted(Counter(t.method for t in kept).items())),
-                 "by_noise": dict(sorted(Counter(t.agent["noise"]["mode"] for t in kept).items())),
+                 "by_noise": dict(sorted(Counter(t.agent.noise.mode for t in kept).items())),
                  "noisy_steps": sum(st.noise != "clean" for t in kept for st in t.steps)}
         return kept, stats
 
