@@ -34,8 +34,10 @@ class DropDifference:
     def format(self) -> str:
         if self.difference is None:
             return "n/a (an agent has EM 0 without noise)"
-        interval = f" (95% CI {100 * self.low:+.1f} to {100 * self.high:+.1f})" if self.low is not None else ""
-        return f"{100 * self.difference:+.1f} points{interval}"
+        if self.low is None:
+            return (f"{100 * self.difference:+.1f} points (no interval: in most resamples an agent has EM 0 "
+                    "without noise, so the drop is undefined)")
+        return f"{100 * self.difference:+.1f} points (95% CI {100 * self.low:+.1f} to {100 * self.high:+.1f})"
 
 
 def paired_drop_difference(prompted_off: Sequence[float], prompted_noisy: Sequence[float],

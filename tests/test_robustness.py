@@ -33,5 +33,7 @@ def test_equal_drops_give_an_interval_around_zero_and_the_seed_replays():
 def test_undefined_drops_and_unpaired_lists():
     d = paired_drop_difference([0, 0], [0, 0], [1, 1], [1, 0], rounds=50)
     assert d.difference is None and d.low is None and "n/a" in d.format()
+    rare = paired_drop_difference([1] + [0] * 29, [0] * 30, [0, 1] + [0] * 28, [1] * 2 + [0] * 28, rounds=200)
+    assert rare.difference == pytest.approx(2.0) and rare.low is None and "no interval" in rare.format()
     with pytest.raises(ValueError, match="paired"):
         paired_drop_difference([1], [1, 0], [1], [1])
