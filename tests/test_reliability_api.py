@@ -62,7 +62,8 @@ def raw_call(url: str, endpoint: str, data: list[Any]) -> tuple[str, Any]:
     return event, payload
 
 
-QUESTION = ["fake:scripted", "react", 2, "model:fake:tuned", "off", 0.5, 0, True]
+# The battle's inputs after the question; a raw HTTP call must send every one (gradio_client fills defaults).
+QUESTION = ["fake:scripted", "react", 2, "model:fake:tuned", "off", 0.5, 0, True, "scratchpad+constrained"]
 
 
 @pytest.mark.parametrize(("question", "message"), [
@@ -92,6 +93,7 @@ def test_a_bad_question_gets_a_message_and_nothing_is_stored(app, question, mess
     (5, "loud", "not in the list of choices"),
     (3, 1000, "greater than maximum value 6"),
     (2, "telepathy", "not in the list of choices"),
+    (9, "scratchpad+telepathy", "not in the list of choices"),
 ])
 def test_out_of_range_settings_are_refused_before_anything_runs(app, index, value, message):
     url, store, _ = app
