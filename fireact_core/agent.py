@@ -115,11 +115,16 @@ class Agent:
         yield Finished(traj)
 
     def spec(self) -> AgentSpec:
-        """The record of this agent that its trajectories carry (a copy: a trajectory's edits stay its own)."""
+        """The record of this agent that its trajectories carry (a copy: a trajectory's edits stay its own).
+
+        Its `exemplars` is the number the prompt really holds (asking for 6 of a set of 2 gives 2)."""
         cfg = self.config
-        if isinstance(cfg, AgentSpec):
-            return replace(cfg)
-        return AgentSpec(model=self.model.name, tools="", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__})
+        spec = replace(cfg) if isinstance(cfg, AgentSpec) else AgentSpec(
+            model=self.model.name, tools="", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__})
+        if not spec.finetuned:
+            method = "react" if spec.method == "reflexion" else spec.method
+            spec.exemplars = min(spec.exemplars, len(self.prompts.examples.get(method, [])))
+        return spec
 
     # --- one trial -----------------------------------------------------------------------
     def _trial(self, traj: Trajectory, trial: int) -> Iterator[Event]:

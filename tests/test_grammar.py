@@ -77,3 +77,11 @@ def test_a_reply_that_repeats_the_scratchpads_thought_key_is_read_once():
     model = FakeModel(["Thought: I know it.\nAction: finish[Idris Kallum]"])
     t = Agent(model, None, AgentConfig(method="react", prompt_format="scratchpad")).solve("Who?", gold="Idris Kallum")
     assert t.steps[0].thought == "I know it." and t.em == 1.0
+
+
+def test_the_record_counts_the_exemplars_the_prompt_really_holds():
+    asked = AgentSpec(model="fake", method="react", exemplars=6)  # the default set has 2 ReAct exemplars
+    t = Agent(FakeModel([]), None, asked).solve("q?")
+    assert t.agent.exemplars == 2 and "react 2-shot" in t.agent.key
+    world = Agent(FakeModel([]), None, AgentSpec(model="fake", method="react", exemplars=6, prompts="world")).solve("q?")
+    assert world.agent.exemplars == 6
