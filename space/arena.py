@@ -26,11 +26,11 @@ from fireact_core.tools.noisy import NoiseConfig
 from space.choices import (
     CONSTRAINABLE_KINDS,
     DEFAULT_PROMPTING,
-    PROMPT_SETS,
     PROMPTING_CHOICES,
     check_model,
     parse_finetuned,
     parse_prompting,
+    react_shots,
 )
 from space.raters import Rater
 from space.render import CSS, SideView, render_message, render_reveal, render_side
@@ -253,7 +253,7 @@ def random_question(rt: Runtime) -> str:
 def prompting_shots(value: str | None) -> Any:
     """The exemplar count a prompting setup is meant with (the world's exemplars: 6), for the slider."""
     try:
-        return gr.update(value=PROMPT_SETS[parse_prompting(value)[2]])
+        return gr.update(value=react_shots(parse_prompting(value)[2]))
     except InputError:
         return gr.skip()
 

@@ -38,7 +38,15 @@ PROMPTING_CHOICES: list[Choice] = [
     ("scratchpad · constrained · world exemplars (6 shots)", "scratchpad+constrained:world"),
 ]
 DEFAULT_PROMPTING = PROMPTING_CHOICES[0][1]
-PROMPT_SETS = {"default": 2, "world": 6}  # the bundled prompts files a visitor may pick (never a path): ReAct shots
+PROMPT_SETS = ("default", "world")  # the bundled prompts files a visitor may pick (never a path)
+
+
+@functools.cache
+def react_shots(prompts: str) -> int:
+    """How many ReAct exemplars a bundled prompts file holds (what its setup is meant with)."""
+    from fireact_core.methods import load_prompts
+
+    return len(load_prompts(prompts).examples.get("react", []))
 CONSTRAINABLE_KINDS = ("local", "fake")  # model kinds that decode under a grammar (the app's fakes accept one)
 
 

@@ -313,13 +313,16 @@ class LocalModel:
         text, emitted, finish, produced = "", 0, "length", 0
         try:
             for i in range(max_tokens):
-                token = _pick(logits, sh.temperature, gen) if constraint is None else _pick_valid(logits, out, sh, constraint)
+                if constraint is None:
+                    token, decoded = _pick(logits, sh.temperature, gen), None
+                else:  # the grammar already decoded the text the token makes
+                    token, decoded = _pick_valid(logits, out, sh, constraint)
                 produced += 1
                 if token in sh.end_ids:
                     finish = "stop"
                     break
                 out.append(token)
-                text = sh.decode(out)
+                text = sh.decode(out) if decoded is None else decoded
                 if constraint is not None and constraint.check(text) == DONE:
                     text, finish = constraint.cut(text), "stop"
                     break
@@ -354,8 +357,10 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def _pick_valid(logits: Any, out: list[int], sh: _Shared, grammar: ActionGrammar, top_k: int = 64) -> int:
-    """The likeliest token (greedy) whose text keeps the turn inside `grammar`.
+def _pick_valid(logits: Any, out: list[int], sh: _Shared, grammar: ActionGrammar,
+                top_k: int = 64) -> tuple[int, str]:
+    """The likeliest token (greedy, whatever the temperature) whose text keeps the turn inside
+    `grammar`, and the text `out` plus that token decodes to.
 
     Candidates are tried in the model's order among its `top_k`; when none fits, the first token
     of the grammar's shortest literal continuation is forced.
@@ -367,10 +372,10 @@ def _pick_valid(logits: Any, out: list[int], sh: _Shared, grammar: ActionGrammar
             continue  # a turn cannot end before its Action is closed
         text = sh.decode([*out, token])
         if text.endswith("\ufffd") or grammar.check(text) != BAD:  # (a partial UTF-8 character waits)
-            return token
+            return token, text
     with sh.lock:
-        forced = sh.tokenizer(grammar.forced(sh.decode(out)), add_special_tokens=False)["input_ids"]
-    return forced[0]
+        forced = sh.tokenizer(grammar.forced(sh.decode(out)), add_special_tokens=False)["input_ids"][0]
+    return forced, sh.decode([*out, forced])
 
 
 def _pick(logits: Any, temperature: float, gen: Any) -> int:
