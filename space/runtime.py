@@ -95,8 +95,10 @@ class Runtime:
     def finetuned_choices(self) -> list[Choice]:
         """Adapters registered while the app runs, local choices (re-scanned) and the Hub's, once its listing arrived."""
         out: list[Choice] = []
+        seen: set[str] = set()
         for c in [*self._registered, *self.cfg.finetuned_choices(), *self._hub]:
-            if c[1] not in {v for _, v in out}:
+            if c[1] not in seen:
+                seen.add(c[1])
                 out.append(c)
         return out
 
