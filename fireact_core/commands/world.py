@@ -15,7 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="data/world", help="output folder (default data/world)")
     p.add_argument("--size", type=float, default=1.0, help="scale every entity count (default 1.0; tests use less)")
     p.add_argument("--trajectories", type=int, default=0, metavar="N",
-                   help="also write N scripted-teacher training trajectories (ReAct, CoT, Reflexion; some noisy)")
+                   help="also write N scripted-teacher training trajectories (ReAct, CoT, Reflexion; some noisy; "
+                        "the shipped world has 1350)")
+    p.add_argument("--bridge3", type=float, default=None, metavar="SHARE",
+                   help="share of 3-hop bridge trajectories among them (default 0.35; a 3-hop question gets up to "
+                        "three trajectories, with different wordings)")
     p.set_defaults(func=run)
 
 
@@ -30,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--size must be in (0, 10], got {args.size}")
     if args.trajectories < 0:
         raise ConfigError("--trajectories must be at least 0")
+    if args.bridge3 is not None and not 0.0 <= args.bridge3 <= 1.0:
+        raise ConfigError(f"--bridge3 must be a share in [0, 1], got {args.bridge3}")
     out = Path(args.out)
     t0 = time.perf_counter()
     manifest = write_world(args.seed, out, args.size)
@@ -38,15 +44,17 @@ def run(args: argparse.Namespace) -> int:
           + f" ({time.perf_counter() - t0:.1f} s)")
     if args.trajectories:
         from fireact_core.formats import write_trajectories
-        from fireact_core.world.teacher import ScriptedTeacher
+        from fireact_core.world.teacher import BRIDGE3_SHARE, ScriptedTeacher
 
         t1 = time.perf_counter()
         teacher = ScriptedTeacher(out, seed=args.seed)
-        trajs, stats = teacher.training_set(n=args.trajectories, seed=args.seed)
+        bridge3 = BRIDGE3_SHARE if args.bridge3 is None else args.bridge3
+        trajs, stats = teacher.training_set(n=args.trajectories, seed=args.seed, bridge3=bridge3)
         write_trajectories(trajs, out / "trajectories" / "train.jsonl", "trajectories")
         manifest = write_manifest(out, args.seed, args.size, {"trajectories": stats})
         print(f"trajectories: {stats['kept']:,} kept ({stats['dropped_by_em']} dropped by EM); by method "
               + ", ".join(f"{k} {v}" for k, v in stats["by_method"].items())
+              + "; by hops " + ", ".join(f"{k} {v}" for k, v in stats["by_hops"].items())
               + f"; noisy {sum(v for k, v in stats['by_noise'].items() if k != 'off')} ({time.perf_counter() - t1:.1f} s)")
     total = sum(f["bytes"] for f in manifest["files"].values())
     print(f"wrote {out}/ ({total / 1e6:.1f} MB)")

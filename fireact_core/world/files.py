@@ -65,7 +65,7 @@ def write_manifest(out: Path, seed: int, size: float, extra: dict[str, Any] | No
     manifest: dict[str, Any] = {
         "seed": seed, "size": size,
         "command": f"fireact world --seed {seed} --out DIR" + (f" --size {size:g}" if size != 1.0 else "")
-                   + (f" --trajectories {extra['trajectories']['requested']}" if extra and "trajectories" in extra else ""),
+                   + (_trajectory_flags(extra["trajectories"]) if extra and "trajectories" in extra else ""),
         "entities": dict(sorted(Counter(e["kind"] for e in entities).items())), "n_entities": len(entities),
         "questions": {s: dict(sorted(Counter(q["kind"].split(":")[0] if q["type"] != "bridge" else f"bridge{q['hops']}"
                                              for q in qs).items())) for s, qs in questions.items()},
@@ -77,6 +77,14 @@ def write_manifest(out: Path, seed: int, size: float, extra: dict[str, Any] | No
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "README.md").write_text(_readme(manifest), encoding="utf-8")
     return manifest
+
+
+def _trajectory_flags(stats: dict[str, Any]) -> str:
+    """The `fireact world` flags that regenerate these trajectories (`--bridge3` only when not the default)."""
+    from fireact_core.world.teacher import BRIDGE3_SHARE
+
+    share = stats.get("bridge3", BRIDGE3_SHARE)
+    return f" --trajectories {stats['requested']}" + (f" --bridge3 {share:g}" if share != BRIDGE3_SHARE else "")
 
 
 def read_world(folder: str | Path) -> World:
@@ -105,7 +113,12 @@ def _readme(m: dict[str, Any]) -> str:
         traj_md = ("\n## Teacher trajectories\n\n`trajectories/train.jsonl`: " + f"{traj['kept']:,} scripted-teacher trajectories "
                    "(trajectory JSONL, `fireact_core.formats`), all with EM = 1 (filtered by answer, as for an LLM teacher).\n"
                    "By method: " + ", ".join(f"{k} {n}" for k, n in traj["by_method"].items()) + "; by noise: "
-                   + ", ".join(f"{k} {n}" for k, n in traj["by_noise"].items()) + ".\n\n"
+                   + ", ".join(f"{k} {n}" for k, n in traj["by_noise"].items())
+                   + ("; by hops: " + ", ".join(f"{k} {n}" for k, n in traj["by_hops"].items())
+                      + f" (3-hop: {traj['by_hops'].get('3', 0):,} trajectories of {traj['bridge3_questions']:,} questions, "
+                      f"a share of {traj['bridge3']:g} set by `--bridge3`; a question may have more than one, in other words; "
+                      "after each article it reads, a bridge Thought names the hops still to go)"
+                      if "by_hops" in traj else "") + ".\n\n"
                    "Reflexion trajectories are stored in their training form, one clean episode: the first attempt's steps "
                    "(a planned mistake), then a Thought that says \"let me do a reflection\" (the phrase of the paper's own "
                    "Reflexion data) and states the lesson (also in `reflections`), then the corrected steps. The first "

@@ -67,6 +67,11 @@ def _cap(s: str) -> str:
     return s[0].upper() + s[1:] if s else s
 
 
+def _join(parts: list[str]) -> str:
+    """`a`, `a and then b`, `a, b and then c`."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" and then {parts[-1]}"
+
+
 class Policy:
     """Scripts for one world; `search(query)` must be the clean corpus tool."""
 
@@ -107,7 +112,10 @@ class Policy:
         return r.choice(NEED[rel]).format(t=t)
 
     def placeholder(self, r: random.Random, title: str) -> str:
-        return r.choice(PLACEHOLDER.get(self.world[title].kind, ("it",)))
+        e = self.world[title]
+        if e.kind == "organisation" and e.get("sub") in ("university", "publisher", "studio", "label"):
+            return r.choice((f"that {e.get('sub')}", "it"))  # not "that company" for a university
+        return r.choice(PLACEHOLDER.get(e.kind, ("it",)))
 
     def search_step(self, thought: str, title: str, query: str | None = None) -> Planned:
         return Planned(thought, "search", query or title, title, self.rephrasings(title))
@@ -134,6 +142,8 @@ class Policy:
         if q["type"] != "self-contained":
             lead = ""
         tail = r.choice((f" So the answer is {q['answer']}.", "", f" The answer is {q['answer']}."))
+        if q["type"] == "bridge" and len(q["chain"]) >= 3:
+            tail = " " + self._chain_end(q, r)
         return Script([Planned(lead + body + tail, "finish", q["answer"])], q["answer"])
 
     def _reads(self, q: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -156,10 +166,42 @@ class Policy:
         for _, rel, v in reads[1:]:
             needs.append(self.need(r, rel, self.placeholder(r, prev)))
             prev = v
-        joined = needs[0] if len(needs) == 1 else ", then ".join(needs[:-1]) + (", and finally " if len(needs) > 2 else ", then ") + needs[-1]
+        if len(needs) == 1:
+            return f"I need to find {needs[0]}."
+        # every wording names every hop, so the plan says how many searches the answer takes
+        joined = ", then ".join(needs[:-1]) + (", and finally " if len(needs) > 2 else ", then ") + needs[-1]
+        rest = _join(needs[1:])
         return r.choice((f"I need to find {joined}.", f"First I have to find {joined}.",
-                         f"To answer this, I'll look up {needs[0]} first, and then the rest.",
-                         f"Let me search {t0} to find {needs[0]}.")) if len(needs) > 1 else f"I need to find {joined}."
+                         f"To answer this, I'll look up {needs[0]} first, and then {rest}.",
+                         f"Let me search {t0} to find {needs[0]}; after that I need {rest}."))
+
+    def _ahead(self, r: random.Random, reads: list[tuple[str, str, str]], j: int) -> str:
+        """What a bridge thought says is still to be found once the value `reads[j][0]` is known:
+        hop j by name, then every later hop (whose subject is not known yet) by a placeholder."""
+        t, rel, _ = reads[j]
+        now = self.need(r, rel, t)
+        later = [self.need(r, rel_k, self.placeholder(r, t_k)) for t_k, rel_k, _ in reads[j + 1:]]
+        if not later:
+            return r.choice((f"Now I need to find {now}, which is the answer.",
+                             f"One step is left: {now}.",
+                             f"{_cap(t)} is not the answer yet: I still need {now}.",
+                             f"I still need {now}; that answers the question."))
+        rest = _join(later)
+        return r.choice((f"Now I need {now}, and then {rest}.",
+                         f"Next I need {now}; after that, {rest}.",
+                         f"{_cap(t)} is not the answer yet. I still need {now}, and then {rest}.",
+                         f"I'll search {t} next to find {now}; then I still need {rest}."))
+
+    def _chain_end(self, q: dict[str, Any], r: random.Random) -> str:
+        """The finishing words of a bridge answer: for 3 hops or more they name every link of the chain."""
+        chain, a = q["chain"], q["answer"]
+        if len(chain) < 3:
+            return self._conclude(q, r)
+        steps = [chain[0]["title"], *(c["value"] for c in chain)]
+        walk = ", then ".join(steps[:-1]) + f", and finally {steps[-1]}"
+        return r.choice((f"That completes the chain: {walk}. So the answer is {a}.",
+                         f"{steps[-1]} ends the chain ({', '.join(steps)}), so the answer is {a}, not {steps[-2]}.",
+                         f"All {len(chain)} steps are done ({walk}), so the answer is {a}."))
 
     def _conclude(self, q: dict[str, Any], r: random.Random) -> str:
         a = q["answer"]
@@ -187,17 +229,16 @@ class Policy:
             plan = r.choice(("This time I will read carefully and check every step. ",
                              "Keeping my earlier mistake in mind, ", "I'll avoid my earlier mistake. ")) + plan
         steps = [self.search_step(plan, reads[0][0])]
-        for (t, rel, v), nxt in itertools.pairwise(reads):
+        for j, ((t, rel, v), nxt) in enumerate(itertools.pairwise(reads), 1):
             said = self.fact(r, rel, t, v) + "."
             if q["type"] == "bridge":
-                go = r.choice((f"Now I need to find {self.need(r, nxt[1], nxt[0])}.",
-                               f"Next, I'll search {nxt[0]}.",
-                               f"I need {self.need(r, nxt[1], nxt[0])} next."))
+                go = self._ahead(r, reads, j)
             else:
                 go = r.choice((f"Now I need {self.need(r, nxt[1], nxt[0])}.", f"Next I'll look up {nxt[0]}."))
             steps.append(self.search_step(f"{said} {go}", nxt[0]))
         t, rel, v = reads[-1]
-        steps.append(Planned(f"{self.fact(r, rel, t, v)}. {self._conclude(q, r)}", "finish", q["answer"]))
+        end = self._chain_end(q, r) if q["type"] == "bridge" else self._conclude(q, r)
+        steps.append(Planned(f"{self.fact(r, rel, t, v)}. {end}", "finish", q["answer"]))
         return Script(steps, q["answer"])
 
     # --- planned mistakes (Reflexion) ---------------------------------------------------------
@@ -286,7 +327,12 @@ class Policy:
             {t for t, _, _ in reads[:m["at"]]} if kind == "vague" else set()
         rest = [s for s in correct.steps if s.action == "finish" or s.target not in done]
         first = rest[0]
-        back = f"{r.choice(REFLECT)}{lesson} I'll search {first.target}."
+        go = f"I'll search {first.target}."
+        titles = [t for t, _, _ in self._reads(q)]
+        if q["type"] == "bridge" and kind != "early" and first.target in titles[1:]:  # an early stop's lesson names the hop
+            j = titles.index(first.target)
+            go = self._ahead(r, self._reads(q), j)  # every wording names first.target
+        back = f"{r.choice(REFLECT)}{lesson} {go}"
         rest[0] = Planned(f"{said} {back}", first.action, first.arg, first.target, first.alts)
         return Script(steps + rest, q["answer"], kind, lesson, reflect_at=len(steps))
 
