@@ -145,7 +145,8 @@ class Agent:
             yield StepStarted(index, trial)
             step = Step(trial=trial)
             t = time.perf_counter()
-            text = yield from self._query(session, messages, pad, step, index, actions)
+            source = "\n".join([traj.question, *(s.observation for s in traj.steps if s.trial == trial)])
+            text = yield from self._query(session, messages, pad, step, index, actions, source)
             self._execute(step, text, tools, use_tools, traj)
             step.latency_s = time.perf_counter() - t
             traj.steps.append(step)
@@ -162,7 +163,7 @@ class Agent:
         traj.answer = ""
 
     def _query(self, session: Model, messages: list[Message], pad: str, step: Step, index: int,
-               actions: Sequence[str]) -> Iterator[Event]:
+               actions: Sequence[str], source: str) -> Iterator[Event]:
         """Ask the model for Thought + Action; re-ask once for a missing Action.
 
         `pad` is the scratchpad so far (empty in the chat format). In the scratchpad format the
@@ -171,7 +172,7 @@ class Agent:
         lead = "Thought:" if self.config.prompt_format == "scratchpad" and not self.config.finetuned else ""
         if lead:
             yield TokenDelta(index, lead)
-        text = yield from self._call(session, _continue(messages, pad + lead), step, index, actions, lead)
+        text = yield from self._call(session, _continue(messages, pad + lead), step, index, actions, lead, source)
         # A chat API starts a fresh reply instead of continuing the turn, often with its own "Thought:".
         text = lead + (text.lstrip()[len(lead):] if lead and text.lstrip().startswith(lead) else text)
         thought, action = parse_model_turn(text)
@@ -180,17 +181,19 @@ class Agent:
                 thought = " ".join(thought.split())
             prefix = f"Thought: {thought}\nAction:" if thought else "Action:"
             yield TokenDelta(index, "\n")
-            more = yield from self._call(session, _continue(messages, pad + prefix), step, index, actions, prefix)
+            more = yield from self._call(session, _continue(messages, pad + prefix), step, index, actions, prefix,
+                                         source)
             text = f"{prefix} {more.strip()}"
         return text
 
     def _call(self, session: Model, messages: Sequence[Message], step: Step, index: int,
-              actions: Sequence[str] = (), prefix: str = "") -> Iterator[Event]:
+              actions: Sequence[str] = (), prefix: str = "", source: str = "") -> Iterator[Event]:
         done: Completion | None = None
         kw = {}
         if self.config.constrained:  # the grammar reads the whole turn: a bare "Action:" re-ask had an empty Thought
             turn = prefix if not prefix or prefix.startswith("Thought") else "Thought:\n" + prefix
-            kw["constraint"] = ActionGrammar.for_tools(actions, turn)
+            kw["constraint"] = ActionGrammar.for_tools(actions, turn, source if self.config.extractive else None,
+                                                       source.split("\n", 1)[0])
         for item in session.stream(messages, stop=STOP, max_tokens=self.config.max_tokens, **kw):
             if isinstance(item, Completion):
                 done = item

@@ -49,6 +49,9 @@ class AgentConfig:
     # as in the exemplars and the paper's prompting). Fine-tuned agents always use `chat`.
     prompt_format: str = "chat"
     constrained: bool = False  # format-constrained decoding of the Action line (local models only)
+    # On top of it: each argument copied from the question or the Observations (finish: also yes,
+    # no or a number), so a small model answers with what it read, not with an exemplar's answer.
+    extractive: bool = False
     prompts: str = "default"  # the prompts file: a name in fireact_core/prompts/ (`default`, `world`) or a path
 
     def __post_init__(self) -> None:
@@ -56,6 +59,8 @@ class AgentConfig:
             raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.prompt_format not in PROMPT_FORMATS:
             raise ConfigError(f"unknown prompt format {self.prompt_format!r}; choose one of {', '.join(PROMPT_FORMATS)}")
+        if self.extractive and not self.constrained:
+            raise ConfigError("extractive decoding is a kind of constrained decoding: set constrained too")
         if self.max_steps < 1 or self.trials < 1:
             raise ConfigError("max_steps and trials must be at least 1")
 
@@ -83,7 +88,8 @@ class AgentSpec(AgentConfig):
             return f"{name} · fine-tuned"
         extras = "".join(f" · {x}" for x in (self.prompts if self.prompts != "default" else "",
                                               self.prompt_format if self.prompt_format != "chat" else "",
-                                              "constrained" if self.constrained else "") if x)
+                                              "constrained" if self.constrained else "",
+                                              "extractive" if self.extractive else "") if x)
         return f"{name} · {self.method} {self.exemplars}-shot{extras}"
 
     @property
@@ -134,6 +140,7 @@ class AgentSpec(AgentConfig):
         kw["noise"] = _noise(d)
         kw["finetuned"] = bool(d.get("finetuned", False))
         kw["constrained"] = bool(d.get("constrained", False))
+        kw["extractive"] = bool(d.get("extractive", False))
         for name in ("max_steps", "max_tokens", "trials", "exemplars"):
             if name in kw:
                 try:
@@ -178,7 +185,8 @@ class AgentSpec(AgentConfig):
 
 
 _ORDER = ("model", "adapter", "method", "finetuned", "exemplars", "max_steps", "max_tokens", "trials", "tools",
-          "noise", "prompts", "prompt_format", "constrained", "role")
+          "noise", "prompts", "prompt_format", "constrained", "extractive",
+          "role")
 
 
 def _noise(d: Mapping[str, Any]) -> NoiseConfig:

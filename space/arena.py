@@ -65,15 +65,14 @@ def _side_specs(p_model: str, p_method: str, p_shots: float, f_choice: str,
         raise InputError("choose a prompted model")
     if p_method not in METHODS:
         raise InputError(f"choose a method: {', '.join(METHODS)}")
-    fmt, constrained, prompts = parse_prompting(prompting)
     prompted = AgentSpec(role="prompted", model=p_model, method=p_method, exemplars=int(p_shots or 0),
-                         prompt_format=fmt, constrained=constrained, prompts=prompts)
+                         **parse_prompting(prompting))
     note = ""
     # An API model (openai:...) cannot decode under a grammar. The constraint is dropped, with a note
     # in the status, rather than the battle refused: the default setup is constrained, and an API
     # model still gets the rest of it (the format and the exemplars). The key then says what ran.
     if prompted.constrained and prompted.kind not in CONSTRAINABLE_KINDS:
-        prompted, note = replace(prompted, constrained=False), NO_CONSTRAINT
+        prompted, note = replace(prompted, constrained=False, extractive=False), NO_CONSTRAINT
     f_model, adapter = parse_finetuned(f_choice)
     return prompted, AgentSpec(role="finetuned", model=f_model, adapter=adapter, finetuned=True, exemplars=0), note
 
@@ -253,7 +252,7 @@ def random_question(rt: Runtime) -> str:
 def prompting_shots(value: str | None) -> Any:
     """The exemplar count a prompting setup is meant with (the world's exemplars: 6), for the slider."""
     try:
-        return gr.update(value=react_shots(parse_prompting(value)[2]))
+        return gr.update(value=react_shots(parse_prompting(value)["prompts"]))
     except InputError:
         return gr.skip()
 

@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from fireact_core.errors import ConfigError, FireActError, InputError
 from fireact_core.models import online
@@ -27,8 +28,8 @@ OPENAI_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4o", "gpt-3.5-turbo")
 Choice = tuple[str, str]  # (label, value)
 
 # The prompted side's prompting setups (the arena's "Prompting" control). A value reads
-# `<format>[+constrained][:<prompts>]`: `AgentSpec.prompt_format`, `.constrained` and `.prompts`,
-# all three in the leaderboard key. The default is the best-effort prompted agent: on SmolLM2-135M
+# `<format>[+constrained|+extractive][:<prompts>]`: `AgentSpec.prompt_format`, `.constrained`
+# (`.extractive`) and `.prompts`, all in the leaderboard key. The default is the best-effort prompted agent: on SmolLM2-135M
 # the chat format makes it a strawman (a one-step guess), while scratchpad + constrained decoding
 # makes it search.
 PROMPTING_CHOICES: list[Choice] = [
@@ -36,6 +37,7 @@ PROMPTING_CHOICES: list[Choice] = [
     ("scratchpad", "scratchpad"),
     ("chat (Observations as user turns)", "chat"),
     ("scratchpad · constrained · world exemplars (6 shots)", "scratchpad+constrained:world"),
+    ("scratchpad · extractive (arguments copied from what it read)", "scratchpad+extractive"),
 ]
 DEFAULT_PROMPTING = PROMPTING_CHOICES[0][1]
 PROMPT_SETS = ("default", "world")  # the bundled prompts files a visitor may pick (never a path)
@@ -106,21 +108,22 @@ def check_model(spec: str, offered: Callable[[], Iterable[str]]) -> None:
     raise InputError(f"{spec!r} is not a model this app offers; choose one from the list{hint}.")
 
 
-def parse_prompting(value: str | None) -> tuple[str, bool, str]:
-    """`(prompt_format, constrained, prompts)` of a prompting value (None: the default); else `InputError`.
+def parse_prompting(value: str | None) -> dict[str, Any]:
+    """The `AgentSpec` fields a prompting value sets (None: the default); else `InputError`.
 
-    `scratchpad+constrained:world` → `("scratchpad", True, "world")`; `chat` → `("chat", False, "default")`.
+    `scratchpad+constrained:world` → `prompt_format="scratchpad", constrained=True, prompts="world"`;
+    `+extractive` is constrained decoding that also copies each argument from what the agent read.
     """
     text = DEFAULT_PROMPTING if value is None else str(value).strip()
     head, _, prompts = text.partition(":")
     fmt, _, flag = head.partition("+")
     prompts = prompts or "default"
-    if fmt not in PROMPT_FORMATS or flag not in ("", "constrained") or prompts not in PROMPT_SETS:
+    if fmt not in PROMPT_FORMATS or flag not in ("", "constrained", "extractive") or prompts not in PROMPT_SETS:
         shown = text if len(text) <= 60 else text[:60] + "…"
         raise InputError(f"Unknown prompting setup {shown!r}: choose one of "
                          f"{', '.join(v for _, v in PROMPTING_CHOICES)} (the form is "
-                         f"{'|'.join(PROMPT_FORMATS)}[+constrained][:{'|'.join(PROMPT_SETS)}]).")
-    return fmt, flag == "constrained", prompts
+                         f"{'|'.join(PROMPT_FORMATS)}[+constrained|+extractive][:{'|'.join(PROMPT_SETS)}]).")
+    return {"prompt_format": fmt, "constrained": bool(flag), "extractive": flag == "extractive", "prompts": prompts}
 
 
 def default_prompted_choices() -> list[Choice]:

@@ -130,6 +130,7 @@ def _capturing(tmp_path, name: str, **overrides):
     ("chat", "chat", False, "default", ""),
     ("scratchpad+constrained:world", "scratchpad", True, "world", " · world · scratchpad · constrained"),
     (None, "scratchpad", True, "default", " · scratchpad · constrained"),  # the default
+    ("scratchpad+extractive", "scratchpad", True, "default", " · scratchpad · constrained · extractive"),
 ])
 def test_each_prompting_setup_reaches_the_prompted_agent_and_its_stored_key(tmp_path, value, fmt, constrained,
                                                                            prompts, suffix):
@@ -153,6 +154,9 @@ def test_each_prompting_setup_reaches_the_prompted_agent_and_its_stored_key(tmp_
         assert prompted.em == 1.0 and [s.action for s in prompted.steps] == ["search", "finish"]
         model = made["fake:scripted"]
         assert all((c is not None) == constrained for c in model.constraints) and model.constraints
+        extractive = bool(value and "extractive" in value)
+        assert agent.extractive == extractive
+        assert all((c.source is not None) == extractive for c in model.constraints if c is not None)
         second = model.calls[1]  # the call after the search: where its Observation went
         if fmt == "scratchpad":
             assert second[-1]["role"] == "assistant" and "\nObservation: France is" in second[-1]["content"]
@@ -223,10 +227,15 @@ def test_prompting_values_parse_to_the_spec_fields():
     from space.arena import prompting_shots
     from space.choices import PROMPTING_CHOICES, parse_prompting
 
-    assert [parse_prompting(v) for _, v in PROMPTING_CHOICES] == [
-        ("scratchpad", True, "default"), ("scratchpad", False, "default"), ("chat", False, "default"),
-        ("scratchpad", True, "world")]
-    assert parse_prompting(None) == ("scratchpad", True, "default")
-    assert parse_prompting(" chat+constrained:world ") == ("chat", True, "world")  # the form, not only the presets
+    def fields(v):
+        f = parse_prompting(v)
+        return f["prompt_format"], f["constrained"], f["prompts"], f["extractive"]
+
+    assert [fields(v) for _, v in PROMPTING_CHOICES] == [
+        ("scratchpad", True, "default", False), ("scratchpad", False, "default", False),
+        ("chat", False, "default", False), ("scratchpad", True, "world", False), ("scratchpad", True, "default", True)]
+    assert fields(None) == ("scratchpad", True, "default", False)
+    assert fields(" chat+constrained:world ") == ("chat", True, "world", False)  # the form, not only the presets
+    assert fields("chat+extractive:world") == ("chat", True, "world", True)
     assert prompting_shots("scratchpad+constrained:world")["value"] == 6  # the world's exemplars are six
     assert prompting_shots("chat")["value"] == 2

@@ -6,10 +6,11 @@ import pytest
 
 from fireact_core.agent import Agent
 from fireact_core.backends.fake import FakeModel
-from fireact_core.backends.grammar import BAD, DONE, OK, ActionGrammar
+from fireact_core.backends.grammar import BAD, DONE, OK, ActionGrammar, polar
 from fireact_core.errors import ConfigError
 from fireact_core.spec import AgentConfig, AgentSpec
 from fireact_core.tools.base import Toolbox
+from space.fakes import AppFakeModel
 
 G = ActionGrammar.for_tools(["search", "lookup"])
 
@@ -85,3 +86,57 @@ def test_the_record_counts_the_exemplars_the_prompt_really_holds():
     assert t.agent.exemplars == 2 and "react 2-shot" in t.agent.key
     world = Agent(FakeModel([]), None, AgentSpec(model="fake", method="react", exemplars=6, prompts="world")).solve("q?")
     assert world.agent.exemplars == 6
+
+
+SOURCE = "Who designed the Velmora Library?\nVelmora Library is a library in Tessary, designed by Idris Kallum in 1978."
+X = ActionGrammar.for_tools(["search"], source=SOURCE, question="Was the Velmora Library designed by Idris Kallum?")
+
+
+@pytest.mark.parametrize("text, want", [
+    ("Thought: x\nAction: search[Velmora Li", OK), ("Thought: x\nAction: search[velmora library]", DONE),
+    ("Thought: x\nAction: search[Idris Kallum]", DONE), ("Thought: x\nAction: finish[Tessary]", DONE),
+    ("Thought: x\nAction: finish[no]", DONE), ("Thought: x\nAction: finish[ye", OK), ("Thought: x\nAction: finish[1978]", DONE),
+    ("Thought: x\nAction: finish[42]", DONE),  # a number (an arithmetic answer) is never in the text
+    ("Thought: x\nAction: search[Velmora Li]", BAD),  # a copy ends at a word's end
+    ("Thought: x\nAction: search[elmora", BAD),  # and starts at a word's start
+    ("Thought: x\nAction: finish[Paris", BAD), ("Thought: x\nAction: search[no]", BAD),  # yes/no only answer
+    ("Thought: x\nAction: search[]", BAD), ("Thought: x\nAction: search[ Tessary", BAD),
+    ("Thought: x\nAction: search[Tessary, designed", OK),  # a span may cross punctuation, as the text does
+])
+def test_extractive_decoding_copies_each_argument_from_the_question_and_observations(text, want):
+    assert X.check(text) == want
+    assert G.check(text) in (OK, DONE)  # the plain grammar takes every one of them
+
+
+def test_extractive_forced_continuations_stay_inside_the_source():
+    for generated in ("Thought: x\nAction: search[", "Thought: x\nAction: search[Velm", "Thought: x\nAction: finish[",
+                      "Thought: x\nAction: search[Idris Kallum"):
+        text = generated
+        for _ in range(10):  # forcing alone completes the argument and closes it
+            if X.check(text) == DONE:
+                break
+            assert X.check(text) == OK, text
+            text += X.forced(text)
+        assert X.check(text) == DONE, text
+    assert X.forced("Thought: x\nAction: search[Velm") == "ora"
+
+
+def test_yes_and_no_answer_only_a_yes_or_no_question():
+    wh = ActionGrammar.for_tools(["search"], source=SOURCE, question=SOURCE.split("\n")[0])
+    assert wh.check("Thought: x\nAction: finish[no]") == BAD and wh.check("Thought: x\nAction: finish[Tessary]") == DONE
+    assert wh.check("Thought: x\nAction: finish[") == OK and wh.forced("Thought: x\nAction: finish[") == "who"
+    assert polar("Were Gogal Pictures and Daralt House founded in the same year?") and polar("  is it?")
+    assert not polar("Who is the founder?") and not polar("Island in Brothufo: is it a novel?")
+
+
+def test_the_extractive_agent_copies_from_its_own_trial_only():
+    model = AppFakeModel([" Search it.\nAction: search[Velmora Library]", " Done.\nAction: finish[Idris Kallum]"])
+    spec = AgentSpec(model="fake", prompt_format="scratchpad", constrained=True, extractive=True)
+    t = Agent(model, Toolbox({"search": encyclopedia}), spec).solve("Who designed the Velmora Library?")
+    first, second = (c for c in model.constraints if c is not None)
+    assert first.source == "who designed the velmora library?"
+    assert second.source == "who designed the velmora library? article about velmora library."
+    assert t.agent.extractive and t.agent.key.endswith("· scratchpad · constrained · extractive")
+    assert AgentSpec.from_dict(t.agent.to_dict()).extractive
+    with pytest.raises(ConfigError, match="extractive"):
+        AgentSpec(model="smollm2", extractive=True)  # it is constrained decoding, or nothing

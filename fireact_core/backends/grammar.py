@@ -7,16 +7,31 @@ first whose text still fits (`ActionGrammar.check`), so the constraint costs a f
 decodes per step and never needs a scan of the vocabulary. Inside the Thought and the argument
 any text is allowed except a line break; the Action's name is one of the agent's tools or
 `finish`; generation stops at the closing `]`.
+
+Extractive decoding (`--extractive`, on top of it) also holds each argument to a copy: a span of
+the `source` text (the question and the trial's Observations, case-insensitive, starting and
+ending at word boundaries); `finish` may also say a number, and `yes` or `no` when the question
+asks yes or no. A small model then can only answer with what it read, not with an exemplar's
+answer ("no", the last exemplar's, is what prompted SmolLM2 answers otherwise).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 OK, DONE, BAD = "ok", "done", "bad"
 THOUGHT = "Thought:"
 ACTION = "Action: "
+FREE_ANSWERS = ("yes", "no")  # what `finish` may say to a yes/no question besides a copy (and a number)
+_NUMBER = re.compile(r"-?\d[\d,.]*")
+_POLAR = re.compile(r"\s*(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|am)\b", re.I)
+
+
+def polar(question: str) -> bool:
+    """Whether a question asks yes or no (it opens with an auxiliary verb: "Were X and Y ...")."""
+    return _POLAR.match(question) is not None
 
 
 @dataclass(frozen=True)
@@ -25,10 +40,17 @@ class ActionGrammar:
 
     actions: tuple[str, ...] = ("search", "lookup", "finish")
     prefix: str = ""
+    source: str | None = None  # extractive: the text every argument is copied from (None: any text)
+    answers: tuple[str, ...] = FREE_ANSWERS  # extractive: what `finish` may say besides a copy or a number
 
     @classmethod
-    def for_tools(cls, names: Sequence[str], prefix: str = "") -> ActionGrammar:
-        return cls(tuple(dict.fromkeys([*names, "finish"])), prefix)
+    def for_tools(cls, names: Sequence[str], prefix: str = "", source: str | None = None,
+                  question: str = "") -> ActionGrammar:
+        """The grammar for an agent with tools `names`; extractive when `source` is given, with yes
+        and no for `finish` only when the `question` asks yes or no."""
+        return cls(tuple(dict.fromkeys([*names, "finish"])), prefix,
+                   None if source is None else " ".join(source.casefold().split()),
+                   FREE_ANSWERS if polar(question) else ())
 
     def check(self, generated: str) -> str:
         """`ok` (a valid beginning), `done` (a whole turn: cut after the first `]`), or `bad`."""
@@ -50,8 +72,28 @@ class ActionGrammar:
         arg = rest[len(head):]
         close, nl = arg.find("]"), arg.find("\n")
         if close != -1 and (nl == -1 or close < nl):
-            return DONE
-        return BAD if nl != -1 else OK
+            return DONE if self.copied(head, arg[:close], whole=True) else BAD
+        if nl != -1:
+            return BAD
+        return OK if self.copied(head, arg, whole=False) else BAD
+
+    def copied(self, head: str, arg: str, *, whole: bool) -> bool:
+        """Whether `arg` (of the action `head` opens) is, or begins, an allowed argument (always, when not extractive)."""
+        if self.source is None:
+            return True
+        a = arg.casefold()
+        if not a:
+            return not whole
+        if a[0].isspace() or "  " in a:
+            return False
+        free = head.endswith("finish[")
+        if whole:
+            if free and (a in self.answers or _NUMBER.fullmatch(a)):
+                return True
+            return re.search(rf"(?<!\w){re.escape(a)}(?!\w)", self.source) is not None
+        if free and (any(f.startswith(a) for f in self.answers) or _NUMBER.fullmatch(a)):
+            return True
+        return re.search(rf"(?<!\w){re.escape(a)}", self.source) is not None
 
     def cut(self, generated: str) -> str:
         """`generated` up to and including the `]` that closes the Action (for a `done` text)."""
@@ -69,6 +111,14 @@ class ActionGrammar:
             return "\n" + ACTION
         rest = text[text.find("\n", len(THOUGHT)) + 1:]
         for h in (f"{ACTION}{a}[" for a in self.actions):
-            if h.startswith(rest):
+            if h.startswith(rest) and h != rest:
                 return h[len(rest):]
-        return "]"
+        head = next(h for h in (f"{ACTION}{a}[" for a in self.actions) if rest.startswith(h))
+        arg = rest[len(head):]
+        if self.source is None or self.copied(head, arg, whole=True):
+            return "]"
+        if not arg:  # nothing likely fits: the first allowed word
+            words = [*(self.answers if head.endswith("finish[") else ()), *self.source.split(), "]"]
+            return words[0]
+        m = re.search(rf"(?<!\w){re.escape(arg.casefold())}(\w*)", self.source)
+        return (m.group(1) if m else "") or "]"

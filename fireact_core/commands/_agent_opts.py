@@ -86,6 +86,9 @@ def add_agent_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--constrained", action="store_true",
                    help="prompted local models: constrain decoding to one Thought line and an Action "
                         "search[...]/lookup[...]/finish[...] (reported as its own configuration)")
+    g.add_argument("--extractive", action="store_true",
+                   help="with constrained decoding (implies --constrained): each argument is copied from the question or "
+                        "the Observations; finish may also say yes, no or a number")
 
 
 def spec_from_args(args: argparse.Namespace) -> AgentSpec:
@@ -99,7 +102,8 @@ def spec_from_args(args: argparse.Namespace) -> AgentSpec:
                      finetuned=bool(args.finetuned or adapter is not None), max_steps=args.max_steps,
                      trials=args.trials, max_tokens=args.max_tokens,
                      noise=NoiseConfig(mode=args.noise, p=args.p, seed=args.seed),
-                     prompt_format=getattr(args, "prompt_format", "chat"), constrained=bool(getattr(args, "constrained", False)),
+                     prompt_format=getattr(args, "prompt_format", "chat"), constrained=bool(getattr(args, "constrained", False) or getattr(args, "extractive", False)),
+                     extractive=bool(getattr(args, "extractive", False)),
                      prompts=getattr(args, "prompts", "default"), exemplars=getattr(args, "exemplars", 2))
 
 
