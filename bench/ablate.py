@@ -9,6 +9,15 @@ evaluated the same way, as the curve's last point. Samples, adapters and traject
 
     python bench/ablate.py --sizes 100 200 500 --react-only 500 --limit 100
     python bench/ablate.py --default-from runs/reproduce     # reuse the reproduction's fine-tuned runs
+
+Multi-method against ReAct-only over seeds and noise (issue 13, part 5): `--additive 500` adds a
+mix that keeps the ReAct-only sample's 500 trajectories and adds the CoT and Reflexion ones the
+multi-method sample of the same seed holds, so the mix adds data instead of replacing it; every
+setting is trained once per `--seeds` value and evaluated under each `--noises` setting, and a
+second table gives each setting's mean EM and its spread (sample standard deviation) over seeds.
+
+    python bench/ablate.py --sizes 500 --react-only 500 --additive 500 --seeds 0 1 2 --noises off none \
+        --limit 100 --default-from runs/reproduce --out-dir runs/ablate-seeds
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -28,17 +38,25 @@ TRAJECTORIES = ROOT / "data" / "world" / "trajectories" / "train.jsonl"
 RECIPE = "smollm2-135m-world"
 
 
-def sample(out: Path, n: int, *, react_only: bool, seed: int) -> Path:
-    """`n` teacher trajectories drawn with `seed` (all methods, or ReAct only) as JSONL."""
+def draw(lines: list[str], n: int, kind: str, seed: int) -> list[str]:
+    """The sample of a setting `kind`: `multi` (all methods), `react` (ReAct only) or `additive`
+    (the `react` sample plus the CoT and Reflexion trajectories of the `multi` sample, same seed)."""
+    if kind == "additive":
+        extra = [ln for ln in draw(lines, n, "multi", seed) if json.loads(ln)["method"] != "react"]
+        return draw(lines, n, "react", seed) + extra
+    pool = [ln for ln in lines if json.loads(ln)["method"] == "react"] if kind == "react" else lines
+    if n > len(pool):
+        raise SystemExit(f"asked for {n} trajectories; {'ReAct ' if kind == 'react' else ''}data has {len(pool)}")
+    return random.Random(seed).sample(pool, n)
+
+
+def sample(out: Path, n: int, *, kind: str, seed: int) -> Path:
+    """The setting's sample (`draw`) of the teacher trajectories as JSONL, unless `out` exists."""
     if out.exists():
         return out
-    lines = TRAJECTORIES.read_text(encoding="utf-8").splitlines()
-    if react_only:
-        lines = [ln for ln in lines if json.loads(ln)["method"] == "react"]
-    if n > len(lines):
-        raise SystemExit(f"asked for {n} trajectories; {'ReAct ' if react_only else ''}data has {len(lines)}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(random.Random(seed).sample(lines, n)) + "\n", encoding="utf-8")
+    lines = TRAJECTORIES.read_text(encoding="utf-8").splitlines()
+    out.write_text("\n".join(draw(lines, n, kind, seed)) + "\n", encoding="utf-8")
     return out
 
 
@@ -54,24 +72,27 @@ def train(data: Path, out_dir: Path, threads: int) -> float:
     return time.perf_counter() - t
 
 
-def evaluate(adapter: str, out_dir: Path, limit: int, jobs: int) -> list[dict]:
-    """`fireact eval` on the first `limit` test questions, split over `jobs` processes."""
+def evaluate(adapter: str, out_dir: Path, limit: int, jobs: int, noise: str = "off") -> list[dict]:
+    """`fireact eval` on the first `limit` test questions, split over `jobs` processes (noise p=0.5,
+    seed i for the i-th question, as `fireact eval` and `bench/reproduce.py` draw it)."""
     parts = [(k * limit // jobs, (k + 1) * limit // jobs) for k in range(jobs)]
+    tag = "" if noise == "off" else f"{noise}-"
     procs = []
     for a, b in parts:
-        out = out_dir / f"test-{a}-{b}.jsonl"
+        out = out_dir / f"test-{tag}{a}-{b}.jsonl"
         if out.exists() and len(out.read_text(encoding="utf-8").splitlines()) == b - a:
             continue
         cmd = [sys.executable, "-m", "fireact_core.cli", "eval", "--task", "world", "--split", "test",
-               "--offset", str(a), "--limit", str(b - a), "--adapter", adapter, "--out", str(out), "--no-progress"]
-        log = (out_dir / f"test-{a}-{b}.log").open("w")
+               "--offset", str(a), "--limit", str(b - a), "--adapter", adapter, "--out", str(out), "--no-progress",
+               "--noise", noise, "--p", "0.5", "--seed", str(a)]
+        log = (out_dir / f"test-{tag}{a}-{b}.log").open("w")
         procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                       env={**_env(), "OMP_NUM_THREADS": "1"}))
     for p in procs:
         if p.wait():
             raise SystemExit(f"fireact eval failed ({p.returncode}); see the logs in {out_dir}")
     return [json.loads(ln) for a, b in parts
-            for ln in (out_dir / f"test-{a}-{b}.jsonl").read_text(encoding="utf-8").splitlines()]
+            for ln in (out_dir / f"test-{tag}{a}-{b}.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 def _env() -> dict[str, str]:
@@ -88,6 +109,19 @@ def row(name: str, data: str, n: int, trajs: list[dict], train_s: float) -> str:
             f"{finished} | {trained} |")
 
 
+def spread(ems: dict[tuple[str, str], list[float]]) -> list[str]:
+    """Table rows: each (setting, noise) with its mean EM and the standard deviation over seeds."""
+    out = []
+    for (name, noise), xs in ems.items():
+        sd = f"{100 * statistics.stdev(xs):.1f}" if len(xs) > 1 else "–"
+        out.append(f"| {name} | {noise} | {len(xs)} | {100 * statistics.fmean(xs):.1f} | {sd} | "
+                   f"{', '.join(f'{100 * x:.0f}' for x in xs)} |")
+    return out
+
+
+DATA = {"multi": "ReAct + CoT + Reflexion", "react": "ReAct only", "additive": "ReAct + added CoT + Reflexion"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="*", default=[100, 200, 500], help="multi-method sample sizes")
@@ -95,21 +129,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=100, help="the first N test questions (default: 100)")
     p.add_argument("--jobs", type=int, default=2, help="evaluation processes (default: 2)")
     p.add_argument("--threads", type=int, default=2, help="torch threads for training (default: 2)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--additive", type=int, nargs="*", default=[], help="ReAct sample sizes that the "
+                   "multi-method sample's CoT and Reflexion trajectories are added to")
+    p.add_argument("--seeds", type=int, nargs="*", default=[0], help="sampling seeds (default: 0)")
+    p.add_argument("--noises", nargs="*", default=["off"], choices=("off", "none", "random"),
+                   help="evaluation noise settings (default: off)")
     p.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "ablate")
     p.add_argument("--default-from", type=Path, help="take the default adapter's trajectories from this "
                    "bench/reproduce.py --out-dir instead of running them again")
     a = p.parse_args(argv)
-    settings = [(f"multi-{n}", n, False) for n in a.sizes] + [(f"react-{n}", n, True) for n in a.react_only]
-    rows = []
-    for name, n, react in settings:
-        d = a.out_dir / name
-        data = sample(a.out_dir / f"{name}.jsonl", n, react_only=react, seed=a.seed)
-        print(f"{name}: training on {n} trajectories…", file=sys.stderr, flush=True)
-        secs = train(data, d, a.threads)
-        print(f"{name}: evaluating…", file=sys.stderr, flush=True)
-        rows.append(row(name, "ReAct only" if react else "ReAct + CoT + Reflexion", n,
-                        evaluate(str(d), d, a.limit, a.jobs), secs))
+    settings = ([(f"multi-{n}", n, "multi") for n in a.sizes] + [(f"react-{n}", n, "react") for n in a.react_only]
+                + [(f"additive-{n}", n, "additive") for n in a.additive])
+    rows, ems = [], {}
+    for name, n, kind in settings:
+        for seed in a.seeds:
+            tag = name if seed == 0 else f"{name}-s{seed}"  # seed 0 keeps the earlier runs' folders
+            d = a.out_dir / tag
+            data = sample(a.out_dir / f"{tag}.jsonl", n, kind=kind, seed=seed)
+            size = len(data.read_text(encoding="utf-8").splitlines())
+            print(f"{tag}: training on {size} trajectories…", file=sys.stderr, flush=True)
+            secs = train(data, d, a.threads)
+            for noise in a.noises:
+                print(f"{tag}: evaluating, noise {noise}…", file=sys.stderr, flush=True)
+                trajs = evaluate(str(d), d, a.limit, a.jobs, noise)
+                rows.append(row(f"{tag} ({noise})", DATA[kind], size, trajs, secs))
+                ems.setdefault((name, noise), []).append(sum(t["em"] or 0 for t in trajs) / len(trajs))
     if a.default_from:  # the reproduction's fine-tuned cell already ran these questions
         wanted = {f"world-test-{i:04d}" for i in range(a.limit)}
         trajs = [t for f in sorted(a.default_from.glob("fine-tuned-off.*.jsonl"))
@@ -121,12 +165,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         d.mkdir(parents=True, exist_ok=True)
         print("default adapter: evaluating…", file=sys.stderr, flush=True)
         trajs = evaluate("default", d, a.limit, a.jobs)
-    rows.append(row("default", "ReAct + CoT + Reflexion", 1160, trajs, float("nan")))
-    print(f"\nFirst {a.limit} world test questions, noise off; training: recipe {RECIPE} (2 epochs), "
-          f"samples drawn with seed {a.seed}.\n")
-    print("| setting | data | trajectories | n | EM | mean steps | time/trial (s) | finished | training |")
+    rows.append(row("default (off)", "ReAct + CoT + Reflexion", 1160, trajs, float("nan")))
+    print(f"\nFirst {a.limit} world test questions; training: recipe {RECIPE} (2 epochs), "
+          f"samples drawn with seeds {', '.join(map(str, a.seeds))}.\n")
+    print("| setting (noise) | data | trajectories | n | EM | mean steps | time/trial (s) | finished | training |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(rows))
+    if len(a.seeds) > 1:
+        print("\n| setting | noise | seeds | mean EM | sd | EM per seed |")
+        print("| --- | --- | ---: | ---: | ---: | --- |")
+        print("\n".join(spread(ems)))
     return 0
 
 
