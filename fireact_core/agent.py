@@ -145,7 +145,8 @@ class Agent:
             yield StepStarted(index, trial)
             step = Step(trial=trial)
             t = time.perf_counter()
-            source = "\n".join([traj.question, *(s.observation for s in traj.steps if s.trial == trial)])
+            source = "\n".join([traj.question, *(s.observation for s in traj.steps if s.trial == trial)]) \
+                if cfg.extractive else None
             text = yield from self._query(session, messages, pad, step, index, actions, source)
             self._execute(step, text, tools, use_tools, traj)
             step.latency_s = time.perf_counter() - t
@@ -163,7 +164,7 @@ class Agent:
         traj.answer = ""
 
     def _query(self, session: Model, messages: list[Message], pad: str, step: Step, index: int,
-               actions: Sequence[str], source: str) -> Iterator[Event]:
+               actions: Sequence[str], source: str | None) -> Iterator[Event]:
         """Ask the model for Thought + Action; re-ask once for a missing Action.
 
         `pad` is the scratchpad so far (empty in the chat format). In the scratchpad format the
@@ -187,13 +188,13 @@ class Agent:
         return text
 
     def _call(self, session: Model, messages: Sequence[Message], step: Step, index: int,
-              actions: Sequence[str] = (), prefix: str = "", source: str = "") -> Iterator[Event]:
+              actions: Sequence[str] = (), prefix: str = "", source: str | None = None) -> Iterator[Event]:
         done: Completion | None = None
         kw = {}
         if self.config.constrained:  # the grammar reads the whole turn: a bare "Action:" re-ask had an empty Thought
             turn = prefix if not prefix or prefix.startswith("Thought") else "Thought:\n" + prefix
-            kw["constraint"] = ActionGrammar.for_tools(actions, turn, source if self.config.extractive else None,
-                                                       source.split("\n", 1)[0])
+            question = source.split("\n", 1)[0] if source is not None else ""
+            kw["constraint"] = ActionGrammar.for_tools(actions, turn, source, question)
         for item in session.stream(messages, stop=STOP, max_tokens=self.config.max_tokens, **kw):
             if isinstance(item, Completion):
                 done = item

@@ -84,16 +84,12 @@ class ActionGrammar:
         a = arg.casefold()
         if not a:
             return not whole
-        if a[0].isspace() or "  " in a:
+        if a[0].isspace():
             return False
-        free = head.endswith("finish[")
-        if whole:
-            if free and (a in self.answers or _NUMBER.fullmatch(a)):
-                return True
-            return re.search(rf"(?<!\w){re.escape(a)}(?!\w)", self.source) is not None
-        if free and (any(f.startswith(a) for f in self.answers) or _NUMBER.fullmatch(a)):
+        if head.endswith("finish[") and (_NUMBER.fullmatch(a) or (a in self.answers if whole else
+                                                                  any(f.startswith(a) for f in self.answers))):
             return True
-        return re.search(rf"(?<!\w){re.escape(a)}", self.source) is not None
+        return _span(self.source, a, whole=whole) != -1
 
     def cut(self, generated: str) -> str:
         """`generated` up to and including the `]` that closes the Action (for a `done` text)."""
@@ -120,5 +116,24 @@ class ActionGrammar:
         if not arg:  # nothing likely fits: the first allowed word
             words = [*(self.answers if head.endswith("finish[") else ()), *self.source.split(), "]"]
             return words[0]
-        m = re.search(rf"(?<!\w){re.escape(arg.casefold())}(\w*)", self.source)
-        return (m.group(1) if m else "") or "]"
+        a = arg.casefold()
+        i = _span(self.source, a, whole=False)
+        end = j = i + len(a)
+        while i != -1 and j < len(self.source) and _word(self.source[j]):
+            j += 1
+        return self.source[end:j] if i != -1 and j > end else "]"
+
+
+def _word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _span(text: str, a: str, *, whole: bool) -> int:
+    """Where `a` first occurs in `text` starting at a word's start (and, `whole`, ending at a word's
+    end); -1 if nowhere. A scan with `str.find`: it runs for each candidate token of each step."""
+    i = text.find(a)
+    while i != -1:
+        if (i == 0 or not _word(text[i - 1])) and (not whole or i + len(a) == len(text) or not _word(text[i + len(a)])):
+            return i
+        i = text.find(a, i + 1)
+    return -1

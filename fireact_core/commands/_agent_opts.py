@@ -98,12 +98,13 @@ def spec_from_args(args: argparse.Namespace) -> AgentSpec:
 
     model = _model(args)
     adapter = _adapter(args, model)
+    extractive = bool(getattr(args, "extractive", False))  # a kind of constrained decoding: it implies it
     return AgentSpec(model=model, adapter=adapter, tools=(args.tools or "none").strip(), method=args.method,
                      finetuned=bool(args.finetuned or adapter is not None), max_steps=args.max_steps,
                      trials=args.trials, max_tokens=args.max_tokens,
                      noise=NoiseConfig(mode=args.noise, p=args.p, seed=args.seed),
-                     prompt_format=getattr(args, "prompt_format", "chat"), constrained=bool(getattr(args, "constrained", False) or getattr(args, "extractive", False)),
-                     extractive=bool(getattr(args, "extractive", False)),
+                     prompt_format=getattr(args, "prompt_format", "chat"), extractive=extractive,
+                     constrained=extractive or bool(getattr(args, "constrained", False)),
                      prompts=getattr(args, "prompts", "default"), exemplars=getattr(args, "exemplars", 2))
 
 

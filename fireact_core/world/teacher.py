@@ -210,8 +210,8 @@ class ScriptedTeacher:
         r = random.Random(f"{seed}/training-set")
         questions = read_questions(self.dir, split)
         r.shuffle(questions)
-        three = [q for q in questions if q["type"] == "bridge" and q["hops"] == 3]
-        others = [q for q in questions if not (q["type"] == "bridge" and q["hops"] == 3)]
+        three = [q for q in questions if _is_bridge3(q)]
+        others = [q for q in questions if not _is_bridge3(q)]
         dropped = [0]
 
         def stream(qs: list[dict[str, Any]], passes: int) -> Iterator[Trajectory]:
@@ -249,6 +249,7 @@ class ScriptedTeacher:
 
 
 def _is_bridge3(meta: dict[str, Any]) -> bool:
+    """A 3-hop bridge: a question record, or a trajectory's `meta` (which copies `type` and `hops`)."""
     return meta.get("type") == "bridge" and meta.get("hops") == 3
 
 
