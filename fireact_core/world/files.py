@@ -116,7 +116,7 @@ def _readme(m: dict[str, Any]) -> str:
                    + ", ".join(f"{k} {n}" for k, n in traj["by_noise"].items())
                    + ("; by hops: " + ", ".join(f"{k} {n}" for k, n in traj["by_hops"].items())
                       + f" (3-hop: {traj['by_hops'].get('3', 0):,} trajectories of {traj['bridge3_questions']:,} questions, "
-                      f"a share of {traj['bridge3']:g} set by `--bridge3`; a question may have more than one, in other words; "
+                      f"a share of {traj['bridge3']:g} set by `--bridge3`; a question can have more than one trajectory; "
                       "after each article it reads, a bridge Thought names the hops still to go)"
                       if "by_hops" in traj else "") + ".\n\n"
                    "Reflexion trajectories are stored in their training form, one clean episode: the first attempt's steps "
