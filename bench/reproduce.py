@@ -19,6 +19,7 @@ questions that every cell ran (the paired set), with 95% Wilson intervals for EM
     python bench/reproduce.py --limit 200 --jobs 2 --out-dir runs/reproduce
     python bench/reproduce.py --model gemma3 --prompted "--prompts world --exemplars 6 --prompt-format scratchpad --constrained" \
         --limit 40 --noises off,none --out-dir runs/reproduce-gemma3-constrained
+    python bench/reproduce.py --adapter runs/smollm2-135m-world --limit 100 --out-dir runs/reproduce-new-adapter
     python bench/reproduce.py --table-only --out-dir runs/reproduce
 """
 
@@ -28,43 +29,58 @@ import argparse
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-AGENTS = {
-    "prompted": ["--adapter", "none", "--method", "react"],
-    "fine-tuned": ["--adapter", "default"],
-}
+AGENTS = ("prompted", "fine-tuned")
 NOISES = ("off", "none", "random")
 
 
-def configure(out_dir: Path, model: str | None = None, prompted: str | None = None, noises: str | None = None,
-              *, write: bool = True) -> None:
-    """Set the agents and noises of this run, and remember them in `out_dir/config.json` (a resumed
-    run, the workers and `--table-only` read them back; only the main process writes it, atomically)."""
-    import shlex
+@dataclass(frozen=True)
+class RunConfig:
+    """What one run compares: the base, the prompted agent's extra options, the fine-tuned agent's
+    adapter and the noise settings. Saved in `out_dir/config.json`, so a resumed run, its workers
+    and `--table-only` read the same settings back."""
 
-    saved = out_dir / "config.json"
-    cfg = json.loads(saved.read_text()) if saved.is_file() else {"model": "smollm2", "prompted": "", "noises": "off,none,random"}
-    cfg.update({k: v for k, v in {"model": model, "prompted": prompted, "noises": noises}.items() if v is not None})
-    if write:
-        tmp = saved.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cfg, indent=1) + "\n")
-        os.replace(tmp, saved)
-    AGENTS["prompted"] = ["--model", cfg["model"], "--adapter", "none", "--method", "react", *shlex.split(cfg["prompted"])]
-    AGENTS["fine-tuned"] = ["--model", cfg["model"], "--adapter", "default"]
-    global NOISES
-    NOISES = tuple(n.strip() for n in cfg["noises"].split(",") if n.strip())
+    model: str = "smollm2"
+    prompted: str = ""
+    adapter: str = "default"
+    noises: tuple[str, ...] = NOISES
+
+    def options(self, agent: str) -> list[str]:
+        """The `fireact run` options of `agent` ("prompted" or "fine-tuned")."""
+        if agent == "prompted":
+            return ["--model", self.model, "--adapter", "none", "--method", "react", *shlex.split(self.prompted)]
+        return ["--model", self.model, "--adapter", self.adapter]
+
+    @classmethod
+    def load(cls, out_dir: Path, **given: str | None) -> RunConfig:
+        """The saved settings of `out_dir`, overridden by the `given` ones that are not None."""
+        saved = out_dir / "config.json"
+        cfg = {**asdict(cls()), "noises": ",".join(NOISES)}
+        if saved.is_file():
+            cfg.update(json.loads(saved.read_text()))
+        cfg.update({k: v for k, v in given.items() if v is not None})
+        return cls(model=cfg["model"], prompted=cfg["prompted"], adapter=cfg["adapter"],
+                   noises=tuple(n.strip() for n in cfg["noises"].split(",") if n.strip()))
+
+    def save(self, out_dir: Path) -> None:
+        """Write `out_dir/config.json` atomically (only the main process does)."""
+        tmp = out_dir / f"config.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({**asdict(self), "noises": ",".join(self.noises)}, indent=1) + "\n")
+        os.replace(tmp, out_dir / "config.json")
 
 
-def worker(agent: str, wid: int, limit: int, split: str, out_dir: Path, seed: int, p: float) -> None:
+def worker(cfg: RunConfig, agent: str, wid: int, limit: int, split: str, out_dir: Path, seed: int, p: float) -> None:
     """Claim the first `limit` questions one at a time, and solve each under every noise setting.
 
     Workers of one agent share the questions through claim files (created exclusively), so any
@@ -74,22 +90,23 @@ def worker(agent: str, wid: int, limit: int, split: str, out_dir: Path, seed: in
     from fireact_core.tasks import load_task
 
     examples = load_task("world", split).examples[:limit]
-    specs = {n: spec_from_options([*AGENTS[agent], "--noise", n, "--p", str(p), "--seed", str(seed)]) for n in NOISES}
+    specs = {n: spec_from_options([*cfg.options(agent), "--noise", n, "--p", str(p), "--seed", str(seed)])
+             for n in cfg.noises}
     model = load_spec_model(specs["off"])
     makers = {n: agent_factory(spec, model) for n, spec in specs.items()}
-    done = {n: set().union(*(_ids(f) for f in out_dir.glob(f"{agent}-{n}.*.jsonl"))) for n in NOISES}
+    done = {n: set().union(*(_ids(f) for f in out_dir.glob(f"{agent}-{n}.*.jsonl"))) for n in cfg.noises}
     claims = out_dir / "claims"
     claims.mkdir(exist_ok=True)
-    sinks = {n: (out_dir / f"{agent}-{n}.{wid}.jsonl").open("a", encoding="utf-8") for n in NOISES}
+    sinks = {n: (out_dir / f"{agent}-{n}.{wid}.jsonl").open("a", encoding="utf-8") for n in cfg.noises}
     try:
         for i, ex in enumerate(examples):
-            if all(ex.id in done[n] for n in NOISES):
+            if all(ex.id in done[n] for n in cfg.noises):
                 continue
             try:
                 os.close(os.open(claims / f"{agent}.{i}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             except FileExistsError:  # another worker has it
                 continue
-            for n in NOISES:
+            for n in cfg.noises:
                 if ex.id in done[n]:
                     continue
                 traj = makers[n](i).solve(ex.question, gold=ex.answer, task=ex.task, id=ex.id, meta=dict(ex.meta))
@@ -149,12 +166,12 @@ def wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, c - h), min(1.0, c + h)
 
 
-def _cells(out_dir: Path) -> dict[tuple[str, str], list]:
+def _cells(out_dir: Path, noises: Sequence[str]) -> dict[tuple[str, str], list]:
     from fireact_core.formats import read_trajectories
 
     cells: dict[tuple[str, str], list] = {}
     for agent in AGENTS:
-        for noise in NOISES:
+        for noise in noises:
             trajs = {}
             for f in sorted(out_dir.glob(f"{agent}-{noise}.*.jsonl")):
                 try:
@@ -183,19 +200,21 @@ def _rows(cells: dict[tuple[str, str], list], ids: set[str] | None) -> tuple[lis
     return rows, sums
 
 
-def table(out_dir: Path) -> str:
-    """The Markdown report: all cells, then the findings on the paired question set."""
-    cells = _cells(out_dir)
+def table(out_dir: Path, cfg: RunConfig | None = None) -> str:
+    """The Markdown report: all cells, then the findings on the paired question set (`cfg`: the
+    run's settings, by default those saved in `out_dir`)."""
+    cfg = cfg or RunConfig.load(out_dir)
+    cells = _cells(out_dir, cfg.noises)
     if not cells:
         return "no trajectories yet\n"
     rows, _ = _rows(cells, None)
     out = ["All questions each cell ran:", "", *rows, ""]
     paired = set.intersection(*({t.id for t in ts} for ts in cells.values()))
-    if len(cells) < len(AGENTS) * len(NOISES) or not paired:
+    if len(cells) < len(AGENTS) * len(cfg.noises) or not paired:
         return "\n".join(out) + "\n(the findings need every cell with questions in common)\n"
     rows, s = _rows(cells, paired)
     out += [f"The paired set: the {len(paired)} questions every cell ran:", "", *rows, ""]
-    noisy = [n for n in NOISES if n != "off"]
+    noisy = [n for n in cfg.noises if n != "off"]
     for agent in AGENTS:
         base = s[(agent, "off")].em or 0
         for noise in noisy:
@@ -209,7 +228,7 @@ def table(out_dir: Path) -> str:
     out.append(f"- fine-tuned / prompted time per trial (noise off): {_ratio(ft.time_per_trial_s, pr.time_per_trial_s)}")
     out.append(f"- fine-tuned / prompted tokens per trial (noise off): {_ratio(ft.tokens_per_trial, pr.tokens_per_trial)}")
     out += ["", "Behaviour on the paired set:", "", *_behaviour(cells, paired)]
-    out += ["", "EM by question kind on the paired set:", "", *_by_kind(cells, paired)]
+    out += ["", "EM by question kind on the paired set:", "", *_by_kind(cells, paired, cfg.noises)]
     return "\n".join(out) + "\n"
 
 
@@ -253,9 +272,9 @@ def _kind(t: Any) -> str:
     return str(m.get("type") or "?")
 
 
-def _by_kind(cells: dict[tuple[str, str], list], ids: set[str]) -> list[str]:
+def _by_kind(cells: dict[tuple[str, str], list], ids: set[str], noises: Sequence[str]) -> list[str]:
     kinds = sorted({_kind(t) for ts in cells.values() for t in ts if t.id in ids})
-    cols = [(a, n) for a in AGENTS for n in NOISES]
+    cols = [(a, n) for a in AGENTS for n in noises]
     rows = ["| kind | n | " + " | ".join(f"{a} {n}" for a, n in cols) + " |",
             "| --- | ---: |" + " ---: |" * len(cols)]
     for k in kinds:
@@ -278,17 +297,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="the base of both agents: smollm2 (default) or gemma3")
     p.add_argument("--prompted", default=None, help="extra `fireact run` options for the prompted agent")
     p.add_argument("--noises", default=None, help="comma-separated noise settings (default: off,none,random)")
+    p.add_argument("--adapter", default=None,
+                   help="the fine-tuned agent's adapter: 'default' (the base's bundled one), a folder or a hub id")
     p.add_argument("--worker", choices=AGENTS, help=argparse.SUPPRESS)
     p.add_argument("--worker-id", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    configure(args.out_dir, args.model, args.prompted, args.noises, write=not args.worker)
+    cfg = RunConfig.load(args.out_dir, model=args.model, prompted=args.prompted, adapter=args.adapter,
+                         noises=args.noises)
     if args.worker:
-        worker(args.worker, args.worker_id, args.limit, args.split, args.out_dir, args.seed, args.p)
+        worker(cfg, args.worker, args.worker_id, args.limit, args.split, args.out_dir, args.seed, args.p)
         return 0
+    cfg.save(args.out_dir)
     if not args.table_only:
         run_workers(args.jobs, args.workers or args.jobs, args.limit, args.split, args.out_dir, args.seed, args.p)
-    text = table(args.out_dir)
+    text = table(args.out_dir, cfg)
     (args.out_dir / "results.md").write_text(text, encoding="utf-8")
     print(text)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 from fireact_core.trajectory import Step, Trajectory
@@ -14,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _bench():
     spec = importlib.util.spec_from_file_location("reproduce", ROOT / "bench" / "reproduce.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -30,9 +32,10 @@ def _write(out: Path, agent: str, noise: str, ems: list[int], search: bool) -> N
 
 def test_the_table_reports_drops_their_paired_difference_and_behaviour(tmp_path):
     bench = _bench()
-    bench.configure(tmp_path, model="gemma3", prompted="--constrained", noises="off,none")
-    assert bench.NOISES == ("off", "none") and bench.AGENTS["prompted"][-1] == "--constrained"
-    assert bench.AGENTS["fine-tuned"][:2] == ["--model", "gemma3"]
+    cfg = bench.RunConfig.load(tmp_path, model="gemma3", prompted="--constrained", noises="off,none")
+    assert cfg.noises == ("off", "none") and cfg.options("prompted")[-1] == "--constrained"
+    assert cfg.options("fine-tuned") == ["--model", "gemma3", "--adapter", "default"]
+    cfg.save(tmp_path)
     _write(tmp_path, "prompted", "off", [1] * 30 + [0] * 30, search=True)
     _write(tmp_path, "prompted", "none", [1] * 10 + [0] * 50, search=True)
     _write(tmp_path, "fine-tuned", "off", [1] * 40 + [0] * 20, search=False)
@@ -43,5 +46,7 @@ def test_the_table_reports_drops_their_paired_difference_and_behaviour(tmp_path)
     assert "prompted drop minus fine-tuned drop, noise 'none': +56.7 points (95% CI +" in text
     assert "| prompted | off | 100% | 100% | 0% |" in text and "| fine-tuned | off | 0% | 100% | 100% |" in text
     assert "- fine-tuned / prompted time per trial (noise off): 0.50x" in text
-    bench.configure(tmp_path)  # a later --table-only reads the run's settings back
-    assert bench.NOISES == ("off", "none") and "gemma3" in bench.AGENTS["prompted"]
+    again = bench.RunConfig.load(tmp_path, adapter="runs/x")  # a later run reads the saved settings back
+    assert again.noises == ("off", "none") and "gemma3" in again.options("prompted")
+    assert again.options("fine-tuned")[-2:] == ["--adapter", "runs/x"]
+    assert bench.table(tmp_path) == text
