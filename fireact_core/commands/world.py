@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from fireact_core.errors import ConfigError
     from fireact_core.world.files import write_manifest, write_world
 
+    # Every flag is checked before anything is written (training_set checks --bridge3 again, for its other callers).
     if args.size <= 0 or args.size > 10:
         raise ConfigError(f"--size must be in (0, 10], got {args.size}")
     if args.trajectories < 0:
