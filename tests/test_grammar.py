@@ -140,3 +140,58 @@ def test_the_extractive_agent_copies_from_its_own_trial_only():
     assert AgentSpec.from_dict(t.agent.to_dict()).extractive
     with pytest.raises(ConfigError, match="extractive"):
         AgentSpec(model="smollm2", extractive=True)  # it is constrained decoding, or nothing
+
+
+def test_a_character_split_over_tokens_is_allowed_only_where_any_character_is():
+    assert G.admits_partial("Thought: caf") and G.admits_partial("Thought: x\nAction: search[caf")
+    assert not G.admits_partial("Thought: x\nAction: ") and not G.admits_partial("Thought: x\nAction: se")
+    assert not G.admits_partial("Tho") and not G.admits_partial("Thought: x\nAction: search[q]")
+    ascii_only = ActionGrammar.for_tools(["search"], source="Velmora Library")
+    assert not ascii_only.admits_partial("Thought: x\nAction: search[Vel")
+    assert ActionGrammar.for_tools(["search"], source="Café Velmora").admits_partial("Thought: x\nAction: search[Caf")
+
+
+class _ByteTokens:
+    """A byte-level vocabulary in the shape `_pick_valid` uses (decode, tokenizer, end ids, lock)."""
+
+    VOCAB = (b"Thought:", b" x", b"\n", b"Action: ", b"\xc3", b"\xa9", b"search", b"[", b"]", b"q")
+    EOS = len(VOCAB)
+
+    def __init__(self) -> None:
+        import threading
+
+        self.end_ids, self.lock = {self.EOS}, threading.Lock()
+
+    def decode(self, ids: list[int]) -> str:
+        return b"".join(self.VOCAB[i] for i in ids if i != self.EOS).decode("utf-8", errors="replace")
+
+    def tokenizer(self, text: str, add_special_tokens: bool = False) -> dict:
+        data, ids = text.encode(), []
+        while data:
+            i = max((i for i, t in enumerate(self.VOCAB) if data.startswith(t)), key=lambda i: len(self.VOCAB[i]))
+            ids.append(i)
+            data = data[len(self.VOCAB[i]):]
+        return {"input_ids": ids}
+
+
+def _logits(*order: int):
+    import torch
+
+    x = torch.zeros(_ByteTokens.EOS + 1)
+    for rank, token in enumerate(order):
+        x[token] = 10.0 - rank
+    return x
+
+
+def test_constrained_decoding_never_starts_a_character_inside_the_actions_name():
+    # Found in a reproduction run: after "Action: " SmolLM2's likeliest token was the first byte of
+    # a two-byte character; taking it left no valid continuation, and decoding crashed.
+    from fireact_core.backends.local import _pick_valid
+
+    sh, head = _ByteTokens(), [0, 1, 2, 3]  # "Thought: x\nAction: "
+    token, text = _pick_valid(_logits(4, 5, 8), head, sh, G, top_k=3)
+    assert token == 6 and text == "Thought: x\nAction: search"  # none fits: the grammar's own "search" is forced
+    token, text = _pick_valid(_logits(4, 9), [0, 1, 4], sh, G, top_k=2)
+    assert token == 4  # inside the Thought a split character waits for its next byte
+    token, text = _pick_valid(_logits(8, 9), [*head, 4, 5], sh, G, top_k=2)  # broken already: "Action: é"
+    assert token == sh.EOS and text == "Thought: x\nAction: é"  # the turn ends; the agent reads a malformed action

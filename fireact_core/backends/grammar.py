@@ -77,6 +77,20 @@ class ActionGrammar:
             return BAD
         return OK if self.copied(head, arg, whole=False) else BAD
 
+    def admits_partial(self, generated: str) -> bool:
+        """Whether a character still incomplete (a token that ends inside a UTF-8 sequence) may
+        follow `generated`: inside the Thought, or inside an argument that may hold any text (an
+        extractive one: when its source has characters beyond ASCII). Never in the Action's name."""
+        text = self.prefix + generated
+        if self.check(generated) != OK or len(text) < len(THOUGHT):
+            return False
+        line_end = text.find("\n", len(THOUGHT))
+        if line_end == -1:
+            return True  # still thinking
+        rest = text[line_end + 1:]
+        head = next((h for h in (f"{ACTION}{a}[" for a in self.actions) if rest.startswith(h)), None)
+        return head is not None and (self.source is None or not self.source.isascii())
+
     def copied(self, head: str, arg: str, *, whole: bool) -> bool:
         """Whether `arg` (of the action `head` opens) is, or begins, an allowed argument (always, when not extractive)."""
         if self.source is None:

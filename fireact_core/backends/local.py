@@ -363,18 +363,24 @@ def _pick_valid(logits: Any, out: list[int], sh: _Shared, grammar: ActionGrammar
     `grammar`, and the text `out` plus that token decodes to.
 
     Candidates are tried in the model's order among its `top_k`; when none fits, the first token
-    of the grammar's shortest literal continuation is forced.
+    of the grammar's shortest literal continuation is forced. A token that ends inside a UTF-8
+    character is taken only where the grammar admits any character; should a completed character
+    still break the format, the turn ends there, and the agent reads it as a malformed action.
     """
     import torch
 
+    now = sh.decode(out)
     for token in torch.topk(logits, min(top_k, logits.shape[-1])).indices.tolist():
         if token in sh.end_ids:
             continue  # a turn cannot end before its Action is closed
         text = sh.decode([*out, token])
-        if text.endswith("\ufffd") or grammar.check(text) != BAD:  # (a partial UTF-8 character waits)
+        partial = text.endswith("\ufffd")  # the token ends inside a character: its next byte decides it
+        if grammar.admits_partial(now.rstrip("\ufffd")) if partial else grammar.check(text) != BAD:
             return token, text
+    if grammar.check(now) == BAD and sh.end_ids:  # nothing can mend it (see above)
+        return min(sh.end_ids), now
     with sh.lock:
-        forced = sh.tokenizer(grammar.forced(sh.decode(out)), add_special_tokens=False)["input_ids"][0]
+        forced = sh.tokenizer(grammar.forced(now), add_special_tokens=False)["input_ids"][0]
     return forced, sh.decode([*out, forced])
 
 
