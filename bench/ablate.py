@@ -17,7 +17,7 @@ setting is trained once per `--seeds` value and evaluated under each `--noises` 
 second table gives each setting's mean EM and its spread (sample standard deviation) over seeds.
 
     python bench/ablate.py --sizes 500 --react-only 500 --additive 500 --seeds 0 1 2 --noises off none \
-        --limit 100 --default-from runs/reproduce --out-dir runs/ablate-seeds
+        --limit 100 --default-from runs/reproduce-smollm2-constrained --out-dir runs/ablate-seeds
 """
 
 from __future__ import annotations
