@@ -21,11 +21,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fireact_core.bundled import (  # noqa: F401  (re-exported: the public names of the bundled bases)
+from fireact_core.bundled import (  # callers also read these names from here
     ALIASES,
     BUNDLED_BASES,
     DEFAULT_BASE,
-    BundledBase,
     bundled_base,
     bundled_cache_dir,
     bundled_gguf,

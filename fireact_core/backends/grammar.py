@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 OK, DONE, BAD = "ok", "done", "bad"
 THOUGHT = "Thought:"
@@ -52,6 +53,14 @@ class ActionGrammar:
                    None if source is None else " ".join(source.casefold().split()),
                    FREE_ANSWERS if polar(question) else ())
 
+    @cached_property
+    def heads(self) -> tuple[str, ...]:
+        """Each Action's opening, `Action: name[`."""
+        return tuple(f"{ACTION}{a}[" for a in self.actions)
+
+    def _head(self, rest: str) -> str | None:
+        return next((h for h in self.heads if rest.startswith(h)), None)
+
     def check(self, generated: str) -> str:
         """`ok` (a valid beginning), `done` (a whole turn: cut after the first `]`), or `bad`."""
         text = self.prefix + generated
@@ -59,14 +68,12 @@ class ActionGrammar:
             return OK if THOUGHT.startswith(text) else BAD
         if not text.startswith(THOUGHT):
             return BAD
-        line_end = text.find("\n", len(THOUGHT))
-        if line_end == -1:
+        rest = _action_line(text)
+        if rest is None:
             return OK  # still thinking
-        rest = text[line_end + 1:]
-        heads = [f"{ACTION}{a}[" for a in self.actions]
-        if any(h.startswith(rest) for h in heads):
+        if any(h.startswith(rest) for h in self.heads):
             return OK
-        head = next((h for h in heads if rest.startswith(h)), None)
+        head = self._head(rest)
         if head is None:
             return BAD
         arg = rest[len(head):]
@@ -84,12 +91,10 @@ class ActionGrammar:
         text = self.prefix + generated
         if self.check(generated) != OK or len(text) < len(THOUGHT):
             return False
-        line_end = text.find("\n", len(THOUGHT))
-        if line_end == -1:
+        rest = _action_line(text)
+        if rest is None:
             return True  # still thinking
-        rest = text[line_end + 1:]
-        head = next((h for h in (f"{ACTION}{a}[" for a in self.actions) if rest.startswith(h)), None)
-        return head is not None and (self.source is None or not self.source.isascii())
+        return self._head(rest) is not None and (self.source is None or not self.source.isascii())
 
     def copied(self, head: str, arg: str, *, whole: bool) -> bool:
         """Whether `arg` (of the action `head` opens) is, or begins, an allowed argument (always, when not extractive)."""
@@ -117,13 +122,14 @@ class ActionGrammar:
         text = self.prefix + generated
         if len(text) < len(THOUGHT):
             return THOUGHT[len(text):]
-        if "\n" not in text[len(THOUGHT):]:
+        rest = _action_line(text)
+        if rest is None:
             return "\n" + ACTION
-        rest = text[text.find("\n", len(THOUGHT)) + 1:]
-        for h in (f"{ACTION}{a}[" for a in self.actions):
+        for h in self.heads:
             if h.startswith(rest) and h != rest:
                 return h[len(rest):]
-        head = next(h for h in (f"{ACTION}{a}[" for a in self.actions) if rest.startswith(h))
+        head = self._head(rest)
+        assert head is not None, "forced() continues a valid text only"
         arg = rest[len(head):]
         if self.source is None or self.copied(head, arg, whole=True):
             return "]"
@@ -136,6 +142,12 @@ class ActionGrammar:
         while i != -1 and j < len(self.source) and _word(self.source[j]):
             j += 1
         return self.source[end:j] if i != -1 and j > end else "]"
+
+
+def _action_line(text: str) -> str | None:
+    """What follows the Thought line of a text that opens with `Thought:` (None while it lasts)."""
+    line_end = text.find("\n", len(THOUGHT))
+    return None if line_end == -1 else text[line_end + 1:]
 
 
 def _word(c: str) -> bool:

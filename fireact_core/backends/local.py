@@ -316,7 +316,7 @@ class LocalModel:
                 if constraint is None:
                     token, decoded = _pick(logits, sh.temperature, gen), None
                 else:  # the grammar already decoded the text the token makes
-                    token, decoded = _pick_valid(logits, out, sh, constraint)
+                    token, decoded = _pick_valid(logits, out, sh, constraint, now=text)
                 produced += 1
                 if token in sh.end_ids:
                     finish = "stop"
@@ -358,7 +358,7 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def _pick_valid(logits: Any, out: list[int], sh: _Shared, grammar: ActionGrammar,
-                top_k: int = 64) -> tuple[int, str]:
+                top_k: int = 64, now: str | None = None) -> tuple[int, str]:
     """The likeliest token (greedy, whatever the temperature) whose text keeps the turn inside
     `grammar`, and the text `out` plus that token decodes to.
 
@@ -366,10 +366,11 @@ def _pick_valid(logits: Any, out: list[int], sh: _Shared, grammar: ActionGrammar
     of the grammar's shortest literal continuation is forced. A token that ends inside a UTF-8
     character is taken only where the grammar admits any character; should a completed character
     still break the format, the turn ends there, and the agent reads it as a malformed action.
+    `now` is `out` decoded, when the caller has it.
     """
     import torch
 
-    now = sh.decode(out)
+    now = sh.decode(out) if now is None else now
     for token in torch.topk(logits, min(top_k, logits.shape[-1])).indices.tolist():
         if token in sh.end_ids:
             continue  # a turn cannot end before its Action is closed
