@@ -3,9 +3,9 @@
 Each setting trains the default adapter's recipe (`smollm2-135m-world`: LoRA r=8 on every
 linear layer, two epochs) on a seeded sample of the world's teacher trajectories, then runs the
 adapter with `fireact eval` on the first `--limit` test questions (noise off), in `--jobs`
-processes of one torch thread each. The default adapter (all 1,160 training trajectories) is
-evaluated the same way, as the curve's last point. Samples, adapters and trajectories go to
-`--out-dir`; a rerun skips every step whose output exists. Prints a Markdown table.
+processes of one torch thread each. The default adapter (every training trajectory) is evaluated
+the same way, as the curve's last point. Samples, adapters and trajectories go to `--out-dir`; a
+rerun skips every step whose output exists. Prints a Markdown table.
 
     python bench/ablate.py --sizes 100 200 500 --react-only 500 --limit 100
     python bench/ablate.py --default-from runs/reproduce     # reuse the reproduction's fine-tuned runs
@@ -62,14 +62,17 @@ def sample(out: Path, n: int, *, kind: str, seed: int) -> Path:
 
 def train(data: Path, out_dir: Path, threads: int) -> float:
     """Train the recipe on `data` (no validation split: every sampled trajectory is trained on)."""
+    took = out_dir / "train_s.txt"  # kept so that a rerun's table still shows the training time
     if (out_dir / "adapter_model.safetensors").exists():
-        return float("nan")
+        return float(took.read_text()) if took.exists() else float("nan")
     t = time.perf_counter()
     cmd = [sys.executable, "-m", "fireact_core.cli", "train", "--recipe", RECIPE, "--output-dir", str(out_dir),
            "--set", f"data=[{data}]", "--set", "val_size=0", "--set", f"cpu_threads={threads}"]
     with (out_dir.parent / f"{out_dir.name}.train.log").open("w") as log:
         subprocess.run(cmd, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_env())
-    return time.perf_counter() - t
+    secs = time.perf_counter() - t
+    took.write_text(f"{secs:.1f}\n")
+    return secs
 
 
 def evaluate(adapter: str, out_dir: Path, limit: int, jobs: int, noise: str = "off") -> list[dict]:
@@ -141,8 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = ([(f"multi-{n}", n, "multi") for n in a.sizes] + [(f"react-{n}", n, "react") for n in a.react_only]
                 + [(f"additive-{n}", n, "additive") for n in a.additive])
     rows, ems = [], {}
-    for name, n, kind in settings:
-        for seed in a.seeds:
+    # seeds outermost: an interrupted run has every setting at the first seeds, a comparison already
+    for seed in a.seeds:
+        for name, n, kind in settings:
             tag = name if seed == 0 else f"{name}-s{seed}"  # seed 0 keeps the earlier runs' folders
             d = a.out_dir / tag
             data = sample(a.out_dir / f"{tag}.jsonl", n, kind=kind, seed=seed)
@@ -165,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         d.mkdir(parents=True, exist_ok=True)
         print("default adapter: evaluating…", file=sys.stderr, flush=True)
         trajs = evaluate("default", d, a.limit, a.jobs)
-    rows.append(row("default (off)", "ReAct + CoT + Reflexion", 1160, trajs, float("nan")))
+    everything = len(TRAJECTORIES.read_text(encoding="utf-8").splitlines())
+    rows.append(row("default (off)", "ReAct + CoT + Reflexion", everything, trajs, float("nan")))
     print(f"\nFirst {a.limit} world test questions; training: recipe {RECIPE} (2 epochs), "
           f"samples drawn with seeds {', '.join(map(str, a.seeds))}.\n")
     print("| setting (noise) | data | trajectories | n | EM | mean steps | time/trial (s) | finished | training |")
