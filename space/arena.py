@@ -158,6 +158,9 @@ def build(rt: Runtime) -> Tab:
             save_step = gr.Button("Save step label", elem_id="fa-save-step")
         rate_msg = gr.HTML(css_template=CSS, js_on_load=None, elem_id="fa-rate-msg")
         state = gr.State(None)
+        # The finished battle's id, kept by the page: gr.State lives in the server process, so after a
+        # restart the vote and the ratings find the battle again in the store through it (`recover`).
+        ticket = gr.Textbox("", visible="hidden", label="Battle ticket", elem_id="fa-ticket")
 
         # --- wiring: thin closures (Gradio reads their type hints to pass the request and login) -------
         @stream_user_errors(10, 0, on_error={9: lambda: gr.update(interactive=True)})
@@ -168,23 +171,23 @@ def build(rt: Runtime) -> Tab:
 
         def make_vote(choice: str):
             @user_errors(8, 0)
-            def on_vote(st: ArenaState | None, request: gr.Request, profile: gr.OAuthProfile | None):
-                return vote(rt, st, choice, lambda: rt.rater(profile, request))
+            def on_vote(st: ArenaState | None, tk: str, request: gr.Request, profile: gr.OAuthProfile | None):
+                return vote(rt, st, choice, lambda: rt.rater(profile, request), ticket=tk)
 
             on_vote.__name__ = f"vote_{choice}"
             return on_vote
 
         def make_thumb(side: int, score: int):
             @user_errors(1, 0)
-            def on_thumb(st: ArenaState | None, request: gr.Request, profile: gr.OAuthProfile | None):
-                return thumb(rt, st, side, score, lambda: rt.rater(profile, request))
+            def on_thumb(st: ArenaState | None, tk: str, request: gr.Request, profile: gr.OAuthProfile | None):
+                return thumb(rt, st, side, score, lambda: rt.rater(profile, request), ticket=tk)
 
             return on_thumb
 
         @user_errors(1, 0)
-        def on_rate_step(st: ArenaState | None, side: str, n: float, th: str, ac: str, text: str, request: gr.Request,
-                         profile: gr.OAuthProfile | None):
-            return rate_step(rt, st, side, n, th, ac, text, lambda: rt.rater(profile, request))
+        def on_rate_step(st: ArenaState | None, side: str, n: float, th: str, ac: str, text: str, tk: str,
+                         request: gr.Request, profile: gr.OAuthProfile | None):
+            return rate_step(rt, st, side, n, th, ac, text, lambda: rt.rater(profile, request), ticket=tk)
 
         def on_load(current: str | None):
             return refresh_choices(rt, current)
@@ -201,18 +204,21 @@ def build(rt: Runtime) -> Tab:
         # the prompting control is last: API callers that send the first nine inputs get the default
         inputs = [question, p_model, p_method, p_shots, f_choice, noise_mode, noise_p, noise_seed, blind, p_prompting]
         outputs = [status, *sides, *vote_btns, reveal, state, run_btn]
-        run_btn.click(battle, inputs, outputs, api_name="battle", concurrency_limit=cfg.battle_concurrency,
-                      concurrency_id="battle")
-        question.submit(battle, inputs, outputs, api_visibility="private", concurrency_id="battle")
+        # the ticket is not a battle output, so API callers keep the battle's four return values
+        for trigger, kw in ((run_btn.click, {"api_name": "battle", "concurrency_limit": cfg.battle_concurrency}),
+                            (question.submit, {"api_visibility": "private"})):
+            trigger(lambda: "", None, [ticket], api_visibility="private", queue=False)  # a new battle: no old ticket
+            trigger(battle, inputs, outputs, concurrency_id="battle", **kw).then(
+                ticket_of, [state], [ticket], api_visibility="private", queue=False)
         for (choice, _, _), btn in zip(VOTES, vote_btns):
-            btn.click(make_vote(choice), [state], [reveal, *sides, state, *vote_btns], api_name=f"vote_{choice}",
-                      concurrency_limit=None)
+            btn.click(make_vote(choice), [state, ticket], [reveal, *sides, state, *vote_btns],
+                      api_name=f"vote_{choice}", concurrency_limit=None)
         for i, btn in enumerate(thumbs):
             side, score = divmod(i, 2)
-            btn.click(make_thumb(side, 1 if score == 0 else -1), [state], [rate_msg],
+            btn.click(make_thumb(side, 1 if score == 0 else -1), [state, ticket], [rate_msg],
                       api_name=f"thumb_{'ab'[side]}_{'up' if score == 0 else 'down'}", concurrency_limit=None)
-        save_step.click(on_rate_step, [state, step_side, step_no, thought, action, comment], [rate_msg], api_name="rate_step",
-                        concurrency_limit=None)
+        save_step.click(on_rate_step, [state, step_side, step_no, thought, action, comment, ticket], [rate_msg],
+                        api_name="rate_step", concurrency_limit=None)
     return Tab(blocks)
 
 
@@ -313,8 +319,28 @@ def finish_battle(rt: Runtime, specs: list[AgentSpec], views: list[SideView], is
     return (msg, *[render_side(v) for v in views], *votes_on, "", st, gr.update(interactive=True))
 
 
-def vote(rt: Runtime, st: ArenaState | None, choice: str, who: Callable[[], Rater]) -> tuple:
-    """Record the battle's one vote and reveal both sides' names."""
+def ticket_of(st: ArenaState | None) -> str:
+    """The page's ticket for a finished battle: its id (empty when there is no battle to vote on)."""
+    return st.battle_id or "" if st is not None else ""
+
+
+def recover(rt: Runtime, st: ArenaState | None, ticket: str | None, who: Callable[[], Rater]) -> ArenaState | None:
+    """The page's state; or, when the server lost it (a restart) and the page still holds its battle's
+    ticket, the battle rebuilt from the store, for the rater who ran it only (another rater gets None)."""
+    if st is not None or not ticket or not isinstance(ticket, str) or len(ticket) > 64:
+        return st
+    rec = rt.store.battle_of(ticket)
+    if rec is None or rec.rater_id != who().id:
+        return None
+    sides = [Side(SideView(f"Agent {n}", "" if rec.blind else _role_label(t.agent), steps=list(t.steps),
+                           status="done", trajectory=t, elapsed_s=t.time_s), _role_label(t.agent))
+             for n, t in zip("AB", (rec.run_a, rec.run_b))]
+    return ArenaState(rec.id, rec.blind, sides, voted=rec.voted)
+
+
+def vote(rt: Runtime, st: ArenaState | None, choice: str, who: Callable[[], Rater], *, ticket: str = "") -> tuple:
+    """Record the battle's one vote and reveal both sides' names. `ticket`: see `recover`."""
+    st = recover(rt, st, ticket, who)
     if st is None or not st.battle_id:
         raise InputError("Run a battle first; then vote.")
     if st.voted:
@@ -328,9 +354,10 @@ def vote(rt: Runtime, st: ArenaState | None, choice: str, who: Callable[[], Rate
             st, *[gr.update(interactive=False)] * 4)
 
 
-def thumb(rt: Runtime, st: ArenaState | None, side: int, score: int, who: Callable[[], Rater]) -> str:
-    """A thumbs up (+1) or down (-1) on one side's trajectory."""
-    run_id = _run_of(st, side)
+def thumb(rt: Runtime, st: ArenaState | None, side: int, score: int, who: Callable[[], Rater], *,
+          ticket: str = "") -> str:
+    """A thumbs up (+1) or down (-1) on one side's trajectory. `ticket`: see `recover`."""
+    run_id = _run_of(recover(rt, st, ticket, who), side)
     rater = who()
     rt.rate_limiter.check(rater.id)
     rt.store.rate(run_id, rater.id, source="arena", score=score)
@@ -338,9 +365,9 @@ def thumb(rt: Runtime, st: ArenaState | None, side: int, score: int, who: Callab
 
 
 def rate_step(rt: Runtime, st: ArenaState | None, side: str, n: float, th: str, ac: str, text: str,
-              who: Callable[[], Rater]) -> str:
-    """A label on one step (thought right/wrong, action useful/useless, a comment)."""
-    run_id = _run_of(st, 0 if side == "A" else 1)
+              who: Callable[[], Rater], *, ticket: str = "") -> str:
+    """A label on one step (thought right/wrong, action useful/useless, a comment). `ticket`: see `recover`."""
+    run_id = _run_of(recover(rt, st, ticket, who), 0 if side == "A" else 1)
     rater = who()
     rt.rate_limiter.check(rater.id)
     idx = int(n or 0) - 1

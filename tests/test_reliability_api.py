@@ -115,11 +115,13 @@ def test_forged_votes_are_refused_and_change_nothing(app):
     battle_id = store._scalar("SELECT id FROM battles WHERE question = ?", [question])
     before = stored(store)
     # A state the client makes up (someone else's battle, marked not voted): Gradio keeps the state on
-    # the server, so the payload is ignored and this session has no battle.
+    # the server, so the payload is ignored and this session has no battle. The owner's ticket (the
+    # battle id a page keeps for a restart) names a battle of another rater: refused the same way.
     forged = {"battle_id": battle_id, "blind": True, "voted": False, "sides": [{}, {}]}
     for endpoint in ("vote_a", "vote_bad"):
-        event, out = raw_call(url, endpoint, [forged])
-        assert event == "complete" and "Run a battle first" in out[0], out
+        for ticket in ("", battle_id, {"battle_id": battle_id}):
+            event, out = raw_call(url, endpoint, [forged, ticket])
+            assert event == "complete" and "Run a battle first" in out[0], (ticket, out)
     assert "Run a battle first" in other.predict(api_name="/vote_b")[0]  # another session: no battle of its own
     assert stored(store) == before
     # The owner's vote still counts, once: a second vote, or one after the reveal, is refused.

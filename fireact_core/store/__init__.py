@@ -30,7 +30,7 @@ from fireact_core.store.exports import Exports, default_db_path, start_hub_sync
 from fireact_core.store.schema import MIGRATIONS, TABLES
 from fireact_core.trajectory import Trajectory
 
-__all__ = ["HEAVY_BATCH", "MIGRATIONS", "TABLES", "VOTE_CHOICES", "QueueItem", "Store", "StoreLockedError",
+__all__ = ["HEAVY_BATCH", "MIGRATIONS", "TABLES", "VOTE_CHOICES", "BattleRecord", "QueueItem", "Store", "StoreLockedError",
            "_light", "default_db_path", "redact", "start_hub_sync"]
 
 VOTE_CHOICES = ("a", "b", "tie", "bad")
@@ -42,6 +42,18 @@ class QueueItem:
     run_id: str
     trajectory: Trajectory
     ratings_so_far: int
+
+
+@dataclass
+class BattleRecord:
+    """A stored battle as its page showed it: both runs (A, B), blind mode, who ran it, and whether it has its vote."""
+
+    id: str
+    blind: bool
+    rater_id: str | None
+    run_a: Trajectory
+    run_b: Trajectory
+    voted: bool
 
 
 class Store(Exports, Database):
@@ -121,6 +133,17 @@ class Store(Exports, Database):
         if choice not in VOTE_CHOICES:
             raise InputError(f"unknown vote {choice!r}; choose one of {', '.join(VOTE_CHOICES)}")
         return self._tx(_Vote(uuid.uuid4().hex[:16], battle_id, rater_id, choice))
+
+    def battle_of(self, battle_id: str) -> BattleRecord | None:
+        """The stored battle `battle_id` with both its runs, or None: what a page needs to vote after a restart."""
+        rows = self._rows("SELECT b.blind, b.rater_id, ra.trajectory AS a, rb.trajectory AS b, "
+                          "EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = b.id) AS voted FROM battles b "
+                          "JOIN runs ra ON ra.id = b.run_a JOIN runs rb ON rb.id = b.run_b WHERE b.id = ?", [battle_id])
+        if not rows:
+            return None
+        r = rows[0]
+        a, b = (Trajectory.from_dict(json.loads(r[k])) for k in ("a", "b"))
+        return BattleRecord(battle_id, bool(r["blind"]), r["rater_id"], a, b, bool(r["voted"]))
 
     def blind_comparisons(self) -> list[tuple[str, str, str]]:
         """(agent key of A, agent key of B, choice) for every blind vote: the leaderboard's input."""
