@@ -136,6 +136,17 @@ def test_one_vote_per_battle_and_valid_choices(store):
     assert store.count("votes") == 1
 
 
+def test_a_stored_battle_reads_back_with_both_runs_and_its_vote(store):
+    a, b = _traj(1, model="left"), _traj(2, model="right")
+    store.save_battle("b1", run_a=a, run_b=b, blind=True, rater_id="anon:abc")
+    rec = store.battle_of("b1")
+    assert (rec.id, rec.blind, rec.rater_id, rec.voted) == ("b1", True, "anon:abc", False)
+    assert rec.run_a.to_dict() == a.to_dict() and rec.run_b.to_dict() == b.to_dict()  # A and B as shown
+    store.record_vote("b1", "anon:abc", "b")
+    assert store.battle_of("b1").voted
+    assert store.battle_of("b2") is None
+
+
 def test_ratings_validate_and_keep_the_latest(store):
     store.save_run(_traj(1), source="arena", agent_key="A")
     with pytest.raises(InputError):
