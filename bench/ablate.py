@@ -14,7 +14,10 @@ Multi-method against ReAct-only over seeds and noise (issue 13, part 5): `--addi
 mix that keeps the ReAct-only sample's 500 trajectories and adds the CoT and Reflexion ones the
 multi-method sample of the same seed holds, so the mix adds data instead of replacing it; every
 setting is trained once per `--seeds` value and evaluated under each `--noises` setting, and a
-second table gives each setting's mean EM and its spread (sample standard deviation) over seeds.
+second table gives each setting's mean EM and its spread (sample standard deviation) over seeds,
+a third each difference (ReAct-only and the additive mix against the multi-method mix) with a
+paired bootstrap interval over the questions. Seed i draws the sample with seed i and trains with
+seed 42 + i. `--report` trains and evaluates nothing and prints the tables from what has run.
 
     python bench/ablate.py --sizes 500 --react-only 500 --additive 500 --seeds 0 1 2 --noises off none \
         --limit 100 --default-from runs/reproduce-smollm2-constrained --out-dir runs/ablate-seeds
@@ -60,14 +63,16 @@ def sample(out: Path, n: int, *, kind: str, seed: int) -> Path:
     return out
 
 
-def train(data: Path, out_dir: Path, threads: int) -> float:
-    """Train the recipe on `data` (no validation split: every sampled trajectory is trained on)."""
+def train(data: Path, out_dir: Path, threads: int, seed: int = 0) -> float:
+    """Train the recipe on `data` (no validation split: every sampled trajectory is trained on) with
+    training seed 42 + `seed`, so seed 0 is the recipe's own and the others vary the order as well."""
     took = out_dir / "train_s.txt"  # kept so that a rerun's table still shows the training time
     if (out_dir / "adapter_model.safetensors").exists():
         return float(took.read_text()) if took.exists() else float("nan")
     t = time.perf_counter()
     cmd = [sys.executable, "-m", "fireact_core.cli", "train", "--recipe", RECIPE, "--output-dir", str(out_dir),
-           "--set", f"data=[{data}]", "--set", "val_size=0", "--set", f"cpu_threads={threads}"]
+           "--set", f"data=[{data}]", "--set", "val_size=0", "--set", f"cpu_threads={threads}",
+           "--set", f"seed={42 + seed}"]
     with (out_dir.parent / f"{out_dir.name}.train.log").open("w") as log:
         subprocess.run(cmd, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_env())
     secs = time.perf_counter() - t
@@ -75,10 +80,27 @@ def train(data: Path, out_dir: Path, threads: int) -> float:
     return secs
 
 
+def _parts(limit: int, jobs: int) -> list[tuple[int, int]]:
+    return [(k * limit // jobs, (k + 1) * limit // jobs) for k in range(jobs)]
+
+
+def stored(out_dir: Path, limit: int, jobs: int, noise: str = "off") -> list[dict] | None:
+    """The trajectories an earlier `evaluate` left in `out_dir`, or None if any part is missing or short."""
+    tag = "" if noise == "off" else f"{noise}-"
+    out = []
+    for a, b in _parts(limit, jobs):
+        f = out_dir / f"test-{tag}{a}-{b}.jsonl"
+        part = f.read_text(encoding="utf-8").splitlines() if f.exists() else []
+        if len(part) != b - a:
+            return None
+        out += [json.loads(ln) for ln in part]
+    return out
+
+
 def evaluate(adapter: str, out_dir: Path, limit: int, jobs: int, noise: str = "off") -> list[dict]:
     """`fireact eval` on the first `limit` test questions, split over `jobs` processes (noise p=0.5,
     seed i for the i-th question, as `fireact eval` and `bench/reproduce.py` draw it)."""
-    parts = [(k * limit // jobs, (k + 1) * limit // jobs) for k in range(jobs)]
+    parts = _parts(limit, jobs)
     tag = "" if noise == "off" else f"{noise}-"
     procs = []
     for a, b in parts:
@@ -94,8 +116,10 @@ def evaluate(adapter: str, out_dir: Path, limit: int, jobs: int, noise: str = "o
     for p in procs:
         if p.wait():
             raise SystemExit(f"fireact eval failed ({p.returncode}); see the logs in {out_dir}")
-    return [json.loads(ln) for a, b in parts
-            for ln in (out_dir / f"test-{tag}{a}-{b}.jsonl").read_text(encoding="utf-8").splitlines()]
+    trajs = stored(out_dir, limit, jobs, noise)
+    if trajs is None:
+        raise SystemExit(f"fireact eval left fewer trajectories than questions in {out_dir}")
+    return trajs
 
 
 def _env() -> dict[str, str]:
@@ -122,6 +146,34 @@ def spread(ems: dict[tuple[str, str], list[float]]) -> list[str]:
     return out
 
 
+def differences(runs: dict[tuple[str, str], list[dict[str, float]]], pairs: Sequence[tuple[str, str]],
+                samples: int = 2000, seed: int = 0) -> list[str]:
+    """Table rows: EM of setting A minus setting B per noise, each averaged over its seeds first,
+    with a paired bootstrap 95% interval over the questions (training seeds are not resampled:
+    their spread is the other table's sd)."""
+    out = []
+    for first, second in pairs:
+        for noise in dict.fromkeys(n for _, n in runs):
+            if (first, noise) not in runs or (second, noise) not in runs:
+                continue
+            mean = {name: _per_question(runs[(name, noise)]) for name in (first, second)}
+            ids = sorted(mean[first].keys() & mean[second].keys())
+            diff = [mean[first][q] - mean[second][q] for q in ids]
+            rng = random.Random(seed)
+            boot = sorted(statistics.fmean(rng.choices(diff, k=len(diff))) for _ in range(samples))
+            lo, hi = boot[int(0.025 * samples)], boot[int(0.975 * samples) - 1]
+            out.append(f"| {first} − {second} | {noise} | {len(runs[(first, noise)])} / "
+                       f"{len(runs[(second, noise)])} | {len(ids)} | {100 * statistics.fmean(diff):+.1f} | "
+                       f"{100 * lo:+.1f} to {100 * hi:+.1f} |")
+    return out
+
+
+def _per_question(seed_runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each question's EM averaged over the seeds that ran it."""
+    ids = set.intersection(*(set(r) for r in seed_runs))
+    return {q: statistics.fmean(r[q] for r in seed_runs) for q in ids}
+
+
 DATA = {"multi": "ReAct + CoT + Reflexion", "react": "ReAct only", "additive": "ReAct + added CoT + Reflexion"}
 
 
@@ -140,24 +192,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "ablate")
     p.add_argument("--default-from", type=Path, help="take the default adapter's trajectories from this "
                    "bench/reproduce.py --out-dir instead of running them again")
+    p.add_argument("--report", action="store_true", help="train and evaluate nothing: the tables from "
+                   "what --out-dir already holds, naming each setting and seed not run yet")
     a = p.parse_args(argv)
     settings = ([(f"multi-{n}", n, "multi") for n in a.sizes] + [(f"react-{n}", n, "react") for n in a.react_only]
                 + [(f"additive-{n}", n, "additive") for n in a.additive])
-    rows, ems = [], {}
+    rows, runs, missing = [], {}, []
     # seeds outermost: an interrupted run has every setting at the first seeds, a comparison already
     for seed in a.seeds:
         for name, n, kind in settings:
             tag = name if seed == 0 else f"{name}-s{seed}"  # seed 0 keeps the earlier runs' folders
             d = a.out_dir / tag
-            data = sample(a.out_dir / f"{tag}.jsonl", n, kind=kind, seed=seed)
-            size = len(data.read_text(encoding="utf-8").splitlines())
-            print(f"{tag}: training on {size} trajectories…", file=sys.stderr, flush=True)
-            secs = train(data, d, a.threads)
+            if a.report:
+                secs = float(t.read_text()) if (t := d / "train_s.txt").exists() else float("nan")
+            else:
+                data = sample(a.out_dir / f"{tag}.jsonl", n, kind=kind, seed=seed)
+                print(f"{tag}: training on {len(data.read_text().splitlines())} trajectories…", file=sys.stderr,
+                      flush=True)
+                secs = train(data, d, a.threads, seed)
+            size = len(f.read_text().splitlines()) if (f := a.out_dir / f"{tag}.jsonl").exists() else n
             for noise in a.noises:
-                print(f"{tag}: evaluating, noise {noise}…", file=sys.stderr, flush=True)
-                trajs = evaluate(str(d), d, a.limit, a.jobs, noise)
+                if a.report:
+                    trajs = stored(d, a.limit, a.jobs, noise) if (d / "adapter_model.safetensors").exists() else None
+                else:
+                    print(f"{tag}: evaluating, noise {noise}…", file=sys.stderr, flush=True)
+                    trajs = evaluate(str(d), d, a.limit, a.jobs, noise)
+                if trajs is None:
+                    missing.append(f"{tag} ({noise})")
+                    continue
                 rows.append(row(f"{tag} ({noise})", DATA[kind], size, trajs, secs))
-                ems.setdefault((name, noise), []).append(sum(t["em"] or 0 for t in trajs) / len(trajs))
+                runs.setdefault((name, noise), []).append({t["id"]: t["em"] or 0.0 for t in trajs})
     if a.default_from:  # the reproduction's fine-tuned cell already ran these questions
         wanted = {f"world-test-{i:04d}" for i in range(a.limit)}
         trajs = [t for f in sorted(a.default_from.glob("fine-tuned-off.*.jsonl"))
@@ -166,22 +230,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"{a.default_from} has {len(trajs)} of the first {a.limit} test questions")
     else:
         d = a.out_dir / "default"
-        d.mkdir(parents=True, exist_ok=True)
-        print("default adapter: evaluating…", file=sys.stderr, flush=True)
-        trajs = evaluate("default", d, a.limit, a.jobs)
+        if a.report:
+            trajs = stored(d, a.limit, a.jobs)
+        else:
+            d.mkdir(parents=True, exist_ok=True)
+            print("default adapter: evaluating…", file=sys.stderr, flush=True)
+            trajs = evaluate("default", d, a.limit, a.jobs)
     everything = len(TRAJECTORIES.read_text(encoding="utf-8").splitlines())
-    rows.append(row("default (off)", "ReAct + CoT + Reflexion", everything, trajs, float("nan")))
+    if trajs is not None:
+        rows.append(row("default (off)", "ReAct + CoT + Reflexion", everything, trajs, float("nan")))
     print(f"\nFirst {a.limit} world test questions; training: recipe {RECIPE} (2 epochs), "
           f"samples drawn with seeds {', '.join(map(str, a.seeds))}.\n")
     print("| setting (noise) | data | trajectories | n | EM | mean steps | time/trial (s) | finished | training |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(rows))
-    if len(a.seeds) > 1:
+    ems = {k: [statistics.fmean(r.values()) for r in v] for k, v in runs.items()}
+    if any(len(v) > 1 for v in ems.values()):
         print("\n| setting | noise | seeds | mean EM | sd | EM per seed |")
         print("| --- | --- | ---: | ---: | ---: | --- |")
         print("\n".join(spread(ems)))
+    pairs = [(f"{x}-{n}", f"{y}-{n}") for n in sorted({n for _, n, _ in settings})
+             for x, y in (("react", "multi"), ("additive", "multi"), ("additive", "react"))]
+    if diffs := differences(runs, pairs):
+        print("\n| difference | noise | seeds (A / B) | questions | EM points | 95% interval (questions) |")
+        print("| --- | --- | --- | ---: | ---: | --- |")
+        print("\n".join(diffs))
+    if missing:
+        print(f"\nNot run yet: {', '.join(missing)}.")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,3 +39,43 @@ def test_the_spread_table_gives_mean_and_sample_sd_over_seeds():
     rows = ablate.spread({("react-500", "off"): [0.49, 0.45, 0.53], ("multi-500", "none"): [0.33]})
     assert rows[0] == "| react-500 | off | 3 | 49.0 | 4.0 | 49, 45, 53 |"
     assert rows[1] == "| multi-500 | none | 1 | 33.0 | – | 33 |"
+
+
+def test_the_difference_table_averages_seeds_per_question_and_brackets_the_mean():
+    a = [{f"q{i}": float(i % 2) for i in range(40)}, {f"q{i}": 1.0 for i in range(40)}]  # 50% and 100%
+    b = [{f"q{i}": 0.0 for i in range(40)}]
+    rows = ablate.differences({("react-500", "off"): a, ("multi-500", "off"): b},
+                              [("react-500", "multi-500"), ("additive-500", "multi-500")])
+    assert len(rows) == 1 and rows[0].startswith("| react-500 − multi-500 | off | 2 / 1 | 40 | +75.0 | ")
+    lo, hi = (float(x) for x in rows[0].split("|")[6].split(" to "))
+    assert 50 < lo < 75 < hi <= 100
+    same = ablate.differences({("x", "none"): b, ("y", "none"): b}, [("x", "y")])
+    assert same == ["| x − y | none | 1 / 1 | 40 | +0.0 | +0.0 to +0.0 |"]
+
+
+def _trajs(out: Path, tag: str, ems: list[int]) -> None:
+    for a, b in ((0, len(ems) // 2), (len(ems) // 2, len(ems))):
+        rows = [{"id": f"world-test-{i:04d}", "em": ems[i], "steps": [{}] * 3, "time_s": 1.0, "status": "finished"}
+                for i in range(a, b)]
+        (out / f"test-{tag}{a}-{b}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_report_reads_what_ran_and_names_what_did_not(tmp_path, capsys):
+    react = tmp_path / "react-500"
+    react.mkdir()
+    (react / "adapter_model.safetensors").write_bytes(b"")
+    (react / "train_s.txt").write_text("120.0\n")
+    _trajs(react, "", [1, 1, 0, 1])
+    _trajs(react, "none-", [1, 0, 0, 0])
+    (tmp_path / "multi-500").mkdir()  # trained, evaluated on half the questions only
+    (tmp_path / "multi-500" / "adapter_model.safetensors").write_bytes(b"")
+    _trajs(tmp_path / "multi-500", "", [0, 1, 0, 1])
+    (tmp_path / "multi-500" / "test-2-4.jsonl").write_text("{}\n")
+    assert ablate.main(["--sizes", "500", "--react-only", "500", "--limit", "4", "--noises", "off", "none",
+                        "--out-dir", str(tmp_path), "--report"]) == 0
+    out = capsys.readouterr().out
+    assert "| react-500 (off) | ReAct only | 500 | 4 | 75.0 | 3.00 | 1.00 | 4 | 2 min |" in out
+    assert "| react-500 (none) | ReAct only | 500 | 4 | 25.0 |" in out
+    assert "multi-500 (off) |" not in out and "default (off)" not in out
+    assert "Not run yet: multi-500 (off), multi-500 (none)." in out
+    assert not (tmp_path / "react-500.jsonl").exists()  # a report draws no samples
