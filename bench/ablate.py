@@ -179,8 +179,10 @@ DATA = {"multi": "ReAct + CoT + Reflexion", "react": "ReAct only", "additive": "
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="*", default=[100, 200, 500], help="multi-method sample sizes")
-    p.add_argument("--react-only", type=int, nargs="*", default=[500], help="ReAct-only sample sizes")
+    p.add_argument("--sizes", type=int, nargs="*", help="multi-method sample sizes (default: 100 200 500 "
+                   "when no setting is named)")
+    p.add_argument("--react-only", type=int, nargs="*", help="ReAct-only sample sizes (default: 500 when no "
+                   "setting is named)")
     p.add_argument("--limit", type=int, default=100, help="the first N test questions (default: 100)")
     p.add_argument("--jobs", type=int, default=2, help="evaluation processes (default: 2)")
     p.add_argument("--threads", type=int, default=2, help="torch threads for training (default: 2)")
@@ -195,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--report", action="store_true", help="train and evaluate nothing: the tables from "
                    "what --out-dir already holds, naming each setting and seed not run yet")
     a = p.parse_args(argv)
+    if a.sizes is None and a.react_only is None and not a.additive:  # the data-scaling curve
+        a.sizes, a.react_only = [100, 200, 500], [500]
+    a.sizes, a.react_only = a.sizes or [], a.react_only or []
     settings = ([(f"multi-{n}", n, "multi") for n in a.sizes] + [(f"react-{n}", n, "react") for n in a.react_only]
                 + [(f"additive-{n}", n, "additive") for n in a.additive])
     rows, runs, missing = [], {}, []

@@ -79,3 +79,10 @@ def test_report_reads_what_ran_and_names_what_did_not(tmp_path, capsys):
     assert "multi-500 (off) |" not in out and "default (off)" not in out
     assert "Not run yet: multi-500 (off), multi-500 (none)." in out
     assert not (tmp_path / "react-500.jsonl").exists()  # a report draws no samples
+
+
+def test_naming_one_setting_runs_that_setting_only(tmp_path, capsys):
+    ablate.main(["--additive", "500", "--limit", "4", "--out-dir", str(tmp_path), "--report"])
+    assert "Not run yet: additive-500 (off)." in capsys.readouterr().out
+    ablate.main(["--limit", "4", "--out-dir", str(tmp_path), "--report"])  # none named: the scaling curve
+    assert "Not run yet: multi-100 (off), multi-200 (off), multi-500 (off), react-500 (off)." in capsys.readouterr().out
