@@ -66,9 +66,8 @@ def sample(out: Path, n: int, *, kind: str, seed: int) -> Path:
 def train(data: Path, out_dir: Path, threads: int, seed: int = 0) -> float:
     """Train the recipe on `data` (no validation split: every sampled trajectory is trained on) with
     training seed 42 + `seed`, so seed 0 is the recipe's own and the others vary the order as well."""
-    took = out_dir / "train_s.txt"  # kept so that a rerun's table still shows the training time
     if (out_dir / "adapter_model.safetensors").exists():
-        return float(took.read_text()) if took.exists() else float("nan")
+        return trained_seconds(out_dir)
     t = time.perf_counter()
     cmd = [sys.executable, "-m", "fireact_core.cli", "train", "--recipe", RECIPE, "--output-dir", str(out_dir),
            "--set", f"data=[{data}]", "--set", "val_size=0", "--set", f"cpu_threads={threads}",
@@ -76,8 +75,14 @@ def train(data: Path, out_dir: Path, threads: int, seed: int = 0) -> float:
     with (out_dir.parent / f"{out_dir.name}.train.log").open("w") as log:
         subprocess.run(cmd, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_env())
     secs = time.perf_counter() - t
-    took.write_text(f"{secs:.1f}\n")
+    (out_dir / "train_s.txt").write_text(f"{secs:.1f}\n")  # so that a rerun's table still shows it
     return secs
+
+
+def trained_seconds(out_dir: Path) -> float:
+    """The training time an earlier `train` kept beside its adapter (NaN when not kept)."""
+    took = out_dir / "train_s.txt"
+    return float(took.read_text()) if took.exists() else float("nan")
 
 
 def _parts(limit: int, jobs: int) -> list[tuple[int, int]]:
@@ -208,14 +213,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, n, kind in settings:
             tag = name if seed == 0 else f"{name}-s{seed}"  # seed 0 keeps the earlier runs' folders
             d = a.out_dir / tag
+            data = a.out_dir / f"{tag}.jsonl"
+            if not a.report:
+                sample(data, n, kind=kind, seed=seed)
+            size = len(data.read_text(encoding="utf-8").splitlines()) if data.exists() else n
             if a.report:
-                secs = float(t.read_text()) if (t := d / "train_s.txt").exists() else float("nan")
+                secs = trained_seconds(d)
             else:
-                data = sample(a.out_dir / f"{tag}.jsonl", n, kind=kind, seed=seed)
-                print(f"{tag}: training on {len(data.read_text().splitlines())} trajectories…", file=sys.stderr,
-                      flush=True)
+                print(f"{tag}: training on {size} trajectories…", file=sys.stderr, flush=True)
                 secs = train(data, d, a.threads, seed)
-            size = len(f.read_text().splitlines()) if (f := a.out_dir / f"{tag}.jsonl").exists() else n
             for noise in a.noises:
                 if a.report:
                     trajs = stored(d, a.limit, a.jobs, noise) if (d / "adapter_model.safetensors").exists() else None
@@ -263,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"\nNot run yet: {', '.join(missing)}.")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
