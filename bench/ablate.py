@@ -21,6 +21,10 @@ seed 42 + i. `--report` trains and evaluates nothing and prints the tables from 
 
     python bench/ablate.py --sizes 500 --react-only 500 --additive 500 --seeds 0 1 2 --noises off none \
         --limit 100 --default-from runs/reproduce-smollm2-constrained --out-dir runs/ablate-seeds
+
+A ReAct-only size larger than an additive size (`--react-only 500 660 --additive 500`: seed 0's
+additive mix holds 660 trajectories) is also paired with the additive mix: the same amount of
+data, ReAct alone against ReAct plus CoT and Reflexion.
 """
 
 from __future__ import annotations
@@ -262,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(spread(ems)))
     pairs = [(f"{x}-{n}", f"{y}-{n}") for n in sorted({n for _, n, _ in settings})
              for x, y in (("react", "multi"), ("additive", "multi"), ("additive", "react"))]
+    # a larger ReAct-only sample, as large as the additive mix, tells more data from more methods
+    pairs += [(f"additive-{n}", f"react-{m}") for n in a.additive for m in a.react_only if m > n]
     if diffs := differences(runs, pairs):
         print("\n| difference | noise | seeds (A / B) | questions | EM points | 95% interval (questions) |")
         print("| --- | --- | --- | ---: | ---: | --- |")

@@ -86,3 +86,16 @@ def test_naming_one_setting_runs_that_setting_only(tmp_path, capsys):
     assert "Not run yet: additive-500 (off)." in capsys.readouterr().out
     ablate.main(["--limit", "4", "--out-dir", str(tmp_path), "--report"])  # none named: the scaling curve
     assert "Not run yet: multi-100 (off), multi-200 (off), multi-500 (off), react-500 (off)." in capsys.readouterr().out
+
+
+def test_report_pairs_the_additive_mix_with_a_react_only_sample_of_its_size(tmp_path, capsys):
+    for tag, ems in (("additive-500", [1, 1, 1, 0]), ("react-500", [1, 0, 0, 0]), ("react-660", [1, 1, 0, 0])):
+        (tmp_path / tag).mkdir()
+        (tmp_path / tag / "adapter_model.safetensors").write_bytes(b"")
+        _trajs(tmp_path / tag, "", ems)
+    assert ablate.main(["--react-only", "500", "660", "--additive", "500", "--limit", "4",
+                        "--out-dir", str(tmp_path), "--report"]) == 0
+    out = capsys.readouterr().out
+    assert "| additive-500 − react-500 | off | 1 / 1 | 4 | +50.0 |" in out
+    assert "| additive-500 − react-660 | off | 1 / 1 | 4 | +25.0 |" in out
+    assert "react-660 − " not in out  # no multi-method sample of 660 was named
