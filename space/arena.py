@@ -36,6 +36,7 @@ from space.raters import Rater
 from space.render import CSS, SideView, render_message, render_reveal, render_side
 from space.runner import Battle, run_battle
 from space.runtime import Runtime, stream_user_errors, user_errors
+from space.state import ArenaState, Side, recover, restore, role_label, ticket_of
 
 VOTES = (("a", "👈 A is better", "fa-vote-a"), ("b", "👉 B is better", "fa-vote-b"), ("tie", "🤝 Tie", "fa-vote-tie"),
          ("bad", "👎 Both are bad", "fa-vote-bad"))
@@ -81,12 +82,8 @@ def _with_note(text: str, note: str) -> str:
     return f"{text} {note}" if note else text
 
 
-def _role_label(spec: AgentSpec) -> str:
-    return f"{spec.role}: {spec.name}"
-
-
 def _view(title: str, spec: AgentSpec, blind: bool) -> SideView:
-    return SideView(title=title, subtitle="" if blind else _role_label(spec))
+    return SideView(title=title, subtitle="" if blind else role_label(spec))
 
 
 def build(rt: Runtime) -> Tab:
@@ -161,6 +158,11 @@ def build(rt: Runtime) -> Tab:
         # The finished battle's id, kept by the page: gr.State lives in the server process, so after a
         # restart the vote and the ratings find the battle again in the store through it (`recover`).
         ticket = gr.Textbox("", visible="hidden", label="Battle ticket", elem_id="fa-ticket")
+        # ... and the browser keeps it too: Gradio reloads every open page once a restarted server is
+        # back, and a load takes the battle back (`restore`). Gradio's encryption of it is no secret
+        # (its key is in the page's config), so the key is fixed to outlive a restart; `recover`
+        # checks who may have the battle.
+        saved = gr.BrowserState("", storage_key="fireact-arena-ticket", secret="fireact-arena-ticket")
 
         # --- wiring: thin closures (Gradio reads their type hints to pass the request and login) -------
         @stream_user_errors(10, 0, on_error={9: lambda: gr.update(interactive=True)})
@@ -192,6 +194,13 @@ def build(rt: Runtime) -> Tab:
         def on_load(current: str | None):
             return refresh_choices(rt, current)
 
+        def on_restore(tk: str | None, request: gr.Request, profile: gr.OAuthProfile | None):
+            return restore(rt, tk, lambda: rt.rater(profile, request))
+
+        def on_ticket(st: ArenaState | None, request: gr.Request) -> tuple[str, str]:
+            tk = ticket_of(st, getattr(request, "session_hash", None))
+            return tk, tk
+
         def on_random() -> str:
             return random_question(rt)
 
@@ -199,6 +208,8 @@ def build(rt: Runtime) -> Tab:
             return prompting_shots(value)
 
         blocks.load(on_load, [f_choice], [f_choice], api_visibility="private", queue=False)
+        blocks.load(user_errors(9, 0)(on_restore), [saved], [status, *sides, *vote_btns, state, ticket],
+                    api_visibility="private", queue=False)
         rand_btn.click(on_random, outputs=question, api_name="random_question", queue=False)
         p_prompting.change(on_prompting, [p_prompting], [p_shots], api_visibility="private", queue=False)
         # the prompting control is last: API callers that send the first nine inputs get the default
@@ -207,9 +218,10 @@ def build(rt: Runtime) -> Tab:
         # the ticket is not a battle output, so API callers keep the battle's four return values
         for trigger, kw in ((run_btn.click, {"api_name": "battle", "concurrency_limit": cfg.battle_concurrency}),
                             (question.submit, {"api_visibility": "private"})):
-            trigger(lambda: "", None, [ticket], api_visibility="private", queue=False)  # a new battle: no old ticket
+            # a new battle: no old ticket
+            trigger(lambda: ("", ""), None, [ticket, saved], api_visibility="private", queue=False)
             trigger(battle, inputs, outputs, concurrency_id="battle", **kw).then(
-                ticket_of, [state], [ticket], api_visibility="private", queue=False)
+                on_ticket, [state], [ticket, saved], api_visibility="private", queue=False)
         for (choice, _, _), btn in zip(VOTES, vote_btns):
             btn.click(make_vote(choice), [state, ticket], [reveal, *sides, state, *vote_btns],
                       api_name=f"vote_{choice}", concurrency_limit=None)
@@ -223,28 +235,6 @@ def build(rt: Runtime) -> Tab:
 
 
 # --- the handlers: functions of the runtime, testable without a page ------------------------------
-@dataclass
-class Side:
-    """One side of a finished battle as the page holds it: its view (with the typed trajectory) and its name."""
-
-    view: SideView
-    label: str  # "role: agent key", shown at once, or after the vote in blind mode
-
-    @property
-    def run_id(self) -> str | None:
-        return self.view.trajectory.id if self.view.trajectory else None
-
-
-@dataclass
-class ArenaState:
-    """What the page keeps between a battle and its vote and ratings (`gr.State`): typed, never re-parsed."""
-
-    battle_id: str | None
-    blind: bool
-    sides: list[Side]
-    voted: bool = False
-
-
 # gr.update, not gr.Button(...): cheaper per event, and a Button built here would join the page
 def _closed() -> list[Any]:
     return [gr.update(interactive=False)] * 4
@@ -314,28 +304,9 @@ def finish_battle(rt: Runtime, specs: list[AgentSpec], views: list[SideView], is
                 rt.store.save_run(t, source="arena")
         msg = render_message(_with_note("One side could not finish (see its error), so this battle cannot be voted on.",
                                         note), "warn")
-    st = ArenaState(battle_id, is_blind, [Side(v, _role_label(s)) for v, s in zip(views, specs)])
+    st = ArenaState(battle_id, is_blind, [Side(v, role_label(s)) for v, s in zip(views, specs)])
     votes_on = [gr.update(interactive=True)] * 4 if ok else [gr.skip()] * 4
     return (msg, *[render_side(v) for v in views], *votes_on, "", st, gr.update(interactive=True))
-
-
-def ticket_of(st: ArenaState | None) -> str:
-    """The page's ticket for a finished battle: its id (empty when there is no battle to vote on)."""
-    return st.battle_id or "" if st is not None else ""
-
-
-def recover(rt: Runtime, st: ArenaState | None, ticket: str | None, who: Callable[[], Rater]) -> ArenaState | None:
-    """The page's state; or, when the server lost it (a restart) and the page still holds its battle's
-    ticket, the battle rebuilt from the store, for the rater who ran it only (another rater gets None)."""
-    if st is not None or not ticket or not isinstance(ticket, str) or len(ticket) > 64:
-        return st
-    rec = rt.store.battle_of(ticket)
-    if rec is None or rec.rater_id != who().id:
-        return None
-    sides = [Side(SideView(f"Agent {n}", "" if rec.blind else _role_label(t.agent), steps=list(t.steps),
-                           status="done", trajectory=t, elapsed_s=t.time_s), _role_label(t.agent))
-             for n, t in zip("AB", (rec.run_a, rec.run_b))]
-    return ArenaState(rec.id, rec.blind, sides, voted=rec.voted)
 
 
 def vote(rt: Runtime, st: ArenaState | None, choice: str, who: Callable[[], Rater], *, ticket: str = "") -> tuple:
@@ -347,7 +318,7 @@ def vote(rt: Runtime, st: ArenaState | None, choice: str, who: Callable[[], Rate
         raise InputError("You already voted on this battle.")
     rater = who()
     rt.rate_limiter.check(rater.id)
-    rt.store.record_vote(st.battle_id, rater.id, choice)
+    rt.store.record_vote(st.battle_id, st.rater_id or rater.id, choice)
     st = replace(st, voted=True)
     a, b = st.sides
     return (render_reveal(a.label, b.label, choice), *[render_side(replace(s.view, subtitle=s.label)) for s in st.sides],
@@ -357,21 +328,23 @@ def vote(rt: Runtime, st: ArenaState | None, choice: str, who: Callable[[], Rate
 def thumb(rt: Runtime, st: ArenaState | None, side: int, score: int, who: Callable[[], Rater], *,
           ticket: str = "") -> str:
     """A thumbs up (+1) or down (-1) on one side's trajectory. `ticket`: see `recover`."""
-    run_id = _run_of(recover(rt, st, ticket, who), side)
+    st = recover(rt, st, ticket, who)
+    run_id = _run_of(st, side)
     rater = who()
     rt.rate_limiter.check(rater.id)
-    rt.store.rate(run_id, rater.id, source="arena", score=score)
+    rt.store.rate(run_id, st.rater_id or rater.id, source="arena", score=score)
     return render_message(f"Saved: {'👍' if score > 0 else '👎'} for {'AB'[side]}.", "ok")
 
 
 def rate_step(rt: Runtime, st: ArenaState | None, side: str, n: float, th: str, ac: str, text: str,
               who: Callable[[], Rater], *, ticket: str = "") -> str:
     """A label on one step (thought right/wrong, action useful/useless, a comment). `ticket`: see `recover`."""
-    run_id = _run_of(recover(rt, st, ticket, who), 0 if side == "A" else 1)
+    st = recover(rt, st, ticket, who)
+    run_id = _run_of(st, 0 if side == "A" else 1)
     rater = who()
     rt.rate_limiter.check(rater.id)
     idx = int(n or 0) - 1
-    rt.store.rate(run_id, rater.id, source="arena", step_idx=idx, thought_ok={"right": True, "wrong": False}.get(th),
+    rt.store.rate(run_id, st.rater_id or rater.id, source="arena", step_idx=idx, thought_ok={"right": True, "wrong": False}.get(th),
                   action_ok={"useful": True, "useless": False}.get(ac), comment=text)
     return render_message(f"Saved your label for step {idx + 1} of {side}.", "ok")
 

@@ -6,6 +6,7 @@ returned); nothing is serialised to a dict and rebuilt on a vote.
 
 from __future__ import annotations
 
+import gradio as gr
 import pytest
 
 from fireact_core.errors import InputError
@@ -239,3 +240,29 @@ def test_prompting_values_parse_to_the_spec_fields():
     assert fields("chat+extractive:world") == ("chat", True, "world", True)
     assert prompting_shots("scratchpad+constrained:world")["value"] == 6  # the world's exemplars are six
     assert prompting_shots("chat")["value"] == 2
+
+
+def test_a_reloaded_page_takes_back_its_unvoted_battle_and_votes_as_its_rater(rt):
+    from space.raters import rater_of
+    from space.state import restore, ticket_of
+
+    owner, reloaded, stranger = (rater_of(None, s) for s in ("sess-old", "sess-new", "sess-other"))
+    outs = list(battle_updates(rt, "What is the capital of France?", "fake:scripted", "react", 2,
+                               "model:fake:tuned", "off", 0.5, 0, True, who=lambda: owner))
+    st = outs[-1][8]
+    ticket = ticket_of(st, "sess-old")
+    assert ticket == f"{st.battle_id}:sess-old" and ticket_of(None, "sess-old") == ""
+    # a stranger holding the id, or the id with another session, gets nothing
+    nothing = (gr.skip(),) * 9
+    for tk in (st.battle_id, f"{st.battle_id}:sess-other", "", None, "x" * 500):
+        assert restore(rt, tk, lambda: stranger) == nothing
+    msg, side_a, side_b, *buttons, back, tk = restore(rt, ticket, lambda: reloaded)
+    assert "is back" in msg and tk == ticket and len(buttons) == 4
+    assert back.battle_id == st.battle_id and back.rater_id == owner.id and back.blind and not back.voted
+    assert [s.run_id for s in back.sides] == [s.run_id for s in st.sides]
+    assert "fake:" not in side_a + side_b  # still blind: no names before the vote
+    assert "Saved" in thumb(rt, back, 0, 1, lambda: reloaded)
+    vote(rt, back, "b", lambda: reloaded)
+    assert [r["rater_id"] for r in rt.store.ratings()] == [owner.id]
+    assert rt.store._rows("SELECT rater_id, choice FROM votes") == [{"rater_id": owner.id, "choice": "b"}]
+    assert restore(rt, ticket, lambda: reloaded) == nothing  # voted: the page stays as it loaded

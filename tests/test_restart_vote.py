@@ -1,8 +1,9 @@
 """A vote after the server restarted: the real `python app.py --fake`, killed with SIGKILL between a battle and its vote.
 
-Gradio keeps a session's `gr.State` in the server process, so a restart loses it; the page keeps the
-battle's ticket (its id, a hidden textbox) and the vote finds the battle in the DuckDB file again.
-Only the rater who ran the battle can vote with its ticket, and still only once.
+Gradio keeps a session's `gr.State` in the server process, so a restart loses it, and its page reloads
+itself once the server is back (not always); the page keeps the battle's ticket (its id and session, in a hidden
+textbox and in the browser's storage) and the battle comes back from the DuckDB file. Only the rater
+who ran the battle can vote with its ticket, and still only once.
 """
 
 from __future__ import annotations
@@ -95,9 +96,19 @@ def test_a_vote_clicked_after_the_server_restarted_is_stored(tmp_path):
             page.locator("#fa-question textarea").fill("What is the capital of France?")
             page.locator("#fa-run").click()
             page.locator("#fa-vote-b:not([disabled])").wait_for(timeout=60_000)
+            # the ticket reaches the browser's storage just after the battle's last output
+            page.wait_for_function("localStorage.getItem('fireact-arena-ticket') !== null", timeout=30_000)
             _kill(proc)
             (battle_id,), = _rows(db, "SELECT id FROM battles")
             proc, _, _ = start(args, NO_LIMITS, port=port, log=log)
+            # Gradio's page may reload itself once the server it lost is back (seen under load), and a
+            # rater may reload it: the page's own state (the hidden ticket too) goes, and the browser's
+            # stored ticket brings the battle back. Reloaded here, so no reload of Gradio's can race
+            # the click.
+            page.reload(wait_until="load")
+            page.locator("#fa-vote-b:not([disabled])").wait_for(timeout=60_000)
+            assert "is back" in page.locator("#fa-status").inner_text()
+            assert "Paris" in page.locator("#fa-side-b").inner_text() + page.locator("#fa-side-a").inner_text()
             page.locator("#fa-vote-b").click()
             page.locator("#fa-reveal .fa-reveal").wait_for(timeout=30_000)
             reveal = page.locator("#fa-reveal").inner_text()
@@ -108,3 +119,5 @@ def test_a_vote_clicked_after_the_server_restarted_is_stored(tmp_path):
     finally:
         stop(proc)
     assert _rows(db, "SELECT battle_id, choice FROM votes") == [(battle_id, "b")]
+    # the reloaded page is a new session, and the vote is still the battle's rater's
+    assert _rows(db, "SELECT rater_id FROM votes") == _rows(db, "SELECT rater_id FROM battles")

@@ -1,0 +1,77 @@
+"""What the arena's page keeps between a battle and its vote, and how a battle comes back when the
+server lost it (a restart) or the page did (a reload): the battle's ticket, checked against its rater.
+"""
+
+# No `from __future__ import annotations`: Gradio reads the type hints of handlers built from these.
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gradio as gr
+
+from fireact_core.spec import AgentSpec
+from space.raters import Rater, rater_of
+from space.render import SideView, render_message, render_side
+from space.runtime import Runtime
+
+
+def role_label(spec: AgentSpec) -> str:
+    return f"{spec.role}: {spec.name}"
+
+
+@dataclass
+class Side:
+    """One side of a finished battle as the page holds it: its view (with the typed trajectory) and its name."""
+
+    view: SideView
+    label: str  # "role: agent key", shown at once, or after the vote in blind mode
+
+    @property
+    def run_id(self) -> str | None:
+        return self.view.trajectory.id if self.view.trajectory else None
+
+
+@dataclass
+class ArenaState:
+    """What the page keeps between a battle and its vote and ratings (`gr.State`): typed, never re-parsed."""
+
+    battle_id: str | None
+    blind: bool
+    sides: list[Side]
+    voted: bool = False
+    rater_id: str | None = None  # the battle's rater, when a reloaded page took it back (`recover`)
+
+
+def ticket_of(st: ArenaState | None, session_hash: str | None = None) -> str:
+    """The page's ticket for a finished battle: its id, and the session that ran it (empty when
+    there is no battle to vote on). The session names an anonymous rater, so a reloaded page (a new
+    session) still proves it is the same browser's battle; a login proves itself."""
+    if st is None or not st.battle_id:
+        return ""
+    return f"{st.battle_id}:{session_hash}" if session_hash else st.battle_id
+
+
+def recover(rt: Runtime, st: ArenaState | None, ticket: str | None, who: Callable[[], Rater]) -> ArenaState | None:
+    """The page's state; or, when the server lost it (a restart, or the page reloaded) and the page
+    still holds its battle's ticket (`ticket_of`), the battle rebuilt from the store, for the rater
+    who ran it only (another rater gets None)."""
+    if st is not None or not ticket or not isinstance(ticket, str) or len(ticket) > 200:
+        return st
+    battle_id, _, session = ticket.partition(":")
+    rec = rt.store.battle_of(battle_id)
+    if rec is None or rec.rater_id not in {who().id, rater_of(None, session).id if session else None}:
+        return None
+    sides = [Side(SideView(f"Agent {n}", "" if rec.blind else role_label(t.agent), steps=list(t.steps),
+                           status="done", trajectory=t, elapsed_s=t.time_s), role_label(t.agent))
+             for n, t in zip("AB", (rec.run_a, rec.run_b))]
+    return ArenaState(rec.id, rec.blind, sides, voted=rec.voted, rater_id=rec.rater_id)
+
+
+def restore(rt: Runtime, ticket: str | None, who: Callable[[], Rater]) -> tuple:
+    """A loaded page's outputs: its browser's last battle back when it has not been voted on (a
+    restart reloads every open page), else nothing changed. The outputs: status, both sides, the
+    four vote buttons, the state and the ticket."""
+    st = recover(rt, None, ticket, who)
+    if st is None or st.voted:
+        return (gr.skip(),) * 9
+    msg = render_message("Your last battle is back (the page reloaded). Which trajectory is better?", "ok")
+    return (msg, *[render_side(s.view) for s in st.sides], *[gr.update(interactive=True)] * 4, st, ticket)
