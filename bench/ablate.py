@@ -172,9 +172,14 @@ def differences(runs: dict[tuple[str, str], list[dict[str, float]]], pairs: Sequ
             boot = sorted(statistics.fmean(rng.choices(diff, k=len(diff))) for _ in range(samples))
             lo, hi = boot[int(0.025 * samples)], boot[int(0.975 * samples) - 1]
             out.append(f"| {first} − {second} | {noise} | {len(runs[(first, noise)])} / "
-                       f"{len(runs[(second, noise)])} | {len(ids)} | {100 * statistics.fmean(diff):+.1f} | "
-                       f"{100 * lo:+.1f} to {100 * hi:+.1f} |")
+                       f"{len(runs[(second, noise)])} | {len(ids)} | {_signed(statistics.fmean(diff))} | "
+                       f"{_signed(lo)} to {_signed(hi)} |")
     return out
+
+
+def _signed(x: float) -> str:
+    """Percentage points with their sign, a real minus as the docs print it."""
+    return f"{100 * x:+.1f}".replace("-", "−")
 
 
 def _per_question(seed_runs: list[dict[str, float]]) -> dict[str, float]:

@@ -98,4 +98,7 @@ def test_report_pairs_the_additive_mix_with_a_react_only_sample_of_its_size(tmp_
     out = capsys.readouterr().out
     assert "| additive-500 − react-500 | off | 1 / 1 | 4 | +50.0 |" in out
     assert "| additive-500 − react-660 | off | 1 / 1 | 4 | +25.0 |" in out
+    assert "| react-500 − additive-500 |" not in out
+    flipped = ablate.differences({("x", "off"): [{"q": 0.0}], ("y", "off"): [{"q": 1.0}]}, [("x", "y")])
+    assert flipped == ["| x − y | off | 1 / 1 | 1 | −100.0 | −100.0 to −100.0 |"]
     assert "react-660 − " not in out  # no multi-method sample of 660 was named
