@@ -158,8 +158,8 @@ def build(rt: Runtime) -> Tab:
         # The finished battle's id, kept by the page: gr.State lives in the server process, so after a
         # restart the vote and the ratings find the battle again in the store through it (`recover`).
         ticket = gr.Textbox("", visible="hidden", label="Battle ticket", elem_id="fa-ticket")
-        # ... and the browser keeps it too: Gradio reloads every open page once a restarted server is
-        # back, and a load takes the battle back (`restore`). Gradio's encryption of it is no secret
+        # ... and the browser keeps it too: Gradio's page may reload itself once a restarted server is
+        # back (a rater may reload it too), and a load takes the battle back (`restore`). Gradio's encryption of it is no secret
         # (its key is in the page's config), so the key is fixed to outlive a restart; `recover`
         # checks who may have the battle.
         saved = gr.BrowserState("", storage_key="fireact-arena-ticket", secret="fireact-arena-ticket")

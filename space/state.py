@@ -67,8 +67,8 @@ def recover(rt: Runtime, st: ArenaState | None, ticket: str | None, who: Callabl
 
 
 def restore(rt: Runtime, ticket: str | None, who: Callable[[], Rater]) -> tuple:
-    """A loaded page's outputs: its browser's last battle back when it has not been voted on (a
-    restart reloads every open page), else nothing changed. The outputs: status, both sides, the
+    """A loaded page's outputs: its browser's last battle back when it has not been voted on (after
+    a restart Gradio's page may reload itself), else nothing changed. The outputs: status, both sides, the
     four vote buttons, the state and the ticket."""
     st = recover(rt, None, ticket, who)
     if st is None or st.voted:
