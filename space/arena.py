@@ -36,7 +36,7 @@ from space.raters import Rater
 from space.render import CSS, SideView, render_message, render_reveal, render_side
 from space.runner import Battle, run_battle
 from space.runtime import Runtime, stream_user_errors, user_errors
-from space.state import ArenaState, Side, recover, restore, role_label, ticket_of
+from space.state import FAILED_NOTE, ArenaState, Side, recover, restore, role_label, ticket_of
 
 VOTES = (("a", "👈 A is better", "fa-vote-a"), ("b", "👉 B is better", "fa-vote-b"), ("tie", "🤝 Tie", "fa-vote-tie"),
          ("bad", "👎 Both are bad", "fa-vote-bad"))
@@ -289,22 +289,20 @@ def battle_updates(rt: Runtime, q: str, pm: str, pmeth: str, pshots: float, fcho
 
 def finish_battle(rt: Runtime, specs: list[AgentSpec], views: list[SideView], is_blind: bool, rater_id: str, *,
                   note: str = "") -> tuple:
-    """Store the battle (or, if a side failed, its runs), and open the vote. `note` joins the status."""
+    """Store the battle and open the vote. A battle whose side failed is stored too, with the
+    failed side's record, so both sides can still be rated (after a restart too), but it cannot be
+    voted on. `note` joins the status."""
     trajs = [v.trajectory for v in views]
     ok = all(t is not None and t.status != "failed" for t in trajs)
-    battle_id = uuid.uuid4().hex[:16] if ok else None
+    battle_id = uuid.uuid4().hex[:16]
+    rt.store.save_battle(battle_id, run_a=trajs[0], run_b=trajs[1], blind=is_blind, rater_id=rater_id, failed=not ok)
     if ok:
-        rt.store.save_battle(battle_id, run_a=trajs[0], run_b=trajs[1], blind=is_blind, rater_id=rater_id)
         msg = render_message(_with_note("Both agents finished. Which trajectory is better?" +
                              ("" if is_blind else " (Not blind: this vote will not count on the leaderboard.)"), note),
                              "ok")
     else:
-        for t in trajs:
-            if t is not None:
-                rt.store.save_run(t, source="arena")
-        msg = render_message(_with_note("One side could not finish (see its error), so this battle cannot be voted on.",
-                                        note), "warn")
-    st = ArenaState(battle_id, is_blind, [Side(v, role_label(s)) for v, s in zip(views, specs)])
+        msg = render_message(_with_note(f"{FAILED_NOTE} You can still rate what each side did.", note), "warn")
+    st = ArenaState(battle_id, is_blind, [Side(v, role_label(s)) for v, s in zip(views, specs)], failed=not ok)
     votes_on = [gr.update(interactive=True)] * 4 if ok else [gr.skip()] * 4
     return (msg, *[render_side(v) for v in views], *votes_on, "", st, gr.update(interactive=True))
 
@@ -314,6 +312,8 @@ def vote(rt: Runtime, st: ArenaState | None, choice: str, who: Callable[[], Rate
     st = recover(rt, st, ticket, who)
     if st is None or not st.battle_id:
         raise InputError("Run a battle first; then vote.")
+    if st.failed:
+        raise InputError(FAILED_NOTE)
     if st.voted:
         raise InputError("You already voted on this battle.")
     rater = who()

@@ -29,6 +29,7 @@ from fireact_core.spec import AgentSpec
 from fireact_core.store import redact
 from fireact_core.tools.base import Tools
 from fireact_core.tools.noisy import NoiseConfig
+from fireact_core.trajectory import Trajectory
 from space.render import SideView
 
 log = logging.getLogger("fireact.app")
@@ -249,6 +250,17 @@ def apply_event(view: SideView, ev: object, t0: float) -> None:
         view.status, view.message = "error", view.message or "the agent stopped without an answer"
 
 
+def failed_record(battle: Battle, spec: AgentSpec, view: SideView) -> Trajectory:
+    """The trajectory of a side that ended without one (it raised, or it stopped): status `failed`,
+    its error as the reason and the steps it had shown, so it is stored and can be rated like any run."""
+    bspec = battle_spec(spec, battle)
+    traj = Trajectory(question=battle.question, steps=list(view.steps), task=battle.task, gold=battle.gold,
+                      method=bspec.method, agent=bspec, status="failed", reason=view.message or "the agent failed",
+                      time_s=view.elapsed_s, meta=dict(battle.meta))
+    traj.finalize_totals()
+    return traj
+
+
 def run_battle(battle: Battle, specs: Sequence[AgentSpec], views: Sequence[SideView], *, pool: ModelPool,
                make_tools: Callable[[], Tools | None], tick_s: float = 0.1,
                gpu_run: GpuRun | None = None) -> Iterator[Sequence[SideView]]:
@@ -292,6 +304,9 @@ def run_battle(battle: Battle, specs: Sequence[AgentSpec], views: Sequence[SideV
                     isinstance(ev, (StepDone, Finished, _Failed)) for _, ev in batch)):
                 yield views
                 last = now
+        for spec, v in zip(specs, views):
+            if v.trajectory is None:  # the side raised or stopped: its record says so, with the steps it showed
+                v.trajectory = failed_record(battle, spec, v)
         yield views
     finally:
         stop.set()  # the page went away: the workers stop after their current event

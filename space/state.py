@@ -9,9 +9,12 @@ from dataclasses import dataclass
 import gradio as gr
 
 from fireact_core.spec import AgentSpec
+from fireact_core.trajectory import Trajectory
 from space.raters import Rater, rater_of
 from space.render import SideView, render_message, render_side
 from space.runtime import Runtime
+
+FAILED_NOTE = "One side could not finish (see its error), so this battle cannot be voted on."
 
 
 def role_label(spec: AgentSpec) -> str:
@@ -38,6 +41,7 @@ class ArenaState:
     blind: bool
     sides: list[Side]
     voted: bool = False
+    failed: bool = False  # a side failed: its record is kept and both sides can be rated, never voted on
     rater_id: str | None = None  # the battle's rater, when a reloaded page took it back (`recover`)
 
 
@@ -60,10 +64,15 @@ def recover(rt: Runtime, st: ArenaState | None, ticket: str | None, who: Callabl
     rec = rt.store.battle_of(battle_id)
     if rec is None or rec.rater_id not in {who().id, rater_of(None, session).id if session else None}:
         return None
-    sides = [Side(SideView(f"Agent {n}", "" if rec.blind else role_label(t.agent), steps=list(t.steps),
-                           status="done", trajectory=t, elapsed_s=t.time_s), role_label(t.agent))
-             for n, t in zip("AB", (rec.run_a, rec.run_b))]
-    return ArenaState(rec.id, rec.blind, sides, voted=rec.voted, rater_id=rec.rater_id)
+    sides = [Side(_view_of(n, t, rec.blind), role_label(t.agent)) for n, t in zip("AB", (rec.run_a, rec.run_b))]
+    return ArenaState(rec.id, rec.blind, sides, voted=rec.voted, failed=rec.failed, rater_id=rec.rater_id)
+
+
+def _view_of(n: str, traj: Trajectory, blind: bool) -> SideView:
+    failed = traj.status == "failed"
+    return SideView(f"Agent {n}", "" if blind else role_label(traj.agent), steps=list(traj.steps),
+                    status="error" if failed else "done", message=traj.reason if failed else None, trajectory=traj,
+                    elapsed_s=traj.time_s)
 
 
 def restore(rt: Runtime, ticket: str | None, who: Callable[[], Rater]) -> tuple:
@@ -73,5 +82,10 @@ def restore(rt: Runtime, ticket: str | None, who: Callable[[], Rater]) -> tuple:
     st = recover(rt, None, ticket, who)
     if st is None or st.voted:
         return (gr.skip(),) * 9
-    msg = render_message("Your last battle is back (the page reloaded). Which trajectory is better?", "ok")
-    return (msg, *[render_side(s.view) for s in st.sides], *[gr.update(interactive=True)] * 4, st, ticket)
+    back = "Your last battle is back (the page reloaded)."
+    if st.failed:
+        msg = render_message(f"{back} {FAILED_NOTE} You can still rate what each side did.", "warn")
+    else:
+        msg = render_message(f"{back} Which trajectory is better?", "ok")
+    votes = [gr.skip() if st.failed else gr.update(interactive=True)] * 4
+    return (msg, *[render_side(s.view) for s in st.sides], *votes, st, ticket)

@@ -266,3 +266,41 @@ def test_a_reloaded_page_takes_back_its_unvoted_battle_and_votes_as_its_rater(rt
     assert [r["rater_id"] for r in rt.store.ratings()] == [owner.id]
     assert rt.store._rows("SELECT rater_id, choice FROM votes") == [{"rater_id": owner.id, "choice": "b"}]
     assert restore(rt, ticket, lambda: reloaded) == nothing  # voted: the page stays as it loaded
+
+
+def test_a_battle_whose_side_failed_keeps_both_sides_rateable_after_a_restart_but_takes_no_vote(rt, tmp_path):
+    from space.raters import rater_of
+    from space.state import FAILED_NOTE, restore, ticket_of
+
+    owner = rater_of(None, "sess-old")
+    outs = list(battle_updates(rt, "What is the capital of France?", "fake:raise", "react", 2, "model:fake:tuned",
+                               "off", 0.5, 0, False, who=lambda: owner))
+    status, st = outs[-1][0], outs[-1][8]
+    assert FAILED_NOTE in status and st.failed and st.battle_id
+    assert outs[-1][3:7] == (gr.skip(),) * 4  # the vote buttons stay closed
+    by_role = {s.view.trajectory.agent.role: s.view.trajectory for s in st.sides}
+    bad, good = by_role["prompted"], by_role["finetuned"]
+    assert bad.status == "failed" and "internal error (RuntimeError)" in bad.reason and good.em == 1.0
+    assert {r.id: r.status for r in map(rt.store.get_run, (bad.id, good.id))} == {bad.id: "failed", good.id: "finished"}
+    with pytest.raises(InputError, match="cannot be voted on"):
+        vote(rt, st, "a", lambda: owner)
+    # the server restarts: only the page's ticket is left, and a reloaded page has a new session
+    ticket = ticket_of(st, "sess-old")
+    rt.store.close()
+    again = Runtime(fake_config(tmp_path / "app.duckdb"))
+    try:
+        reloaded = rater_of(None, "sess-new")
+        msg, side_a, side_b, *buttons, back, _ = restore(again, ticket, lambda: reloaded)
+        assert FAILED_NOTE in msg and buttons == [gr.skip()] * 4 and back.failed
+        assert 'data-status="error"' in side_a + side_b and "internal error (RuntimeError)" in side_a + side_b
+        for side in (0, 1):
+            assert "Saved" in thumb(again, None, side, -1, lambda: reloaded, ticket=ticket)
+        assert "step 1 of" in rate_step(again, None, "AB"[[s.run_id for s in back.sides].index(good.id)], 1,
+                                        "right", "useful", "", lambda: reloaded, ticket=ticket)
+        with pytest.raises(InputError, match="cannot be voted on"):
+            vote(again, None, "b", lambda: reloaded, ticket=ticket)
+        assert {r["run_id"] for r in again.store.ratings()} == {bad.id, good.id}
+        assert {r["rater_id"] for r in again.store.ratings()} == {owner.id}
+        assert again.store.count("votes") == 0
+    finally:
+        again.store.close()

@@ -147,6 +147,34 @@ def test_a_stored_battle_reads_back_with_both_runs_and_its_vote(store):
     assert store.battle_of("b2") is None
 
 
+def test_a_failed_battle_is_kept_with_its_runs_and_takes_no_vote(store):
+    a, b = _traj(1), _traj(2)
+    b.status, b.reason = "failed", "internal error (RuntimeError): boom"
+    store.save_battle("f1", run_a=a, run_b=b, blind=True, rater_id="anon:abc", failed=True)
+    rec = store.battle_of("f1")
+    assert rec.failed and not rec.voted and rec.run_b.status == "failed" and rec.run_b.reason == b.reason
+    with pytest.raises(InputError, match="failed, so it cannot be voted on"):
+        store.record_vote("f1", "anon:abc", "a")
+    assert store.count("votes") == 0 and store.blind_comparisons() == []
+    store.rate(b.id, "anon:abc", source="arena", score=-1)  # its runs are rated like any other
+    assert [r["run_id"] for r in store.ratings()] == [b.id]
+    store.save_battle("ok1", run_a=_traj(3), run_b=_traj(4), blind=True, rater_id=None)
+    assert not store.battle_of("ok1").failed
+
+
+def test_a_store_from_before_failed_battles_upgrades_with_its_battles_votable(tmp_path):
+    path = tmp_path / "v3.duckdb"
+    old = [m for m in MIGRATIONS if m[0] <= 3]
+    s = Store(path, migrations=old)
+    s._tx(lambda cur: cur.execute("INSERT INTO battles VALUES ('b0', 'q', '', NULL, 'ra', 'rb', true, 'off', 0.5, 0, "
+                                  "NULL, now())"))
+    s.close()
+    s = Store(path)
+    assert s.version() == MIGRATIONS[-1][0]
+    assert s._rows("SELECT id, failed FROM battles") == [{"id": "b0", "failed": False}]
+    s.close()
+
+
 def test_ratings_validate_and_keep_the_latest(store):
     store.save_run(_traj(1), source="arena", agent_key="A")
     with pytest.raises(InputError):

@@ -54,6 +54,7 @@ class BattleRecord:
     run_a: Trajectory
     run_b: Trajectory
     voted: bool
+    failed: bool = False  # a side failed: no vote
 
 
 class Store(Exports, Database):
@@ -113,18 +114,19 @@ class Store(Exports, Database):
 
     # --- battles and votes ---------------------------------------------------------------
     def save_battle(self, battle_id: str, *, run_a: Trajectory, run_b: Trajectory, blind: bool, rater_id: str | None,
-                    key_a: str | None = None, key_b: str | None = None) -> None:
+                    key_a: str | None = None, key_b: str | None = None, failed: bool = False) -> None:
         """Both runs of a battle and the battle row, in one transaction (A and B as shown).
 
-        The keys come from each run's `agent`; `key_a`/`key_b` override them (labels in tests and benches)."""
+        The keys come from each run's `agent`; `key_a`/`key_b` override them (labels in tests and benches).
+        `failed`: a side failed, so the battle takes no vote (its runs can still be rated)."""
         noise = run_a.agent.noise
 
         def op(cur: Any) -> None:
             self._insert_run(cur, run_a, source="arena", key=key_a, battle_id=battle_id)
             self._insert_run(cur, run_b, source="arena", key=key_b, battle_id=battle_id)
-            cur.execute("INSERT INTO battles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+            cur.execute("INSERT INTO battles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
                         [battle_id, redact(run_a.question), run_a.task, _opt_str(run_a.gold), run_a.id, run_b.id, blind,
-                         noise.mode, noise.p, noise.seed, rater_id])
+                         noise.mode, noise.p, noise.seed, rater_id, failed])
 
         self._tx(op)
 
@@ -136,14 +138,14 @@ class Store(Exports, Database):
 
     def battle_of(self, battle_id: str) -> BattleRecord | None:
         """The stored battle `battle_id` with both its runs, or None: what a page needs to vote after a restart."""
-        rows = self._rows("SELECT b.blind, b.rater_id, ra.trajectory AS a, rb.trajectory AS b, "
+        rows = self._rows("SELECT b.blind, b.rater_id, b.failed, ra.trajectory AS a, rb.trajectory AS b, "
                           "EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = b.id) AS voted FROM battles b "
                           "JOIN runs ra ON ra.id = b.run_a JOIN runs rb ON rb.id = b.run_b WHERE b.id = ?", [battle_id])
         if not rows:
             return None
         r = rows[0]
         a, b = (Trajectory.from_dict(json.loads(r[k])) for k in ("a", "b"))
-        return BattleRecord(battle_id, bool(r["blind"]), r["rater_id"], a, b, bool(r["voted"]))
+        return BattleRecord(battle_id, bool(r["blind"]), r["rater_id"], a, b, bool(r["voted"]), bool(r["failed"]))
 
     def blind_comparisons(self) -> list[tuple[str, str, str]]:
         """(agent key of A, agent key of B, choice) for every blind vote: the leaderboard's input."""

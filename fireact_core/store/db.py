@@ -71,13 +71,16 @@ class _Vote:
         ids = sorted({v.battle_id for v in votes})
         marks = ", ".join(["?"] * len(ids))
         voted = {r[0] for r in cur.execute(f"SELECT battle_id FROM votes WHERE battle_id IN ({marks})", ids).fetchall()}
-        found = {r[0]: (r[1], r[0] in voted)
-                 for r in cur.execute(f"SELECT id, blind FROM battles WHERE id IN ({marks})", ids).fetchall()}
+        battles = cur.execute(f"SELECT id, blind, failed FROM battles WHERE id IN ({marks})", ids).fetchall()
+        found = {r[0]: (r[1], r[0] in voted) for r in battles}
+        failed = {r[0] for r in battles if r[2]}  # a side failed: the battle takes no vote
         out: list[str | InputError] = []
         rows: list[list[Any]] = []
         for v in votes:
             if v.battle_id not in found:
                 out.append(InputError("There is no such battle to vote on."))
+            elif v.battle_id in failed:
+                out.append(InputError("One side of this battle failed, so it cannot be voted on."))
             elif found[v.battle_id][1]:
                 out.append(InputError("This battle already has a vote."))
             else:

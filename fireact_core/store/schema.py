@@ -50,5 +50,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (2, ["ALTER TABLE runs ADD COLUMN chosen_method VARCHAR"]),
     # Each trajectory is kept once, as its JSON in `runs`; `steps` becomes a view of it, same columns.
     (3, ["DROP TABLE steps", f"CREATE VIEW steps AS {STEPS_VIEW}"]),
+    # A battle whose side failed is kept (its runs stay rateable after a restart) and never voted on.
+    (4, ["ALTER TABLE battles ADD COLUMN failed BOOLEAN NOT NULL DEFAULT FALSE"]),
 ]
 TABLES = ("raters", "runs", "steps", "battles", "votes", "ratings", "queue_seen", "schema_version")
