@@ -186,19 +186,23 @@ def _mean(xs: Sequence[float]) -> float | None:
 
 
 def summarise_runs(runs: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per agent key: runs, EM, mean steps, time (s), tokens (in+out) and cost over its runs."""
+    """Per agent key: runs, EM, mean steps, time (s), tokens (in+out) and cost over its runs.
+
+    A failed run (its model raised, or its endpoint was down) counts as a run and has no EM; the
+    means of steps, time, tokens and cost leave it out, so an outage does not pass for a fast agent."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         groups[r["agent_key"]].append(r)
     out = {}
     for key, rs in groups.items():
+        ran = [r for r in rs if r.get("status") != "failed"]
         out[key] = {
             "runs": len(rs),
             "em": _mean([r["em"] for r in rs if r.get("gold") is not None]),
-            "steps": _mean([r["num_steps"] for r in rs]),
-            "time_s": _mean([r["time_s"] for r in rs]),
-            "tokens": _mean([(r["tokens_in"] or 0) + (r["tokens_out"] or 0) for r in rs]),
-            "cost_usd": _mean([r.get("cost_usd") or 0.0 for r in rs]),
+            "steps": _mean([r["num_steps"] for r in ran]),
+            "time_s": _mean([r["time_s"] for r in ran]),
+            "tokens": _mean([(r["tokens_in"] or 0) + (r["tokens_out"] or 0) for r in ran]),
+            "cost_usd": _mean([r.get("cost_usd") or 0.0 for r in ran]),
         }
     return out
 

@@ -89,9 +89,12 @@ def test_run_summaries_and_em_by_noise():
             {"agent_key": "a", "gold": "x", "em": 0.0, "num_steps": 4, "time_s": 3.0, "tokens_in": 20, "tokens_out": 5,
              "noise_mode": "none", "noise_p": 0.5},
             {"agent_key": "b", "gold": None, "em": None, "num_steps": 1, "time_s": 0.5, "tokens_in": 1, "tokens_out": 1,
-             "noise_mode": "off", "noise_p": None}]
+             "noise_mode": "off", "noise_p": None},
+            {"agent_key": "a", "gold": "x", "em": None, "num_steps": 0, "time_s": 0.1, "tokens_in": 0, "tokens_out": 0,
+             "noise_mode": "off", "noise_p": 0.5, "status": "failed"}]  # its endpoint was down
     s = stats.summarise_runs(runs)
     assert s["a"]["em"] == 0.5 and s["a"]["steps"] == 3 and s["a"]["tokens"] == 20 and s["b"]["em"] is None
+    assert s["a"]["runs"] == 3 and s["a"]["time_s"] == 2.0  # the failed run counts, but not in the means
     rows = stats.em_by_noise(runs)
     assert rows == [{"agent": "a", "noise": "clean", "runs": 1, "em": 1.0},
                     {"agent": "a", "noise": "none p=0.5", "runs": 1, "em": 0.0}]
