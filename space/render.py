@@ -96,11 +96,13 @@ def render_live(index: int, text: str) -> str:
 CHOSEN_LABELS = {"answer": "one-step answer", "react": "ReAct search", "cot": "CoT", "io": "IO"}
 
 
-def render_summary(traj: Trajectory) -> str:
-    """The result row, as in the paper's Table 3: answer, gold with EM/F1, steps, time, tokens, cost."""
+def render_summary(traj: Trajectory, *, with_status: bool = True) -> str:
+    """The result row, as in the paper's Table 3: answer, gold with EM/F1, steps, time, tokens, cost;
+    above it why the run did not finish, unless `with_status` is off (the side shows its error)."""
     gold = "–" if traj.gold is None else esc(traj.gold)
     em = fmt_score(traj.em)
-    status = "" if traj.status == "finished" else f'<div class="fa-status">{esc(traj.status)}: {esc(traj.reason or "")}</div>'
+    status = ("" if traj.status == "finished" or not with_status else
+              f'<div class="fa-status">{esc(traj.status)}: {esc(traj.reason or "")}</div>')
     answer = "–" if traj.answer in (None, "") else esc(traj.answer)
     em_cls = "" if traj.em is None else (" fa-ok" if traj.em >= 1 else " fa-bad")
     chosen = CHOSEN_LABELS.get(traj.chosen_method or "", traj.chosen_method or "–")
@@ -141,8 +143,8 @@ def render_side(view: SideView) -> str:
     parts.append(render_steps(view.steps, view.live_index, view.live_text))
     if view.status == "error":
         parts.append(f'<div class="fa-error" role="alert">⚠ {esc(view.message or "failed")}</div>')
-    if view.trajectory is not None:
-        parts.append(render_summary(view.trajectory))
+    if view.trajectory is not None:  # a failed side's error is shown once, above
+        parts.append(render_summary(view.trajectory, with_status=view.status != "error"))
     if view.status == "waiting" and not view.steps:
         parts.append('<div class="fa-empty">Ask a question to start.</div>')
     parts.append("</div>")

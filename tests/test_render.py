@@ -82,6 +82,9 @@ def test_side_view_streams_the_live_step_and_shows_errors():
     err = render_side(SideView("Agent B", status="error", message="model error: HTTP 503"))
     assert 'role="alert"' in err and "model error: HTTP 503" in err
     assert "Ask a question" in render_side(SideView("Agent A"))
+    failed = Trajectory(question="q", steps=[_step()], status="failed", reason="model error: HTTP 503")
+    side = render_side(SideView("Agent B", steps=failed.steps, status="error", message=failed.reason, trajectory=failed))
+    assert side.count("model error: HTTP 503") == 1 and 'class="fa-summary"' in side  # the error once, the row kept
 
 
 def test_small_formatters():
