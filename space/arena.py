@@ -36,7 +36,7 @@ from space.raters import Rater
 from space.render import CSS, SideView, render_message, render_reveal, render_side
 from space.runner import Battle, run_battle
 from space.runtime import Runtime, stream_user_errors, user_errors
-from space.state import FAILED_NOTE, ArenaState, Side, recover, restore, role_label, ticket_of
+from space.state import FAILED_NOTE, FAILED_STATUS, ArenaState, Side, recover, restore, role_label, ticket_of
 
 VOTES = (("a", "👈 A is better", "fa-vote-a"), ("b", "👉 B is better", "fa-vote-b"), ("tie", "🤝 Tie", "fa-vote-tie"),
          ("bad", "👎 Both are bad", "fa-vote-bad"))
@@ -301,7 +301,7 @@ def finish_battle(rt: Runtime, specs: list[AgentSpec], views: list[SideView], is
                              ("" if is_blind else " (Not blind: this vote will not count on the leaderboard.)"), note),
                              "ok")
     else:
-        msg = render_message(_with_note(f"{FAILED_NOTE} You can still rate what each side did.", note), "warn")
+        msg = render_message(_with_note(FAILED_STATUS, note), "warn")
     st = ArenaState(battle_id, is_blind, [Side(v, role_label(s)) for v, s in zip(views, specs)], failed=not ok)
     votes_on = [gr.update(interactive=True)] * 4 if ok else [gr.skip()] * 4
     return (msg, *[render_side(v) for v in views], *votes_on, "", st, gr.update(interactive=True))

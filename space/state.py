@@ -15,6 +15,7 @@ from space.render import SideView, render_message, render_side
 from space.runtime import Runtime
 
 FAILED_NOTE = "One side could not finish (see its error), so this battle cannot be voted on."
+FAILED_STATUS = f"{FAILED_NOTE} You can still rate what each side did."  # the page's status for such a battle
 
 
 def role_label(spec: AgentSpec) -> str:
@@ -84,7 +85,7 @@ def restore(rt: Runtime, ticket: str | None, who: Callable[[], Rater]) -> tuple:
         return (gr.skip(),) * 9
     back = "Your last battle is back (the page reloaded)."
     if st.failed:
-        msg = render_message(f"{back} {FAILED_NOTE} You can still rate what each side did.", "warn")
+        msg = render_message(f"{back} {FAILED_STATUS}", "warn")
     else:
         msg = render_message(f"{back} Which trajectory is better?", "ok")
     votes = [gr.skip() if st.failed else gr.update(interactive=True)] * 4
