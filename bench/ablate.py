@@ -19,6 +19,12 @@ a third each difference (ReAct-only and the additive mix against the multi-metho
 paired bootstrap interval over the questions. Seed i draws the sample with seed i and trains with
 seed 42 + i. `--report` trains and evaluates nothing and prints the tables from what has run.
 
+Every evaluated run also goes into a ledger committed with the project (`bench/results/ablate.jsonl`:
+one line per setting and noise, each question's EM, steps, time and status), and `--report` falls
+back on it for a run that `--out-dir` does not hold, so a new checkout still has every earlier
+seed's questions for the paired intervals. `--report --record` copies what `--out-dir` holds into
+the ledger; `--ledger none` leaves it out.
+
     python bench/ablate.py --sizes 500 --react-only 500 --additive 500 --seeds 0 1 2 --noises off none \
         --limit 100 --default-from runs/reproduce-smollm2-constrained --out-dir runs/ablate-seeds
 
@@ -43,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TRAJECTORIES = ROOT / "data" / "world" / "trajectories" / "train.jsonl"
 RECIPE = "smollm2-135m-world"
+LEDGER = ROOT / "bench" / "results" / "ablate.jsonl"
 
 
 def draw(lines: list[str], n: int, kind: str, seed: int) -> list[str]:
@@ -83,6 +90,60 @@ def train(data: Path, out_dir: Path, threads: int, seed: int = 0) -> float:
     return secs
 
 
+def summary(traj: dict) -> dict:
+    """What the tables and the ledger keep of one trajectory."""
+    return {"id": traj["id"], "em": traj["em"] or 0.0, "steps": len(traj["steps"]),
+            "time_s": round(traj["time_s"], 3), "status": traj["status"]}
+
+
+def read_ledger(path: Path | None) -> dict[tuple[str, str], dict]:
+    """The ledger's runs by (setting, noise); a line that is not a run is refused with its number."""
+    if path is None or not path.exists():
+        return {}
+    runs = {}
+    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            run = json.loads(line)
+            key = (str(run["setting"]), str(run["noise"]))
+            if not isinstance(run["questions"], dict) or not all(
+                    {"em", "steps", "time_s", "status"} <= q.keys() for q in run["questions"].values()):
+                raise ValueError("each question needs em, steps, time_s and status")
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise SystemExit(f"{path}:{no}: not a ledger run ({e})") from None
+        runs[key] = run
+    return runs
+
+
+def record(path: Path | None, tag: str, noise: str, trajectories: int, train_s: float,
+           rows: list[dict]) -> None:
+    """Keep one evaluated run in the ledger, replacing that setting and noise's earlier line."""
+    if path is None:
+        return
+    runs = read_ledger(path)
+    line = {"setting": tag, "noise": noise, "trajectories": trajectories,
+            "train_s": None if train_s != train_s else round(train_s, 1), "recorded": time.strftime("%Y-%m-%d"),
+            "questions": {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in rows}}
+    earlier = runs.get((tag, noise), {})
+    if {**earlier, "recorded": line["recorded"]} == line:  # a rerun that skipped every step: keep its date
+        return
+    runs[(tag, noise)] = line
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(runs[k]) + "\n" for k in sorted(runs)), encoding="utf-8")
+    tmp.replace(path)
+
+
+def ledgered(runs: dict[tuple[str, str], dict], tag: str, noise: str, limit: int) -> dict | None:
+    """The ledger's run of `tag` under `noise` if it holds all of the first `limit` test questions."""
+    run = runs.get((tag, noise))
+    ids = [f"world-test-{i:04d}" for i in range(limit)]
+    if run is None or any(q not in run["questions"] for q in ids):
+        return None
+    return {**run, "rows": [{"id": q, **run["questions"][q]} for q in ids]}
+
+
 def trained_seconds(out_dir: Path) -> float:
     """The training time an earlier `train` kept beside its adapter (NaN when not kept)."""
     took = out_dir / "train_s.txt"
@@ -94,7 +155,8 @@ def _parts(limit: int, jobs: int) -> list[tuple[int, int]]:
 
 
 def stored(out_dir: Path, limit: int, jobs: int, noise: str = "off") -> list[dict] | None:
-    """The trajectories an earlier `evaluate` left in `out_dir`, or None if any part is missing or short."""
+    """The summaries of the trajectories an earlier `evaluate` left in `out_dir`, or None if any part is
+    missing or short."""
     tag = "" if noise == "off" else f"{noise}-"
     out = []
     for a, b in _parts(limit, jobs):
@@ -102,7 +164,7 @@ def stored(out_dir: Path, limit: int, jobs: int, noise: str = "off") -> list[dic
         part = f.read_text(encoding="utf-8").splitlines() if f.exists() else []
         if len(part) != b - a:
             return None
-        out += [json.loads(ln) for ln in part]
+        out += [summary(json.loads(ln)) for ln in part]
     return out
 
 
@@ -136,8 +198,9 @@ def _env() -> dict[str, str]:
 
 
 def row(name: str, data: str, n: int, trajs: list[dict], train_s: float) -> str:
-    em = sum(t["em"] or 0 for t in trajs) / len(trajs)
-    steps = sum(len(t["steps"]) for t in trajs) / len(trajs)
+    """One table row from a run's question summaries (`summary`)."""
+    em = sum(t["em"] for t in trajs) / len(trajs)
+    steps = sum(t["steps"] for t in trajs) / len(trajs)
     time_s = sum(t["time_s"] for t in trajs) / len(trajs)
     finished = sum(t["status"] == "finished" for t in trajs)
     trained = "–" if train_s != train_s else f"{train_s / 60:.0f} min"
@@ -210,13 +273,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "bench/reproduce.py --out-dir instead of running them again")
     p.add_argument("--report", action="store_true", help="train and evaluate nothing: the tables from "
                    "what --out-dir already holds, naming each setting and seed not run yet")
+    p.add_argument("--ledger", type=Path, default=LEDGER, help="the committed per-question record of every "
+                   "evaluated run, read by --report for runs --out-dir lacks ('none': neither read nor "
+                   f"written; default: {LEDGER.relative_to(ROOT)})")
+    p.add_argument("--record", action="store_true", help="with --report: copy the runs --out-dir holds into "
+                   "the ledger")
     a = p.parse_args(argv)
     if a.sizes is None and a.react_only is None and not a.additive:  # the data-scaling curve
         a.sizes, a.react_only = [100, 200, 500], [500]
     a.sizes, a.react_only = a.sizes or [], a.react_only or []
     settings = ([(f"multi-{n}", n, "multi") for n in a.sizes] + [(f"react-{n}", n, "react") for n in a.react_only]
                 + [(f"additive-{n}", n, "additive") for n in a.additive])
-    rows, runs, missing = [], {}, []
+    ledger_path = None if str(a.ledger) == "none" else a.ledger
+    ledger = read_ledger(ledger_path)  # a broken ledger stops the run before hours of training, not after
+    rows, runs, missing, kept = [], {}, [], []
+
+    def take(tag: str, noise: str, size: int, secs: float, trajs: list[dict] | None) -> tuple | None:
+        """The run as (summaries, trajectories, training seconds): what ran here, recorded in the
+        ledger (on a report only with --record), else the ledger's own line, else None."""
+        if trajs is not None:
+            if not a.report or a.record:
+                record(ledger_path, tag, noise, size, secs, trajs)
+            return trajs, size, secs
+        if (line := ledgered(ledger, tag, noise, a.limit)) is None:
+            return None
+        kept.append(f"{tag} ({noise})")
+        return line["rows"], line["trajectories"], float("nan") if line["train_s"] is None else line["train_s"]
+
     # seeds outermost: an interrupted run has every setting at the first seeds, a comparison already
     for seed in a.seeds:
         for name, n, kind in settings:
@@ -237,14 +320,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     print(f"{tag}: evaluating, noise {noise}…", file=sys.stderr, flush=True)
                     trajs = evaluate(str(d), d, a.limit, a.jobs, noise)
-                if trajs is None:
+                if (got := take(tag, noise, size, secs, trajs)) is None:
                     missing.append(f"{tag} ({noise})")
                     continue
-                rows.append(row(f"{tag} ({noise})", DATA[kind], size, trajs, secs))
-                runs.setdefault((name, noise), []).append({t["id"]: t["em"] or 0.0 for t in trajs})
+                trajs, trained_on, took = got
+                rows.append(row(f"{tag} ({noise})", DATA[kind], trained_on, trajs, took))
+                runs.setdefault((name, noise), []).append({t["id"]: t["em"] for t in trajs})
+    everything = len(TRAJECTORIES.read_text(encoding="utf-8").splitlines())
     if a.default_from:  # the reproduction's fine-tuned cell already ran these questions
         wanted = {f"world-test-{i:04d}" for i in range(a.limit)}
-        trajs = [t for f in sorted(a.default_from.glob("fine-tuned-off.*.jsonl"))
+        trajs = [summary(t) for f in sorted(a.default_from.glob("fine-tuned-off.*.jsonl"))
                  for t in map(json.loads, f.read_text(encoding="utf-8").splitlines()) if t["id"] in wanted]
         if len(trajs) != a.limit:
             raise SystemExit(f"{a.default_from} has {len(trajs)} of the first {a.limit} test questions")
@@ -256,9 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             d.mkdir(parents=True, exist_ok=True)
             print("default adapter: evaluating…", file=sys.stderr, flush=True)
             trajs = evaluate("default", d, a.limit, a.jobs)
-    everything = len(TRAJECTORIES.read_text(encoding="utf-8").splitlines())
-    if trajs is not None:
-        rows.append(row("default (off)", "ReAct + CoT + Reflexion", everything, trajs, float("nan")))
+    if got := take("default", "off", everything, float("nan"), trajs):
+        rows.append(row("default (off)", "ReAct + CoT + Reflexion", got[1], got[0], float("nan")))
     print(f"\nFirst {a.limit} world test questions; training: recipe {RECIPE} (2 epochs), "
           f"samples drawn with seeds {', '.join(map(str, a.seeds))}.\n")
     print("| setting (noise) | data | trajectories | n | EM | mean steps | time/trial (s) | finished | training |")
@@ -277,6 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n| difference | noise | seeds (A / B) | questions | EM points | 95% interval (questions) |")
         print("| --- | --- | --- | ---: | ---: | --- |")
         print("\n".join(diffs))
+    if kept:
+        print(f"\nFrom the ledger ({ledger_path}), not in {a.out_dir}: {', '.join(kept)}.")
     if missing:
         print(f"\nNot run yet: {', '.join(missing)}.")
     return 0

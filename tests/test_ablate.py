@@ -72,7 +72,7 @@ def test_report_reads_what_ran_and_names_what_did_not(tmp_path, capsys):
     _trajs(tmp_path / "multi-500", "", [0, 1, 0, 1])
     (tmp_path / "multi-500" / "test-2-4.jsonl").write_text("{}\n")
     assert ablate.main(["--sizes", "500", "--react-only", "500", "--limit", "4", "--noises", "off", "none",
-                        "--out-dir", str(tmp_path), "--report"]) == 0
+                        "--out-dir", str(tmp_path), "--report", "--ledger", "none"]) == 0
     out = capsys.readouterr().out
     assert "| react-500 (off) | ReAct only | 500 | 4 | 75.0 | 3.00 | 1.00 | 4 | 2 min |" in out
     assert "| react-500 (none) | ReAct only | 500 | 4 | 25.0 |" in out
@@ -82,9 +82,9 @@ def test_report_reads_what_ran_and_names_what_did_not(tmp_path, capsys):
 
 
 def test_naming_one_setting_runs_that_setting_only(tmp_path, capsys):
-    ablate.main(["--additive", "500", "--limit", "4", "--out-dir", str(tmp_path), "--report"])
+    ablate.main(["--additive", "500", "--limit", "4", "--out-dir", str(tmp_path), "--report", "--ledger", "none"])
     assert "Not run yet: additive-500 (off)." in capsys.readouterr().out
-    ablate.main(["--limit", "4", "--out-dir", str(tmp_path), "--report"])  # none named: the scaling curve
+    ablate.main(["--limit", "4", "--out-dir", str(tmp_path), "--report", "--ledger", "none"])  # none named: the scaling curve
     assert "Not run yet: multi-100 (off), multi-200 (off), multi-500 (off), react-500 (off)." in capsys.readouterr().out
 
 
@@ -94,7 +94,7 @@ def test_report_pairs_the_additive_mix_with_a_react_only_sample_of_its_size(tmp_
         (tmp_path / tag / "adapter_model.safetensors").write_bytes(b"")
         _trajs(tmp_path / tag, "", ems)
     assert ablate.main(["--react-only", "500", "660", "--additive", "500", "--limit", "4",
-                        "--out-dir", str(tmp_path), "--report"]) == 0
+                        "--out-dir", str(tmp_path), "--report", "--ledger", "none"]) == 0
     out = capsys.readouterr().out
     assert "| additive-500 − react-500 | off | 1 / 1 | 4 | +50.0 |" in out
     assert "| additive-500 − react-660 | off | 1 / 1 | 4 | +25.0 |" in out
@@ -102,3 +102,74 @@ def test_report_pairs_the_additive_mix_with_a_react_only_sample_of_its_size(tmp_
     flipped = ablate.differences({("x", "off"): [{"q": 0.0}], ("y", "off"): [{"q": 1.0}]}, [("x", "y")])
     assert flipped == ["| x − y | off | 1 / 1 | 1 | −100.0 | −100.0 to −100.0 |"]
     assert "react-660 − " not in out  # no multi-method sample of 660 was named
+
+
+def _adapter(folder: Path, ems: list[int], tag: str = "") -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / "adapter_model.safetensors").write_bytes(b"")
+    _trajs(folder, tag, ems)
+
+
+def test_the_ledger_keeps_each_question_so_a_new_checkout_still_pairs_the_seeds(tmp_path, capsys):
+    ledger = tmp_path / "results" / "ablate.jsonl"
+    old = tmp_path / "old"  # an earlier checkout's runs/ folder: seed 1 of both settings
+    old.mkdir()
+    _adapter(old / "react-660-s1", [1, 1, 0, 0])
+    (old / "react-660-s1" / "train_s.txt").write_text("4576.0\n")
+    _adapter(old / "additive-500-s1", [1, 0, 0, 0])
+    (old / "additive-500-s1.jsonl").write_text("{}\n" * 660)
+    args = ["--react-only", "660", "--additive", "500", "--seeds", "1", "--limit", "4", "--report",
+            "--ledger", str(ledger)]
+    assert ablate.main([*args, "--out-dir", str(old), "--record"]) == 0
+    before = capsys.readouterr().out
+    lines = [json.loads(x) for x in ledger.read_text().splitlines()]
+    assert [(x["setting"], x["noise"], x["trajectories"]) for x in lines] == [
+        ("additive-500-s1", "off", 660), ("react-660-s1", "off", 660)]
+    assert lines[1]["train_s"] == 4576.0 and lines[0]["train_s"] is None
+    assert lines[1]["questions"]["world-test-0001"] == {"em": 1, "steps": 3, "time_s": 1.0, "status": "finished"}
+
+    new = tmp_path / "new"  # a fresh clone: nothing under runs/ but seed 2 of ReAct-only
+    new.mkdir()
+    _adapter(new / "react-660-s2", [1, 1, 1, 0])
+    assert ablate.main(["--react-only", "660", "--additive", "500", "--seeds", "1", "2", "--limit", "4",
+                        "--report", "--ledger", str(ledger), "--out-dir", str(new)]) == 0
+    out = capsys.readouterr().out
+    assert "| react-660-s1 (off) | ReAct only | 660 | 4 | 50.0 | 3.00 | 1.00 | 4 | 76 min |" in out
+    assert "| additive-500-s1 (off) | ReAct + added CoT + Reflexion | 660 | 4 | 25.0 |" in out
+    assert "| react-660 | off | 2 | 62.5 | " in out  # seed 1 from the ledger, seed 2 from the folder
+    assert "| additive-500 − react-660 | off | 1 / 2 | 4 | −37.5 | " in out
+    assert f"From the ledger ({ledger}), not in {new}: react-660-s1 (off), additive-500-s1 (off)." in out
+    assert "Not run yet: additive-500-s2 (off)." in out
+    assert "| additive-500 − react-660 | off | 1 / 1 | 4 | −25.0 | " in before
+    assert len(ledger.read_text().splitlines()) == 2  # a report without --record writes nothing
+
+
+def test_a_run_recorded_again_replaces_its_line_and_a_short_one_counts_as_not_run(tmp_path):
+    ledger = tmp_path / "ablate.jsonl"
+    rows = [{"id": f"world-test-{i:04d}", "em": 0.0, "steps": 2, "time_s": 1.0, "status": "finished"} for i in range(3)]
+    ablate.record(ledger, "react-500", "none", 500, 60.0, rows)
+    ablate.record(ledger, "react-500", "off", 500, 60.0, rows)
+    (line,) = [x for x in ledger.read_text().splitlines() if '"none"' in x]
+    ledger.write_text(ledger.read_text().replace(line, line.replace(json.loads(line)["recorded"], "2026-01-01")))
+    ablate.record(ledger, "react-500", "none", 500, 60.0, rows)  # the same run again: its date stays
+    assert ablate.read_ledger(ledger)[("react-500", "none")]["recorded"] == "2026-01-01"
+    ablate.record(ledger, "react-500", "none", 500, 61.0, [{**r, "em": 1.0} for r in rows])
+    runs = ablate.read_ledger(ledger)
+    assert sorted(runs) == [("react-500", "none"), ("react-500", "off")]
+    assert runs[("react-500", "none")]["train_s"] == 61.0 and runs[("react-500", "none")]["recorded"] != "2026-01-01"
+    assert [r["em"] for r in ablate.ledgered(runs, "react-500", "none", 3)["rows"]] == [1.0, 1.0, 1.0]
+    assert ablate.ledgered(runs, "react-500", "none", 4) is None  # it ran 3 of the first 4 questions
+    assert ablate.ledgered(runs, "react-500", "random", 3) is None
+
+
+def test_a_broken_ledger_line_is_named_with_its_number_before_anything_runs(tmp_path):
+    ledger = tmp_path / "ablate.jsonl"
+    good = {"setting": "react-500", "noise": "off", "trajectories": 500, "train_s": None, "questions": {}}
+    ledger.write_text(json.dumps(good) + "\n\n" + json.dumps({**good, "questions": {"q": {"em": 1}}}) + "\n")
+    with pytest.raises(SystemExit, match=r"ablate\.jsonl:3: not a ledger run \(each question needs em"):
+        ablate.main(["--react-only", "500", "--limit", "4", "--out-dir", str(tmp_path / "runs"),
+                     "--ledger", str(ledger)])
+    assert not (tmp_path / "runs").exists()  # refused before a sample was drawn
+    ledger.write_text('{"setting": "react-500"\n')
+    with pytest.raises(SystemExit, match=r"ablate\.jsonl:1: not a ledger run"):
+        ablate.read_ledger(ledger)
