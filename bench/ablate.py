@@ -5,7 +5,8 @@ linear layer, two epochs) on a seeded sample of the world's teacher trajectories
 adapter with `fireact eval` on the first `--limit` test questions (noise off), in `--jobs`
 processes of one torch thread each. The default adapter (every training trajectory) is evaluated
 the same way, as the curve's last point. Samples, adapters and trajectories go to `--out-dir`; a
-rerun skips every step whose output exists. Prints a Markdown table.
+rerun skips every step whose output exists, and a training cut short resumes from its last
+checkpoint. Prints a Markdown table.
 
     python bench/ablate.py --sizes 100 200 500 --react-only 500 --limit 100
     python bench/ablate.py --default-from runs/reproduce     # reuse the reproduction's fine-tuned runs
@@ -83,11 +84,22 @@ def train(data: Path, out_dir: Path, threads: int, seed: int = 0) -> float:
     cmd = [sys.executable, "-m", "fireact_core.cli", "train", "--recipe", RECIPE, "--output-dir", str(out_dir),
            "--set", f"data=[{data}]", "--set", "val_size=0", "--set", f"cpu_threads={threads}",
            "--set", f"seed={42 + seed}"]
-    with (out_dir.parent / f"{out_dir.name}.train.log").open("w") as log:
+    resumed = interrupted(out_dir)
+    if resumed:  # a run cut short goes on from its last checkpoint (every 50 steps) instead of step 0
+        cmd += ["--set", "resume_from_checkpoint=true"]
+        print(f"{out_dir.name}: resuming from {resumed.name}", file=sys.stderr, flush=True)
+    with (out_dir.parent / f"{out_dir.name}.train.log").open("a" if resumed else "w") as log:
         subprocess.run(cmd, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_env())
-    secs = time.perf_counter() - t
+    secs = float("nan") if resumed else time.perf_counter() - t  # a resumed run's whole time is not known
     (out_dir / "train_s.txt").write_text(f"{secs:.1f}\n")  # so that a rerun's table still shows it
     return secs
+
+
+def interrupted(out_dir: Path) -> Path | None:
+    """The last checkpoint a training cut short left in `out_dir`, if any."""
+    steps = sorted((c for c in (out_dir / "checkpoints").glob("checkpoint-*") if c.name[11:].isdigit()),
+                   key=lambda c: int(c.name[11:]))
+    return steps[-1] if steps else None
 
 
 def summary(traj: dict) -> dict:

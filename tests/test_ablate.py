@@ -173,3 +173,25 @@ def test_a_broken_ledger_line_is_named_with_its_number_before_anything_runs(tmp_
     ledger.write_text('{"setting": "react-500"\n')
     with pytest.raises(SystemExit, match=r"ablate\.jsonl:1: not a ledger run"):
         ablate.read_ledger(ledger)
+
+
+def test_a_training_cut_short_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "react-660-s2"
+    assert ablate.interrupted(out) is None
+    for name in ("checkpoint-50", "checkpoint-100", "checkpoint-best", "checkpoint-9"):
+        (out / "checkpoints" / name).mkdir(parents=True)
+    assert ablate.interrupted(out).name == "checkpoint-100"  # by step, not by name
+    (tmp_path / "react-660-s2.train.log").write_text("steps 1 to 100\n")
+    ran = []
+
+    def fake_run(cmd, **kw):
+        ran.append(cmd)
+        kw["stdout"].write("steps 101 to 166\n")
+        (out / "adapter_model.safetensors").write_bytes(b"")
+
+    monkeypatch.setattr(ablate.subprocess, "run", fake_run)
+    secs = ablate.train(tmp_path / "data.jsonl", out, threads=2, seed=2)
+    assert "resume_from_checkpoint=true" in ran[0] and "seed=44" in ran[0]
+    assert secs != secs and ablate.trained_seconds(out) != ablate.trained_seconds(out)  # unknown, not the tail's
+    assert (tmp_path / "react-660-s2.train.log").read_text() == "steps 1 to 100\nsteps 101 to 166\n"
+    assert ablate.train(tmp_path / "data.jsonl", out, threads=2, seed=2) != 0 and len(ran) == 1  # trained: skipped
