@@ -48,6 +48,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from fireact_core.robustness import paired_drop_difference  # noqa: E402
+
 TRAJECTORIES = ROOT / "data" / "world" / "trajectories" / "train.jsonl"
 RECIPE = "smollm2-135m-world"
 LEDGER = ROOT / "bench" / "results" / "ablate.jsonl"
@@ -252,6 +255,29 @@ def differences(runs: dict[tuple[str, str], list[dict[str, float]]], pairs: Sequ
     return out
 
 
+def drops(runs: dict[tuple[str, str], list[dict[str, float]]], pairs: Sequence[tuple[str, str]],
+          samples: int = 2000) -> list[str]:
+    """Table rows: each pair's relative EM drop from noise off to each noisy setting (each question's
+    EM averaged over its seeds first), and A's drop minus B's with a paired bootstrap 95% interval
+    over the questions (`fireact_core.robustness`). Negative: A loses less of its EM to the noise."""
+    out = []
+    for first, second in pairs:
+        for noise in dict.fromkeys(n for _, n in runs if n != "off"):
+            keys = [(first, "off"), (first, noise), (second, "off"), (second, noise)]
+            if any(k not in runs for k in keys):
+                continue
+            means = [_per_question(runs[k]) for k in keys]
+            ids = sorted(set.intersection(*(set(m) for m in means)))
+            d = paired_drop_difference(*([m[q] for q in ids] for m in means), rounds=samples)
+            if d.difference is None:
+                continue
+            interval = "–" if d.low is None else f"{_signed(d.low)} to {_signed(d.high)}"
+            out.append(f"| {first} − {second} | {noise} | {len(runs[keys[1]])} / {len(runs[keys[3]])} | "
+                       f"{len(ids)} | {100 * d.prompted:.1f}% | {100 * d.finetuned:.1f}% | "
+                       f"{_signed(d.difference)} | {interval} |")
+    return out
+
+
 def _signed(x: float) -> str:
     """Percentage points with their sign, a real minus as the docs print it."""
     return f"{100 * x:+.1f}".replace("-", "−")
@@ -373,6 +399,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n| difference | noise | seeds (A / B) | questions | EM points | 95% interval (questions) |")
         print("| --- | --- | --- | ---: | ---: | --- |")
         print("\n".join(diffs))
+    if falls := drops(runs, pairs):
+        print("\n| relative drop, A − B | noise | seeds (A / B) | questions | drop A | drop B | points | "
+              "95% interval (questions) |")
+        print("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
+        print("\n".join(falls))
     if kept:
         print(f"\nFrom the ledger ({ledger_path}), not in {a.out_dir}: {', '.join(kept)}.")
     if missing:

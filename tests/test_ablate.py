@@ -195,3 +195,15 @@ def test_a_training_cut_short_resumes_from_its_last_checkpoint(tmp_path, monkeyp
     assert secs != secs and ablate.trained_seconds(out) != ablate.trained_seconds(out)  # unknown, not the tail's
     assert (tmp_path / "react-660-s2.train.log").read_text() == "steps 1 to 100\nsteps 101 to 166\n"
     assert ablate.train(tmp_path / "data.jsonl", out, threads=2, seed=2) != 0 and len(ran) == 1  # trained: skipped
+
+
+def test_the_drop_table_compares_relative_drops_with_a_paired_interval():
+    q = [f"q{i}" for i in range(40)]
+    runs = {("a", "off"): [{x: 1.0 for x in q}], ("a", "none"): [{x: float(i % 4 != 0) for i, x in enumerate(q)}],
+            ("b", "off"): [{x: 1.0 for x in q}, {x: float(i % 2) for i, x in enumerate(q)}],  # 75% over 2 seeds
+            ("b", "none"): [{x: float(i % 2) for i, x in enumerate(q)}, {x: 0.0 for x in q}]}  # 25%
+    (row,) = ablate.drops(runs, [("a", "b"), ("a", "c")])
+    assert row.startswith("| a − b | none | 1 / 2 | 40 | 25.0% | 66.7% | −41.7 | ")
+    lo, hi = (float(x.replace("−", "-")) for x in row.split("|")[8].split(" to "))
+    assert lo < -41.7 < hi < 0  # a loses less to the noise, and the interval says so
+    assert ablate.drops({k: v for k, v in runs.items() if k != ("b", "off")}, [("a", "b")]) == []
