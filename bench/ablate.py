@@ -100,9 +100,9 @@ def train(data: Path, out_dir: Path, threads: int, seed: int = 0) -> float:
 
 def interrupted(out_dir: Path) -> Path | None:
     """The last checkpoint a training cut short left in `out_dir`, if any."""
-    steps = sorted((c for c in (out_dir / "checkpoints").glob("checkpoint-*") if c.name[11:].isdigit()),
-                   key=lambda c: int(c.name[11:]))
-    return steps[-1] if steps else None
+    steps = {int(n): c for c in (out_dir / "checkpoints").glob("checkpoint-*")
+             if (n := c.name.removeprefix("checkpoint-")).isdigit()}
+    return steps[max(steps)] if steps else None
 
 
 def summary(traj: dict) -> dict:
