@@ -438,3 +438,26 @@ def test_trim_memory_hands_freed_heap_pages_back_after_every_step():
         watch.on_step_end(None, None, None)
     assert calls == [0, 0, 0]
     assert memory_watch(trim=False).trim is None
+
+
+def test_a_meta_filter_splits_one_file_by_kind_of_question(tokenizer):
+    """`{path, meta: {hops: 3}}` keeps the 3-hop trajectories; a list keeps any of its values."""
+    from train.sft import generation_template
+
+    template = generation_template()
+    world = "data/world/trajectories/train.jsonl"
+    hops = [t.meta["hops"] for t in read_trajectories(Path(__file__).parents[1] / world)]
+    train, val, s = prepare([{"path": world, "meta": {"hops": 3}}, {"path": world, "meta": {"hops": [0, 2]},
+                                                                   "weight": 0.5}],
+                            tokenizer=tokenizer, template=template, max_length=768, val_size=0, seed=0)
+    three, rest = hops.count(3), len(hops) - hops.count(3)
+    assert s.by_source == {f"{world} [hops=3]": {"examples": three, "weight": 1.0},
+                           f"{world} [hops=[0, 2]]": {"examples": rest, "weight": 0.5}}
+    assert len(train) == three + round(0.5 * rest) and not val
+    assert f"{world} [hops=3]: {three:,} read, weight 1" in s.format()
+    with pytest.raises(ConfigError, match="no trajectory matches meta"):
+        prepare([{"path": world, "meta": {"hops": 7}}], tokenizer=tokenizer, template=template, max_length=768)
+    with pytest.raises(ConfigError, match="meta is a mapping"):
+        Source.parse({"path": world, "meta": "hops=3"})
+    assert Source("x", meta={"hops": [2, 3]}).selects({"hops": 3, "type": "bridge"})
+    assert not Source("x", meta={"hops": 3}).selects({})

@@ -241,3 +241,50 @@ def test_merge_writes_a_full_model_that_matches_the_adapter(trained):
     sim = torch.nn.functional.cosine_similarity
     assert sim(a, b, dim=0) > 0.999  # bf16 rounding only
     assert (a - b).abs().mean() < (b - base).abs().mean()  # closer to the adapter than to the bare base
+
+
+def test_training_continues_an_adapter_from_its_own_weights(tmp_path):
+    """`init_adapter`: the run starts from the adapter's LoRA weights (its rank and modules, not the recipe's),
+    moves every one of them, and the card and manifest say what it continued."""
+    import torch
+    from safetensors.torch import load_file
+
+    from fireact_core.models import default_adapter
+    from train.sft import build, main
+
+    prior = default_adapter()
+    world = {"path": str(Path(__file__).parents[1] / "data/world/trajectories/train.jsonl"), "meta": {"hops": 3},
+             "weight": 0.01}
+    cfg = load_config(None, {**TINY, "data": [world], "val_size": 0, "max_length": 128, "max_steps": 2,
+                             "lora_r": 4, "load_in_4bit": False, "activation_checkpointing": False,
+                             "init_adapter": str(prior), "output_dir": str(tmp_path / "next")})
+    saved = load_file(str(prior / "adapter_model.safetensors"))
+    run = build(cfg, log=lambda *_: None)
+    start = {n: p for n, p in run.model.named_parameters() if p.requires_grad}
+    assert len(start) == len(saved) == 7 * 2 * 30  # the prior adapter's 7 modules, not the recipe's q and v
+    for name, param in start.items():
+        key = name.replace(".default", "")
+        assert torch.equal(param.detach().to(saved[key].dtype), saved[key]), name
+
+    result = main(cfg, log=lambda *_: None)
+    assert result["lora_tensors_changed"] == len(saved)  # main() raises if any stayed put
+    manifest = json.loads((tmp_path / "next" / "fireact.json").read_text())
+    assert manifest["training"]["lora"]["r"] == 8 and len(manifest["training"]["lora"]["target_modules"]) == 7
+    prior_manifest = json.loads((prior / "fireact.json").read_text())["training"]
+    assert manifest["training"]["continued_from"] == {"adapter": str(prior), "recipe": prior_manifest["recipe"],
+                                                      "examples": prior_manifest["examples"],
+                                                      "steps": prior_manifest["steps"]}
+    readme = (tmp_path / "next" / "README.md").read_text()
+    assert f"Training continued from the adapter `{prior}`" in readme and "| lora_r | `8` |" in readme
+
+
+def test_continuing_an_adapter_of_another_base_is_refused_by_name(tmp_path):
+    from fireact_core.errors import ConfigError
+    from fireact_core.models import default_adapter
+    from train.sft import build
+
+    cfg = load_config(None, {**TINY, "data": ["data/world/trajectories/train.jsonl:0.01"], "val_size": 0,
+                             "load_in_4bit": False, "init_adapter": str(default_adapter("gemma3")),
+                             "output_dir": str(tmp_path / "x")})
+    with pytest.raises(ConfigError, match="was trained on base model 'google/gemma-3-270m'"):
+        build(cfg, log=lambda *_: None)

@@ -41,7 +41,7 @@ def prompt_format(base_id: str) -> dict[str, Any]:
     key, _, end = TEMPLATES[template_name(base_id)]
     return {**PROMPT_FORMAT, "template": key, "stop": [end, "\nObservation:"]}
 # Settings worth showing on the card, in this order.
-CARD_KEYS = ("recipe", "load_in_4bit", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
+CARD_KEYS = ("recipe", "init_adapter", "load_in_4bit", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
              "num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size",
              "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "optim", "seed", "val_size",
              "keep", "min_rating", "bad_steps")
@@ -70,11 +70,13 @@ def manifest(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any],
             "recipe": cfg.recipe or None,
             "quantization": "nf4-double-quant" if four_bit else None,
             "weights_dtype": results.get("base_dtype"),
-            "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "target_modules": cfg.target_modules},
+            "lora": results.get("lora") or {"r": cfg.lora_r, "alpha": cfg.lora_alpha,
+                                              "target_modules": cfg.target_modules},
             "examples": summary.train,
             "validation_examples": summary.val,
             "max_length": cfg.max_length,
             "steps": results.get("steps"),
+            **({"continued_from": results["continued_from"]} if "continued_from" in results else {}),
         },
         "eval": {k: results[k] for k in ("eval_loss", "agent_eval") if k in results},
     }
@@ -136,6 +138,8 @@ def render(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any], b
               "| setting | value |", "| --- | --- |", f"| base model | `{base_id}` |",
               f"| method | {method} |"]
     d = cfg.to_dict()
+    if lora := results.get("lora"):  # what the adapter has (a continued adapter keeps its own)
+        d.update(lora_r=lora["r"], lora_alpha=lora["alpha"], target_modules=lora["target_modules"])
     for key in CARD_KEYS:
         if d.get(key) not in (None, "", []):
             lines.append(f"| {key} | `{d[key]}` |")
@@ -144,6 +148,10 @@ def render(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any], b
         if key in results:
             v = results[key]
             lines.append(f"| {key} | {v:.4g} |" if isinstance(v, float) else f"| {key} | {v} |")
+    if prior := results.get("continued_from"):
+        done = ", ".join(f"{k} {prior[k]}" for k in ("recipe", "examples", "steps") if k in prior)
+        lines += ["", f"Training continued from the adapter `{prior['adapter']}`" + (f" ({done})" if done else "")
+                  + ": its LoRA rank, alpha and target modules are the ones above, whatever the recipe says."]
     lines += ["", "Reproduce:", "", "```bash", command(cfg), "```", "", "## Data", "", "```", summary.format(), "```"]
     if cfg.datasets:
         lines += ["", "Datasets: " + ", ".join(f"[{x}](https://huggingface.co/datasets/{x})" for x in cfg.datasets)]

@@ -39,6 +39,9 @@ class TrainConfig:
     max_length: int = 1024  # tokens per example; longer ones are truncated (keep the start)
 
     # Model and adapter
+    # Continue training this adapter (folder, Hub id or `default`) instead of a new one: its LoRA rank, alpha and
+    # target modules replace the recipe's, and it must have been trained on `base`.
+    init_adapter: str | None = None
     load_in_4bit: Any = "auto"  # true | false | auto (4-bit on CUDA, full precision elsewhere)
     lora_r: int = 8
     lora_alpha: int = 16

@@ -35,15 +35,23 @@ class Source:
     weight: float = 1.0
     task: str | None = None  # overrides the inferred task in the summary
     method: str | None = None
+    # Keeps only trajectories whose `meta` has these values (a list: any of them), e.g. {hops: 3}:
+    # one file can then be weighted by kind of question without writing a filtered copy of it.
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, item: Any) -> Source:
-        """A path, `path:weight`, or a mapping `{path, weight, task, method}`."""
+        """A path, `path:weight`, or a mapping `{path, weight, task, method, meta}`."""
         if isinstance(item, dict):
-            unknown = set(item) - {"path", "weight", "task", "method"}
+            unknown = set(item) - {"path", "weight", "task", "method", "meta"}
             if "path" not in item or unknown:
-                raise ConfigError(f"a data entry is a path or a mapping with keys path, weight, task, method; got {item!r}")
-            src = cls(str(item["path"]), float(item.get("weight", 1.0)), item.get("task"), item.get("method"))
+                raise ConfigError("a data entry is a path or a mapping with keys path, weight, task, method, meta; "
+                                  f"got {item!r}")
+            meta = item.get("meta") or {}
+            if not isinstance(meta, dict):
+                raise ConfigError(f"{item['path']}: meta is a mapping of trajectory meta keys to values, not {meta!r}")
+            src = cls(str(item["path"]), float(item.get("weight", 1.0)), item.get("task"), item.get("method"),
+                      dict(meta))
         elif isinstance(item, (str, Path)):
             path, sep, w = str(item).rpartition(":")
             try:
@@ -55,6 +63,21 @@ class Source:
         if src.weight < 0:
             raise ConfigError(f"{src.path}: the weight must be >= 0, not {src.weight}")
         return src
+
+    def selects(self, meta: dict[str, Any]) -> bool:
+        """Whether a trajectory with this `meta` passes the source's `meta` filter."""
+        for key, want in self.meta.items():
+            allowed = want if isinstance(want, list) else [want]
+            if key not in meta or meta[key] not in allowed:
+                return False
+        return True
+
+    @property
+    def name(self) -> str:
+        """The source as the summary names it: its path, and its filter when it has one."""
+        if not self.meta:
+            return self.path
+        return f"{self.path} [" + ", ".join(f"{k}={v}" for k, v in self.meta.items()) + "]"
 
 
 @dataclass
@@ -91,6 +114,8 @@ def load_source(src: Source, *, data_dir: str | None = None, rule: TrainingRule 
     path = resolve_path(src.path, data_dir)
     examples, dropped = [], Counter()
     for traj in read_trajectories(path):
+        if src.meta and not src.selects(traj.meta or {}):
+            continue
         why = rule.why_dropped(traj)
         if why:
             dropped[why] += 1
@@ -100,6 +125,8 @@ def load_source(src: Source, *, data_dir: str | None = None, rule: TrainingRule 
                                         src.method or traj.method or "unknown", str(src.path), traj.question,
                                         [s.action for s in steps if s.action]))
     if not examples and not dropped:
+        if src.meta:
+            raise ConfigError(f"{path}: no trajectory matches meta {src.meta}")
         raise FormatError("no trajectories in the file", path=str(path))
     if not examples:
         reasons = ", ".join(f"{n} {why}" for why, n in dropped.items())
@@ -212,7 +239,7 @@ def prepare(sources: list[Any], *, tokenizer: Any, template: str, max_length: in
         ex, why = load_source(src, data_dir=data_dir, rule=rule)
         groups.append((src, ex))
         dropped.update(why)
-        by_source[src.path] = {"examples": len(ex), "weight": src.weight}
+        by_source[src.name] = {"examples": len(ex), "weight": src.weight}
     train, val = split_and_mix(groups, val_size, seed)
     if not train:
         raise ConfigError("no training examples left after the validation split and the weights")

@@ -175,16 +175,48 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
         raise TrainingError(_oom_message(cfg, four_bit).replace("while training", "while loading the model")) from e
     if device == "cpu" and cfg.cpu_threads > 0:
         torch.set_num_threads(cfg.cpu_threads)
+    peft_config = lora_config(cfg)
+    if cfg.init_adapter:
+        model, peft_config = continued(model, cfg.init_adapter), None
+        log(f"continuing adapter {cfg.init_adapter} (r={model.peft_config['default'].r}; the recipe's LoRA keys "
+            "do not apply)")
     trainer = SFTTrainer(model=model, args=sft_config(cfg, device, four_bit, bool(val)),
                          train_dataset=to_dataset(train), eval_dataset=to_dataset(val) if val else None,
-                         processing_class=tokenizer, peft_config=lora_config(cfg))
+                         processing_class=tokenizer, peft_config=peft_config)
     run = Run(cfg, trainer.model, tokenizer, trainer, train, val, summary, four_bit, device)
     run.info["base_dtype"] = str(weight_dtype(cfg, device, four_bit)).removeprefix("torch.")
+    lora = trainer.model.peft_config[trainer.model.active_adapter]
+    run.info["lora"] = {"r": lora.r, "alpha": lora.lora_alpha, "target_modules": sorted(lora.target_modules)}
+    if cfg.init_adapter:
+        run.info["continued_from"] = continued_from(cfg.init_adapter, cfg.base)
     run.info["lora_dtype"] = next((str(p.dtype).removeprefix("torch.") for n, p in trainer.model.named_parameters()
                                    if p.requires_grad and "lora_" in n), None)
     if four_bit and device == "cpu":
         run.guarded = qlora_guard.guard_cpu_4bit(trainer.model)
     return run
+
+
+def continued(model: Any, adapter: str) -> Any:
+    """`model` wrapped in a trainable copy of `adapter`, refused when it was trained on another base."""
+    from peft import PeftModel
+
+    from fireact_core.models import check_adapter
+
+    source = check_adapter(model, adapter)
+    return PeftModel.from_pretrained(model, source, is_trainable=True)
+
+
+def continued_from(adapter: str, base: str) -> dict[str, Any]:
+    """What the card records of the adapter a run continued: where it came from and how it was trained."""
+    from fireact_core.models import resolve_adapter
+
+    source = resolve_adapter(adapter, base)
+    record: dict[str, Any] = {"adapter": adapter}
+    path = Path(source) / card.MANIFEST
+    if path.is_file():
+        training = card.read_manifest(path.parent).get("training", {})
+        record.update({k: training[k] for k in ("recipe", "examples", "steps") if k in training})
+    return record
 
 
 def _oom_message(cfg: TrainConfig, four_bit: bool) -> str:
@@ -280,8 +312,9 @@ def summarize(cfg: TrainConfig) -> DataSummary:
 def main(cfg: TrainConfig, *, log: Any = print) -> dict[str, Any]:
     """Train one adapter as `cfg` says; return the results (also written to the model card)."""
     run = build(cfg, log=log)
-    log(f"base {cfg.base} · {'4-bit NF4 QLoRA' if run.four_bit else 'LoRA'} r={cfg.lora_r} on "
-        f"{cfg.target_modules} · device {run.device} · weights {run.info['base_dtype']}, LoRA {run.info['lora_dtype']}"
+    lora = run.info["lora"]
+    log(f"base {cfg.base} · {'4-bit NF4 QLoRA' if run.four_bit else 'LoRA'} r={lora['r']} on "
+        f"{lora['target_modules']} · device {run.device} · weights {run.info['base_dtype']}, LoRA {run.info['lora_dtype']}"
         + (f" · CPU guard on {run.guarded} 4-bit layers" if run.guarded else ""))
     result = train_run(run)
     result.update(run.info)
