@@ -33,6 +33,7 @@ from train.device import device as current_device
 from train.device import dtype as weight_dtype
 from train.device import optim as optimizer_name
 from train.device import use_4bit
+from train.lineage import continued, continued_from
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -194,29 +195,6 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
     if four_bit and device == "cpu":
         run.guarded = qlora_guard.guard_cpu_4bit(trainer.model)
     return run
-
-
-def continued(model: Any, adapter: str) -> Any:
-    """`model` wrapped in a trainable copy of `adapter`, refused when it was trained on another base."""
-    from peft import PeftModel
-
-    from fireact_core.models import check_adapter
-
-    source = check_adapter(model, adapter)
-    return PeftModel.from_pretrained(model, source, is_trainable=True)
-
-
-def continued_from(adapter: str, base: str) -> dict[str, Any]:
-    """What the card records of the adapter a run continued: where it came from and how it was trained."""
-    from fireact_core.models import resolve_adapter
-
-    source = resolve_adapter(adapter, base)
-    record: dict[str, Any] = {"adapter": adapter}
-    path = Path(source) / card.MANIFEST
-    if path.is_file():
-        training = card.read_manifest(path.parent).get("training", {})
-        record.update({k: training[k] for k in ("recipe", "examples", "steps") if k in training})
-    return record
 
 
 def _oom_message(cfg: TrainConfig, four_bit: bool) -> str:

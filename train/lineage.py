@@ -1,0 +1,36 @@
+"""Continuing an existing adapter (`init_adapter`): load it trainable on its base, and keep a record of it.
+
+A continued run keeps the adapter's own LoRA rank, alpha and target modules; the card and the
+`fireact.json` manifest say which adapter it started from and how that one was trained, so a
+two-stage adapter (the default's `smollm2-135m-world` then `smollm2-135m-world-3hop`) names both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from train import card
+
+
+def continued(model: Any, adapter: str) -> Any:
+    """`model` wrapped in a trainable copy of `adapter`, refused when it was trained on another base."""
+    from peft import PeftModel
+
+    from fireact_core.models import check_adapter
+
+    source = check_adapter(model, adapter)
+    return PeftModel.from_pretrained(model, source, is_trainable=True)
+
+
+def continued_from(adapter: str, base: str) -> dict[str, Any]:
+    """What the card records of the adapter a run continued: where it came from and how it was trained."""
+    from fireact_core.models import resolve_adapter
+
+    source = resolve_adapter(adapter, base)
+    record: dict[str, Any] = {"adapter": adapter}
+    path = Path(source) / card.MANIFEST
+    if path.is_file():
+        training = card.read_manifest(path.parent).get("training", {})
+        record.update({k: training[k] for k in ("recipe", "examples", "steps") if k in training})
+    return record
