@@ -152,7 +152,7 @@ def test_a_character_split_over_tokens_is_allowed_only_where_any_character_is():
 
 
 class _ByteTokens:
-    """A byte-level vocabulary in the shape `_pick_valid` uses (decode, tokenizer, end ids, lock)."""
+    """A byte-level vocabulary in the shape `pick_valid` uses (decode, tokenizer, end ids, lock)."""
 
     VOCAB = (b"Thought:", b" x", b"\n", b"Action: ", b"\xc3", b"\xa9", b"search", b"[", b"]", b"q")
     EOS = len(VOCAB)
@@ -186,12 +186,12 @@ def _logits(*order: int):
 def test_constrained_decoding_never_starts_a_character_inside_the_actions_name():
     # Found in a reproduction run: after "Action: " SmolLM2's likeliest token was the first byte of
     # a two-byte character; taking it left no valid continuation, and decoding crashed.
-    from fireact_core.backends.local import _pick_valid
+    from fireact_core.backends.grammar import pick_valid
 
     sh, head = _ByteTokens(), [0, 1, 2, 3]  # "Thought: x\nAction: "
-    token, text = _pick_valid(_logits(4, 5, 8), head, sh, G, top_k=3)
+    token, text = pick_valid(_logits(4, 5, 8), head, sh, G, top_k=3)
     assert token == 6 and text == "Thought: x\nAction: search"  # none fits: the grammar's own "search" is forced
-    token, text = _pick_valid(_logits(4, 9), [0, 1, 4], sh, G, top_k=2)
+    token, text = pick_valid(_logits(4, 9), [0, 1, 4], sh, G, top_k=2)
     assert token == 4  # inside the Thought a split character waits for its next byte
-    token, text = _pick_valid(_logits(8, 9), [*head, 4, 5], sh, G, top_k=2)  # broken already: "Action: é"
+    token, text = pick_valid(_logits(8, 9), [*head, 4, 5], sh, G, top_k=2)  # broken already: "Action: é"
     assert token == sh.EOS and text == "Thought: x\nAction: é"  # the turn ends; the agent reads a malformed action

@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 OK, DONE, BAD = "ok", "done", "bad"
 THOUGHT = "Thought:"
@@ -163,3 +164,32 @@ def _span(text: str, a: str, *, whole: bool) -> int:
             return i
         i = text.find(a, i + 1)
     return -1
+
+
+def pick_valid(logits: Any, out: list[int], sh: Any, grammar: ActionGrammar,
+                top_k: int = 64, now: str | None = None) -> tuple[int, str]:
+    """The likeliest token (greedy, whatever the temperature) whose text keeps the turn inside
+    `grammar`, and the text `out` plus that token decodes to.
+
+    Candidates are tried in the model's order among its `top_k`; when none fits, the first token
+    of the grammar's shortest literal continuation is forced. A token that ends inside a UTF-8
+    character is taken only where the grammar admits any character; should a completed character
+    still break the format, the turn ends there, and the agent reads it as a malformed action.
+    `now` is `out` decoded, when the caller has it. `sh` is the loaded model's shared state
+    (`decode`, `end_ids`, `lock` and `tokenizer`: `backends.local`'s `_Shared`).
+    """
+    import torch
+
+    now = sh.decode(out) if now is None else now
+    for token in torch.topk(logits, min(top_k, logits.shape[-1])).indices.tolist():
+        if token in sh.end_ids:
+            continue  # a turn cannot end before its Action is closed
+        text = sh.decode([*out, token])
+        partial = text.endswith("\ufffd")  # the token ends inside a character: its next byte decides it
+        if grammar.admits_partial(now.rstrip("\ufffd")) if partial else grammar.check(text) != BAD:
+            return token, text
+    if grammar.check(now) == BAD and sh.end_ids:  # nothing can mend it (see above)
+        return min(sh.end_ids), now
+    with sh.lock:
+        forced = sh.tokenizer(grammar.forced(now), add_special_tokens=False)["input_ids"][0]
+    return forced, sh.decode([*out, forced])

@@ -41,7 +41,7 @@ from typing import Any
 
 from fireact_core import models
 from fireact_core.backends.base import BackendError, Completion, Message, cut_at_stop, held_back
-from fireact_core.backends.grammar import BAD, DONE, ActionGrammar
+from fireact_core.backends.grammar import DONE, ActionGrammar, pick_valid
 from fireact_core.backends.quant import QuantLlama, UnsupportedAdapter, new_cache
 from fireact_core.errors import ConfigError
 
@@ -316,7 +316,7 @@ class LocalModel:
                 if constraint is None:
                     token, decoded = _pick(logits, sh.temperature, gen), None
                 else:  # the grammar already decoded the text the token makes
-                    token, decoded = _pick_valid(logits, out, sh, constraint, now=text)
+                    token, decoded = pick_valid(logits, out, sh, constraint, now=text)
                 produced += 1
                 if token in sh.end_ids:
                     finish = "stop"
@@ -355,34 +355,6 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
         if a[i] != b[i]:
             return i
     return n
-
-
-def _pick_valid(logits: Any, out: list[int], sh: _Shared, grammar: ActionGrammar,
-                top_k: int = 64, now: str | None = None) -> tuple[int, str]:
-    """The likeliest token (greedy, whatever the temperature) whose text keeps the turn inside
-    `grammar`, and the text `out` plus that token decodes to.
-
-    Candidates are tried in the model's order among its `top_k`; when none fits, the first token
-    of the grammar's shortest literal continuation is forced. A token that ends inside a UTF-8
-    character is taken only where the grammar admits any character; should a completed character
-    still break the format, the turn ends there, and the agent reads it as a malformed action.
-    `now` is `out` decoded, when the caller has it.
-    """
-    import torch
-
-    now = sh.decode(out) if now is None else now
-    for token in torch.topk(logits, min(top_k, logits.shape[-1])).indices.tolist():
-        if token in sh.end_ids:
-            continue  # a turn cannot end before its Action is closed
-        text = sh.decode([*out, token])
-        partial = text.endswith("\ufffd")  # the token ends inside a character: its next byte decides it
-        if grammar.admits_partial(now.rstrip("\ufffd")) if partial else grammar.check(text) != BAD:
-            return token, text
-    if grammar.check(now) == BAD and sh.end_ids:  # nothing can mend it (see above)
-        return min(sh.end_ids), now
-    with sh.lock:
-        forced = sh.tokenizer(grammar.forced(now), add_special_tokens=False)["input_ids"][0]
-    return forced, sh.decode([*out, forced])
 
 
 def _pick(logits: Any, temperature: float, gen: Any) -> int:
