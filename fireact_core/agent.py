@@ -252,7 +252,7 @@ class Agent:
         method = "react" if cfg.method == "reflexion" else cfg.method
         tools_desc = self.tools.describe() if self.tools is not None else ""
         content = self.prompts.instruction(method, tools=tools_desc)
-        shots = self.prompts.exemplars(method, cfg.exemplars)
+        shots = self.prompts.exemplars(method, cfg.exemplars, question)
         if shots:
             content += "\n\nHere are some examples.\n\n" + shots
         if reflections:

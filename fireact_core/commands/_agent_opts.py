@@ -81,7 +81,9 @@ def add_agent_args(parser: argparse.ArgumentParser) -> None:
                         "assistant turn with Observations inline, as in the exemplars)")
     g.add_argument("--prompts", default="default",
                    help="prompted agents' instructions and exemplars: default (written for this project), world "
-                        "(the world's own teacher trajectories as exemplars; use with --exemplars 6) or a YAML path")
+                        "(the world's own teacher trajectories as exemplars; use with --exemplars 6), nearest (each "
+                        "question's exemplars drawn from the world's teacher trajectories worded most like it) or a "
+                        "YAML path")
     g.add_argument("--exemplars", type=_nonneg, default=2, help="few-shot exemplars for prompted agents (default: 2)")
     g.add_argument("--constrained", action="store_true",
                    help="prompted local models: constrain decoding to one Thought line and an Action "
