@@ -30,6 +30,11 @@ class Prompts:
     instructions: dict[str, str]
     examples: dict[str, list[dict[str, str]]]
     select: str = "first"  # first: the first n exemplars · nearest: the n whose questions are worded most alike
+    shots: int | None = None  # the exemplar count the file is meant with (None: all of its ReAct exemplars)
+
+    def react_shots(self) -> int:
+        """How many ReAct exemplars a prompt from this file should hold (`shots`, else all of them)."""
+        return self.shots if self.shots is not None else len(self.examples.get("react", []))
 
     def instruction(self, method: str, **fmt: Any) -> str:
         if method not in self.instructions:
@@ -113,4 +118,7 @@ def load_prompts(path: str | Path | None = None) -> Prompts:
     if data.get("pool"):
         path = _pool_path(str(data["pool"]), p)
         examples = {**examples, "react": list(_pool(path, path.stat().st_mtime, int(data.get("pool_max_steps", 5))))}
-    return Prompts(instructions=data["instructions"], examples=examples, select=select)
+    shots = data.get("shots")
+    if shots is not None and (not isinstance(shots, int) or shots < 0):
+        raise ConfigError(f"{p}: shots is a count of exemplars, not {shots!r}")
+    return Prompts(instructions=data["instructions"], examples=examples, select=select, shots=shots)

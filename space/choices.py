@@ -38,9 +38,10 @@ PROMPTING_CHOICES: list[Choice] = [
     ("chat (Observations as user turns)", "chat"),
     ("scratchpad · constrained · world exemplars (6 shots)", "scratchpad+constrained:world"),
     ("scratchpad · extractive (arguments copied from what it read)", "scratchpad+extractive"),
+    ("scratchpad · extractive · nearest teacher exemplars (2 shots)", "scratchpad+extractive:nearest"),
 ]
 DEFAULT_PROMPTING = PROMPTING_CHOICES[0][1]
-PROMPT_SETS = ("default", "world")  # the bundled prompts files a visitor may pick (never a path)
+PROMPT_SETS = ("default", "world", "nearest")  # the bundled prompts files a visitor may pick (never a path)
 
 
 @functools.cache
@@ -48,7 +49,7 @@ def react_shots(prompts: str) -> int:
     """How many ReAct exemplars a bundled prompts file holds (what its setup is meant with)."""
     from fireact_core.methods import load_prompts
 
-    return len(load_prompts(prompts).examples.get("react", []))
+    return load_prompts(prompts).react_shots()
 CONSTRAINABLE_KINDS = ("local", "fake")  # model kinds that decode under a grammar (the app's fakes accept one)
 
 
@@ -120,9 +121,9 @@ def parse_prompting(value: str | None) -> dict[str, Any]:
     prompts = prompts or "default"
     if fmt not in PROMPT_FORMATS or flag not in ("", "constrained", "extractive") or prompts not in PROMPT_SETS:
         shown = text if len(text) <= 60 else text[:60] + "…"
-        raise InputError(f"Unknown prompting setup {shown!r}: choose one of "
-                         f"{', '.join(v for _, v in PROMPTING_CHOICES)} (the form is "
-                         f"{'|'.join(PROMPT_FORMATS)}[+constrained|+extractive][:{'|'.join(PROMPT_SETS)}]).")
+        raise InputError(f"Unknown prompting setup {shown!r}: choose one from the list (the form is "
+                         f"{'|'.join(PROMPT_FORMATS)}[+constrained|+extractive][:{'|'.join(PROMPT_SETS)}], "
+                         f"e.g. {DEFAULT_PROMPTING}).")
     return {"prompt_format": fmt, "constrained": bool(flag), "extractive": flag == "extractive", "prompts": prompts}
 
 

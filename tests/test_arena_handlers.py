@@ -234,12 +234,14 @@ def test_prompting_values_parse_to_the_spec_fields():
 
     assert [fields(v) for _, v in PROMPTING_CHOICES] == [
         ("scratchpad", True, "default", False), ("scratchpad", False, "default", False),
-        ("chat", False, "default", False), ("scratchpad", True, "world", False), ("scratchpad", True, "default", True)]
+        ("chat", False, "default", False), ("scratchpad", True, "world", False), ("scratchpad", True, "default", True),
+        ("scratchpad", True, "nearest", True)]
     assert fields(None) == ("scratchpad", True, "default", False)
     assert fields(" chat+constrained:world ") == ("chat", True, "world", False)  # the form, not only the presets
     assert fields("chat+extractive:world") == ("chat", True, "world", True)
     assert prompting_shots("scratchpad+constrained:world")["value"] == 6  # the world's exemplars are six
     assert prompting_shots("chat")["value"] == 2
+    assert prompting_shots("scratchpad+extractive:nearest")["value"] == 2  # two of its pool, not all 696
 
 
 def test_a_reloaded_page_takes_back_its_unvoted_battle_and_votes_as_its_rater(rt):

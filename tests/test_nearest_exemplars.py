@@ -64,6 +64,11 @@ def test_the_pool_keeps_correct_noise_free_react_trajectories(tmp_path):
     (tmp_path / "odd.yaml").write_text(yaml.safe_dump({"instructions": {}, "select": "random"}))
     with pytest.raises(ConfigError, match="select is first or nearest"):
         load_prompts(tmp_path / "odd.yaml")
+    (tmp_path / "odd.yaml").write_text(yaml.safe_dump({"instructions": {}, "shots": -1}))
+    with pytest.raises(ConfigError, match="shots is a count"):
+        load_prompts(tmp_path / "odd.yaml")
+    assert prompts.react_shots() == 2 and load_prompts("nearest").react_shots() == 2
+    assert load_prompts("world").react_shots() == len(load_prompts("world").examples["react"])
 
 
 def test_a_prompted_agent_sees_the_world_exemplars_worded_like_its_question():
