@@ -30,15 +30,16 @@ Choice = tuple[str, str]  # (label, value)
 # The prompted side's prompting setups (the arena's "Prompting" control). A value reads
 # `<format>[+constrained|+extractive][:<prompts>]`: `AgentSpec.prompt_format`, `.constrained`
 # (`.extractive`) and `.prompts`, all in the leaderboard key. The default is the best-effort prompted agent: on SmolLM2-135M
-# the chat format makes it a strawman (a one-step guess), while scratchpad + constrained decoding
-# makes it search.
+# the chat format makes it a strawman (a one-step guess), scratchpad + constrained decoding makes it
+# search, and each question's nearest teacher exemplars with extractive decoding doubled its EM on
+# 50 dev questions (16% against 6-8%; docs/results.md).
 PROMPTING_CHOICES: list[Choice] = [
+    ("scratchpad · extractive · nearest teacher exemplars (2 shots)", "scratchpad+extractive:nearest"),
     ("scratchpad · constrained decoding", "scratchpad+constrained"),
     ("scratchpad", "scratchpad"),
     ("chat (Observations as user turns)", "chat"),
     ("scratchpad · constrained · world exemplars (6 shots)", "scratchpad+constrained:world"),
     ("scratchpad · extractive (arguments copied from what it read)", "scratchpad+extractive"),
-    ("scratchpad · extractive · nearest teacher exemplars (2 shots)", "scratchpad+extractive:nearest"),
 ]
 DEFAULT_PROMPTING = PROMPTING_CHOICES[0][1]
 PROMPT_SETS = ("default", "world", "nearest")  # the bundled prompts files a visitor may pick (never a path)

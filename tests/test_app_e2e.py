@@ -78,9 +78,9 @@ def test_a_battle_streams_and_ends_with_both_result_rows(app):
         assert steps_of(side) == ["0", "1"] and "search[France]" in side and "finish[Paris]" in side
     assert "prompted: fake:slow · react 2-shot" in a and "finetuned: fake:tuned · fine-tuned" in b  # not blind
     # the default prompting setup: the best-effort prompted agent, named by it on the page and in the store
-    assert "prompted: fake:slow · react 2-shot · scratchpad · constrained" in a
+    assert "prompted: fake:slow · react 2-shot · nearest · scratchpad · constrained · extractive" in a
     keys = [r["agent_key"] for r in store.runs_table() if r["agent_key"].startswith("fake:slow")]
-    assert keys and all("scratchpad · constrained" in k for k in keys)
+    assert keys and all("nearest · scratchpad · constrained · extractive" in k for k in keys)
     _, (status, a, _, _) = battle(c, "What is the capital of France?", prompting="chat")  # the tenth input
     assert "Both agents finished" in status and "prompted: fake:scripted · react 2-shot</span>" in a
 
@@ -103,7 +103,7 @@ def test_a_blind_vote_lands_in_duckdb_and_the_leaderboard_counts_it(app):
     assert store.count("votes") == votes_before + 1
     agree, table, *_ = c.predict(api_name="/leaderboard")
     rows = {r[0]: r for r in table["data"]}
-    assert rows["fake:scripted · react 2-shot · scratchpad · constrained"][1] >= 1  # blind battles, default prompting
+    assert rows["fake:scripted · react 2-shot · nearest · scratchpad · constrained · extractive"][1] >= 1  # blind battles, default prompting
     assert rows["fake:tuned · fine-tuned"][1] >= 1
     assert "blind votes" in agree and re.search(r"<b>(\d+)</b> blind votes", agree).group(1) == str(
         len(store.blind_comparisons()))

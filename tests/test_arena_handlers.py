@@ -130,7 +130,7 @@ def _capturing(tmp_path, name: str, **overrides):
     ("scratchpad", "scratchpad", False, "default", " · scratchpad"),
     ("chat", "chat", False, "default", ""),
     ("scratchpad+constrained:world", "scratchpad", True, "world", " · world · scratchpad · constrained"),
-    (None, "scratchpad", True, "default", " · scratchpad · constrained"),  # the default
+    (None, "scratchpad", True, "nearest", " · nearest · scratchpad · constrained · extractive"),  # the default
     ("scratchpad+extractive", "scratchpad", True, "default", " · scratchpad · constrained · extractive"),
 ])
 def test_each_prompting_setup_reaches_the_prompted_agent_and_its_stored_key(tmp_path, value, fmt, constrained,
@@ -155,7 +155,7 @@ def test_each_prompting_setup_reaches_the_prompted_agent_and_its_stored_key(tmp_
         assert prompted.em == 1.0 and [s.action for s in prompted.steps] == ["search", "finish"]
         model = made["fake:scripted"]
         assert all((c is not None) == constrained for c in model.constraints) and model.constraints
-        extractive = bool(value and "extractive" in value)
+        extractive = "extractive" in (value or "scratchpad+extractive:nearest")
         assert agent.extractive == extractive
         assert all((c.source is not None) == extractive for c in model.constraints if c is not None)
         second = model.calls[1]  # the call after the search: where its Observation went
@@ -165,6 +165,8 @@ def test_each_prompting_setup_reaches_the_prompted_agent_and_its_stored_key(tmp_
             assert second[-1] == {"role": "user", "content": f"Observation: {prompted.steps[0].observation}"}
         world_q = load_prompts("world").examples["react"][0]["question"]
         assert (world_q in second[0]["content"]) == (prompts == "world")  # the side's own exemplars
+        nearest = load_prompts("nearest").exemplars("react", 2, "What is the capital of France?")
+        assert (nearest in second[0]["content"]) == (prompts == "nearest")
     finally:
         runtime.store.close()
 
@@ -204,9 +206,9 @@ def test_an_api_model_runs_without_constrained_decoding_and_the_status_says_so(t
 def test_a_blind_battle_hides_the_prompting_setup_until_the_vote(rt):
     outs, st = _battle(rt, blind=True)
     for side in outs[-1][1:3]:
-        assert "scratchpad" not in side and "constrained" not in side and "fake:" not in side
+        assert "scratchpad" not in side and "constrained" not in side and "nearest" not in side and "fake:" not in side
     reveal, a, b, *_ = vote(rt, st, "tie", lambda: ME)
-    assert "fake:scripted · react 2-shot · scratchpad · constrained" in reveal + a + b
+    assert "fake:scripted · react 2-shot · nearest · scratchpad · constrained · extractive" in reveal + a + b
 
 
 @pytest.mark.parametrize("bad", ["scratchpad+fast", "json", "scratchpad:/etc/passwd", "chat:../default", "", "x" * 500])
@@ -220,7 +222,7 @@ def test_a_bad_prompting_value_is_refused_with_nothing_stored(rt, bad):
     with pytest.raises(InputError, match="Unknown prompting setup") as e:
         list(battle_updates(rt, "What is the capital of France?", "fake:scripted", "react", 2, "model:fake:tuned",
                             "off", 0.5, 0, True, bad, who=who))
-    assert "scratchpad+constrained" in str(e.value) and len(str(e.value)) < 300  # the choices, not the whole value
+    assert "scratchpad[+constrained|+extractive]" in str(e.value) and len(str(e.value)) < 300  # the form, not the value
     assert asked == [] and rt.store.count("runs") == 0 and rt.store.count("raters") == 0
 
 
@@ -233,10 +235,10 @@ def test_prompting_values_parse_to_the_spec_fields():
         return f["prompt_format"], f["constrained"], f["prompts"], f["extractive"]
 
     assert [fields(v) for _, v in PROMPTING_CHOICES] == [
-        ("scratchpad", True, "default", False), ("scratchpad", False, "default", False),
-        ("chat", False, "default", False), ("scratchpad", True, "world", False), ("scratchpad", True, "default", True),
-        ("scratchpad", True, "nearest", True)]
-    assert fields(None) == ("scratchpad", True, "default", False)
+        ("scratchpad", True, "nearest", True), ("scratchpad", True, "default", False),
+        ("scratchpad", False, "default", False), ("chat", False, "default", False),
+        ("scratchpad", True, "world", False), ("scratchpad", True, "default", True)]
+    assert fields(None) == ("scratchpad", True, "nearest", True)
     assert fields(" chat+constrained:world ") == ("chat", True, "world", False)  # the form, not only the presets
     assert fields("chat+extractive:world") == ("chat", True, "world", True)
     assert prompting_shots("scratchpad+constrained:world")["value"] == 6  # the world's exemplars are six

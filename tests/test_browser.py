@@ -82,7 +82,7 @@ def test_a_blind_battle_and_a_vote_in_the_browser_with_an_xss_canary(app, page):
     _, store = app
     ARTIFACTS.mkdir(exist_ok=True)
     # the prompted side's Prompting control starts on the best-effort setup
-    assert page.locator("#fa-p-prompting input").input_value() == "scratchpad · constrained decoding"
+    assert page.locator("#fa-p-prompting input").input_value() == "scratchpad · extractive · nearest teacher exemplars (2 shots)"
     page.locator("#fa-question textarea").fill("What does Mallory's page say?")
     page.locator("#fa-run").click()
     for side in ("a", "b"):
@@ -106,7 +106,7 @@ def test_a_blind_battle_and_a_vote_in_the_browser_with_an_xss_canary(app, page):
     page.locator("#fa-reveal .fa-reveal").wait_for(timeout=10_000)
     reveal = page.locator("#fa-reveal").inner_text()
     assert "A is better" in reveal and "fake:tuned" in reveal and "fake:scripted" in reveal
-    assert "fake:scripted · react 2-shot · scratchpad · constrained" in reveal  # the prompted side's setup, revealed
+    assert "fake:scripted · react 2-shot · nearest · scratchpad · constrained · extractive" in reveal  # the prompted side's setup, revealed
     assert store.count("votes") == votes + 1
     for vid in ("a", "b", "tie", "bad"):
         assert page.locator(f"#fa-vote-{vid}").is_disabled()
