@@ -278,7 +278,7 @@ def test_training_continues_an_adapter_from_its_own_weights(tmp_path):
     assert f"Training continued from the adapter `{prior}`" in readme and "| lora_r | `8` |" in readme
 
 
-def test_continuing_an_adapter_of_another_base_is_refused_by_name(tmp_path):
+def test_continuing_an_adapter_of_another_base_or_one_not_there_is_refused_by_name(tmp_path):
     from fireact_core.errors import ConfigError
     from fireact_core.models import default_adapter
     from train.sft import build
@@ -288,3 +288,7 @@ def test_continuing_an_adapter_of_another_base_is_refused_by_name(tmp_path):
                              "output_dir": str(tmp_path / "x")})
     with pytest.raises(ConfigError, match="was trained on base model 'google/gemma-3-270m'"):
         build(cfg, log=lambda *_: None)
+    missing = load_config(None, {**cfg.to_dict(), "init_adapter": "runs/no-such-stage-1"})
+    with pytest.raises(ConfigError, match=r"init_adapter 'runs/no-such-stage-1' is not an adapter folder under .*"
+                                          r"train it first"):
+        build(missing, log=lambda *_: None)

@@ -10,7 +10,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fireact_core.errors import ConfigError
 from train import card
+
+
+def check_init(adapter: str, base: str) -> None:
+    """Refuse, before any data or model is loaded, an `init_adapter` that is not there or was trained
+    on another base than `base`."""
+    from fireact_core.models import adapter_base, canonical_base
+
+    try:
+        trained_on = adapter_base(adapter, base)
+    except ConfigError as e:
+        raise ConfigError(f"init_adapter {adapter!r} is not an adapter folder under {Path.cwd()} nor a Hub "
+                          f"adapter that could be read ({e}); train it first (a two-stage recipe says which "
+                          "recipe makes it) or point init_adapter at one") from None
+    if trained_on and canonical_base(trained_on) != canonical_base(base):
+        raise ConfigError(f"init_adapter {adapter!r} was trained on base model {trained_on!r}, but this run's base "
+                          f"is {canonical_base(base)!r}; continue an adapter of that base, or set base to "
+                          f"{trained_on!r}")
 
 
 def continued(model: Any, adapter: str) -> Any:

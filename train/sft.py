@@ -33,7 +33,7 @@ from train.device import device as current_device
 from train.device import dtype as weight_dtype
 from train.device import optim as optimizer_name
 from train.device import use_4bit
-from train.lineage import continued, continued_from
+from train.lineage import check_init, continued, continued_from
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -163,6 +163,8 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
     import torch
     from trl import SFTTrainer
 
+    if cfg.init_adapter:
+        check_init(cfg.init_adapter, cfg.base)
     device = current_device()
     four_bit = use_4bit(cfg, device)
     tokenizer = load_tokenizer(cfg.base)
