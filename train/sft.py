@@ -189,7 +189,8 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
     run = Run(cfg, trainer.model, tokenizer, trainer, train, val, summary, four_bit, device)
     run.info["base_dtype"] = str(weight_dtype(cfg, device, four_bit)).removeprefix("torch.")
     lora = trainer.model.peft_config[trainer.model.active_adapter]
-    run.info["lora"] = {"r": lora.r, "alpha": lora.lora_alpha, "target_modules": sorted(lora.target_modules)}
+    modules = lora.target_modules if isinstance(lora.target_modules, str) else sorted(lora.target_modules)  # a regex stays one
+    run.info["lora"] = {"r": lora.r, "alpha": lora.lora_alpha, "target_modules": modules}
     if cfg.init_adapter:
         run.info["continued_from"] = continued_from(cfg.init_adapter, cfg.base)
     run.info["lora_dtype"] = next((str(p.dtype).removeprefix("torch.") for n, p in trainer.model.named_parameters()
