@@ -49,7 +49,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fireact_core.robustness import paired_drop_difference  # noqa: E402
+from fireact_core.robustness import mean_interval, paired_drop_difference  # noqa: E402
 
 TRAJECTORIES = ROOT / "data" / "world" / "trajectories" / "train.jsonl"
 RECIPE = "smollm2-135m-world"
@@ -246,9 +246,7 @@ def differences(runs: dict[tuple[str, str], list[dict[str, float]]], pairs: Sequ
             mean = {name: _per_question(runs[(name, noise)]) for name in (first, second)}
             ids = sorted(mean[first].keys() & mean[second].keys())
             diff = [mean[first][q] - mean[second][q] for q in ids]
-            rng = random.Random(seed)
-            boot = sorted(statistics.fmean(rng.choices(diff, k=len(diff))) for _ in range(samples))
-            lo, hi = boot[int(0.025 * samples)], boot[int(0.975 * samples) - 1]
+            lo, hi = mean_interval(diff, samples, seed)
             out.append(f"| {first} − {second} | {noise} | {len(runs[(first, noise)])} / "
                        f"{len(runs[(second, noise)])} | {len(ids)} | {_signed(statistics.fmean(diff))} | "
                        f"{_signed(lo)} to {_signed(hi)} |")

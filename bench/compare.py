@@ -14,7 +14,6 @@ first, overall and per kind, with a 95% paired bootstrap interval over the quest
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 from collections.abc import Sequence
@@ -25,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from reproduce import _kind, wilson  # noqa: E402
+
+from fireact_core.robustness import mean_interval  # noqa: E402
 
 OVERALL = "all"
 
@@ -38,13 +39,6 @@ def read_run(paths: Sequence[Path]) -> dict[str, tuple[str, float]]:
         for t in read_trajectories(path):
             out[t.id or t.question] = (_kind(t), float(t.em or 0.0))
     return out
-
-
-def bootstrap(diff: Sequence[float], samples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of the mean of `diff`, resampling its items."""
-    rng = random.Random(seed)
-    boot = sorted(statistics.fmean(rng.choices(diff, k=len(diff))) for _ in range(samples))
-    return boot[int(0.025 * samples)], boot[int(0.975 * samples) - 1]
 
 
 def compare(runs: dict[str, dict[str, tuple[str, float]]], samples: int = 2000) -> dict[str, Any]:
@@ -65,7 +59,7 @@ def compare(runs: dict[str, dict[str, tuple[str, float]]], samples: int = 2000) 
     for name in names[1:]:
         for k, qs in groups.items():
             diff = [runs[name][q][1] - first[q][1] for q in qs]
-            diffs[(name, k)] = (statistics.fmean(diff), bootstrap(diff, samples))
+            diffs[(name, k)] = (statistics.fmean(diff), mean_interval(diff, samples))
     return {"names": names, "kinds": kinds, "n": len(ids), "em": em, "diffs": diffs}
 
 

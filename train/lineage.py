@@ -32,13 +32,12 @@ def check_init(adapter: str, base: str) -> None:
 
 
 def continued(model: Any, adapter: str) -> Any:
-    """`model` wrapped in a trainable copy of `adapter`, refused when it was trained on another base."""
+    """`model` wrapped in a trainable copy of `adapter` (`check_init` has checked its base)."""
     from peft import PeftModel
 
-    from fireact_core.models import check_adapter
+    from fireact_core.models import resolve_adapter
 
-    source = check_adapter(model, adapter)
-    return PeftModel.from_pretrained(model, source, is_trainable=True)
+    return PeftModel.from_pretrained(model, resolve_adapter(adapter), is_trainable=True)
 
 
 def continued_from(adapter: str, base: str) -> dict[str, Any]:
