@@ -268,6 +268,7 @@ def battle_updates(rt: Runtime, q: str, pm: str, pmeth: str, pshots: float, fcho
     check_model(right.model, lambda: [parse_finetuned(v)[0] for _, v in rt.finetuned_choices()
                                       if v.startswith("model:")])
     left, right = cfg.defaults.resolve(left), cfg.defaults.resolve(right)
+    note = _with_note(cfg.defaults.note(left, right), note)  # where the default model runs from now
     noise = NoiseConfig.from_values(nmode, np_, nseed)  # NaN, infinite or huge values: a message
     rater = who()
     rt.battle_limiter.check(rater.id)

@@ -40,7 +40,13 @@ class LoopJob:
 
 
 def start_loop(rt: Any, loop_cfg: Any) -> LoopJob:
-    """Start `run_loop(rt.store, loop_cfg)` in the background unless a job runs already; return the job."""
+    """Start `run_loop(rt.store, loop_cfg)` in the background unless a job runs already; return the job.
+
+    On ZeroGPU hardware nothing starts: the job ends at once with the reason (`space.gpu.TRAINING_REFUSED`)."""
+    from space.gpu import TRAINING_REFUSED, on_zero_gpu
+
+    if on_zero_gpu():
+        return LoopJob(error=TRAINING_REFUSED)
     with rt.loop_lock:
         job = rt.loop_job
         if job is not None and job.running:

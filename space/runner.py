@@ -66,6 +66,31 @@ class ModelPool:
         finally:
             sem.release()
 
+    @contextlib.contextmanager
+    def slots(self, kind: str, n: int, stop: threading.Event) -> Iterator[bool]:
+        """Hold `n` of the kind's slots, taken all at once (two battles each holding one of the two
+        slots a battle needs would wait on each other forever); yields False if `stop` was set while waiting."""
+        sem, held = self.semaphore(kind), 0
+        n = min(n, self.limits.get(kind, self.default_limit))  # more than the kind has would wait forever
+        while True:
+            with self._lock:
+                while held < n and sem.acquire(blocking=False):
+                    held += 1
+                if held < n:
+                    for _ in range(held):
+                        sem.release()
+                    held = 0
+            if held == n:
+                break
+            if stop.wait(0.1):
+                yield False
+                return
+        try:
+            yield True
+        finally:
+            for _ in range(n):
+                sem.release()
+
     def load(self, spec: AgentSpec) -> Model:
         return self.loader(spec.model, spec.adapter)
 
@@ -128,6 +153,7 @@ class Battle:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     noise_pool: Sequence[str] | None = None
     max_steps: int = 8
+    max_tokens: int | None = None  # per model call; None: the agent's own (on ZeroGPU: space.gpu.GPU_MAX_TOKENS)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -137,9 +163,9 @@ def _prompts(name: str = "default") -> Prompts:
 
 
 def battle_spec(spec: AgentSpec, battle: Battle) -> AgentSpec:
-    """The side's spec as it runs this battle: the battle's noise and step limit (a fine-tuned side runs ReAct)."""
+    """The side's spec as it runs this battle: the battle's noise and limits (a fine-tuned side runs ReAct)."""
     return replace(spec, method="react" if spec.finetuned else spec.method, noise=battle.noise,
-                   max_steps=battle.max_steps)
+                   max_steps=battle.max_steps, max_tokens=battle.max_tokens or spec.max_tokens)
 
 
 def agent_events(spec: AgentSpec, battle: Battle, model: Model, tools: Tools | None) -> Iterator[object]:
@@ -152,50 +178,81 @@ def agent_events(spec: AgentSpec, battle: Battle, model: Model, tools: Tools | N
         yield ev
 
 
-GpuRun = Callable[[AgentSpec, Battle], Iterator[object]]
+Side = tuple[int, AgentSpec]  # a side's index in the battle, and its spec
+GpuRun = Callable[[list[Side], Battle], Iterator[tuple[int, object]]]
 
 
 def gpu_runner(gpu: Callable[[Callable], Callable], pool: ModelPool, make_tools: Callable[[], Tools | None]) -> GpuRun:
-    """The local side's agent wrapped once in `spaces.GPU` (ZeroGPU), for the process's lifetime.
+    """The battle's local sides, together, wrapped once in `spaces.GPU` (ZeroGPU), for the process's lifetime.
 
-    ZeroGPU runs the wrapped generator in a forked worker that it reuses across calls: the
-    arguments and every event travel pickled, while the pool (and any model it holds) and the
-    tool factory come with the fork. It keys its workers by the function, so wrapping a fresh
-    closure per battle would fork a new worker each time and keep every closure alive.
+    One call per battle runs every local side (each in its own thread inside it) and yields
+    `(side index, event)`: ZeroGPU admits a call only while the visitor's quota covers the time it
+    asks for, so two calls would ask twice. ZeroGPU runs the wrapped generator in a forked worker
+    that it reuses across calls: the arguments and every event travel pickled, while the pool (and
+    any model it holds) and the tool factory come with the fork. It keys its workers by the
+    function, so wrapping a fresh closure per battle would fork a new worker each time.
     """
 
-    def on_gpu(spec: AgentSpec, battle: Battle) -> Iterator[object]:
-        yield from agent_events(spec, battle, pool.load(spec), make_tools())
+    def on_gpu(sides: list[Side], battle: Battle) -> Iterator[tuple[int, object]]:
+        yield from interleave(sides, battle, pool, make_tools)
 
     return gpu(on_gpu)
 
 
+def interleave(sides: Sequence[Side], battle: Battle, pool: ModelPool,
+               make_tools: Callable[[], Tools | None]) -> Iterator[tuple[int, object]]:
+    """Run several sides at once (a thread each) and yield their events as `(index, event)`, token
+    deltas batched per side; a side that raises ends with `_Failed`. Closing the generator stops them."""
+    out: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def run(i: int, spec: AgentSpec) -> None:
+        _pump(i, spec, agent_events_of(spec, battle, pool, make_tools), out, stop)
+
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(run, i, spec), daemon=True,
+                                name=f"fireact-gpu-side-{i}") for i, spec in sides]
+    for th in threads:
+        th.start()
+    ended = 0
+    try:
+        while ended < len(threads):
+            i, ev = out.get()
+            if isinstance(ev, _Ended):
+                ended += 1
+                continue
+            yield i, ev
+    finally:
+        stop.set()
+
+
+def agent_events_of(spec: AgentSpec, battle: Battle, pool: ModelPool,
+                    make_tools: Callable[[], Tools | None]) -> Iterator[object]:
+    """A side's agent events, its model from the pool (loaded there already on ZeroGPU's main process)."""
+    yield from agent_events(spec, battle, pool.load(spec), make_tools())
+
+
 def side_events(spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
-                stop: threading.Event, gpu_run: GpuRun | None = None) -> Iterator[object]:
-    """The events of one side: queued/started markers, then the agent's own events."""
+                stop: threading.Event) -> Iterator[object]:
+    """The events of one side that runs here: queued/started markers, then the agent's own events."""
     yield _Queued("waiting for a free model slot…")  # not the kind: in blind mode that would tell the sides apart
     with pool.slot(spec.kind, stop) as got:
         if not got:
             return
         yield _Started()
-        if gpu_run is not None and spec.kind == "local":
-            events = gpu_run(spec, battle)
-        else:
-            events = agent_events(spec, battle, pool.load(spec), make_tools())
-        for ev in events:
+        for ev in agent_events_of(spec, battle, pool, make_tools):
             yield ev
             if stop.is_set():
                 return
 
 
-def _worker(i: int, spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
-            out: queue.Queue, stop: threading.Event, gpu_run: GpuRun | None) -> None:
+def _pump(i: int, spec: AgentSpec, events: Iterator[object], out: queue.Queue, stop: threading.Event) -> None:
     # Token deltas that arrive within FLUSH_S of each other travel as one event (a fast model
-    # would otherwise cost a cross-thread wake-up per token); a slow one still streams per token.
+    # would otherwise cost a cross-thread wake-up, or on ZeroGPU a pickled message, per token);
+    # a slow one still streams per token.
     pending: TokenDelta | None = None
     since = 0.0
     try:
-        for ev in side_events(spec, battle, pool, make_tools, stop, gpu_run):
+        for ev in events:
             if isinstance(ev, TokenDelta):
                 if pending is not None and pending.index == ev.index:
                     pending = TokenDelta(ev.index, pending.text + ev.text)
@@ -211,6 +268,8 @@ def _worker(i: int, spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools
                 out.put((i, pending))
                 pending = None
             out.put((i, ev))
+            if stop.is_set():
+                return
     except FireActError as e:
         out.put((i, _Failed(redact(str(e)))))
     except Exception as e:  # a side's bug or a failing backend must not take the other side down
@@ -218,6 +277,65 @@ def _worker(i: int, spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools
         out.put((i, _Failed(redact(f"internal error ({type(e).__name__}): {e}"))))
     finally:
         out.put((i, _Ended()))
+
+
+def _worker(i: int, spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
+            out: queue.Queue, stop: threading.Event) -> None:
+    _pump(i, spec, side_events(spec, battle, pool, make_tools, stop), out, stop)
+
+
+def _gpu_worker(sides: list[Side], battle: Battle, pool: ModelPool, out: queue.Queue, stop: threading.Event,
+                gpu_run: GpuRun) -> None:
+    """The local sides of a battle on ZeroGPU: their slots taken together, their models (adapters
+    included) loaded here in the main process, then ONE GPU call for all that loaded. A side whose
+    model fails to load fails alone, before the call; a refused or failed call (quota spent, no GPU)
+    fails the sides in it, with ZeroGPU's reason; the API sides run on in their own threads."""
+    from space.gpu import describe_request, gpu_battle, gpu_failure
+
+    ended: set[int] = set()
+    try:
+        for i, _ in sides:
+            out.put((i, _Queued("waiting for a free model slot…")))
+        with pool.slots("local", len(sides), stop) as got:
+            if not got:
+                return
+            ready: list[Side] = []
+            for i, spec in sides:
+                out.put((i, _Started()))
+                try:
+                    pool.load(spec)
+                    ready.append((i, spec))
+                except FireActError as e:
+                    out.put((i, _Failed(redact(str(e)))))
+                    ended.add(i)
+                except Exception as e:
+                    log.exception("side %s (%s) failed to load", i, spec.key)
+                    out.put((i, _Failed(redact(f"internal error ({type(e).__name__}): {e}"))))
+                    ended.add(i)
+            if not ready:
+                return
+            on_gpu = gpu_battle(battle)
+            log.info("ZeroGPU call: %s", describe_request(ready, on_gpu))
+            events = gpu_run(ready, on_gpu)
+            try:
+                for i, ev in events:
+                    out.put((i, ev))
+                    if isinstance(ev, (Finished, _Failed)):
+                        ended.add(i)
+                    if stop.is_set():
+                        return
+            except Exception as e:  # spaces raises gr.Error: quota spent, no GPU free, the task aborted
+                log.warning("the GPU call failed: %s", gpu_failure(e))
+                for i, _ in ready:
+                    if i not in ended:
+                        out.put((i, _Failed(redact(gpu_failure(e)))))
+            finally:
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()  # the page went away: spaces tells its worker to stop
+    finally:
+        for i, _ in sides:
+            out.put((i, _Ended()))
 
 
 def apply_event(view: SideView, ev: object, t0: float) -> None:
@@ -272,15 +390,21 @@ def run_battle(battle: Battle, specs: Sequence[AgentSpec], views: Sequence[SideV
     out: queue.Queue = queue.Queue()
     stop = threading.Event()
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=contextvars.copy_context().run,
-                                args=(_worker, i, s, battle, pool, make_tools, out, stop, gpu_run), daemon=True,
-                                name=f"fireact-side-{i}") for i, s in enumerate(specs)]
+    # on ZeroGPU the local sides run together in one GPU call; every other side in its own thread
+    on_gpu = [(i, s) for i, s in enumerate(specs) if gpu_run is not None and s.kind == "local"]
+    gpu_sides = {i for i, _ in on_gpu}
+    jobs: list[tuple[Callable[..., None], tuple]] = [
+        (_worker, (i, s, battle, pool, make_tools, out, stop)) for i, s in enumerate(specs) if i not in gpu_sides]
+    if on_gpu and gpu_run is not None:
+        jobs.append((_gpu_worker, (on_gpu, battle, pool, out, stop, gpu_run)))
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(fn, *args), daemon=True,
+                                name=f"fireact-side-{n}") for n, (fn, args) in enumerate(jobs)]
     for th in threads:
         th.start()
     ended: set[int] = set()
     last = 0.0
     try:
-        while len(ended) < len(threads):
+        while len(ended) < len(specs):
             try:
                 batch = [out.get(timeout=tick_s)]
             except queue.Empty:
@@ -300,7 +424,7 @@ def run_battle(battle: Battle, specs: Sequence[AgentSpec], views: Sequence[SideV
                 if isinstance(ev, _Ended):
                     ended.add(i)
             now = time.perf_counter()
-            if len(ended) < len(threads) and (now - last >= tick_s or any(
+            if len(ended) < len(specs) and (now - last >= tick_s or any(
                     isinstance(ev, (StepDone, Finished, _Failed)) for _, ev in batch)):
                 yield views
                 last = now

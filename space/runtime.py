@@ -14,6 +14,7 @@ from fireact_core.spec import AgentSpec
 from fireact_core.store import Store, redact
 from space.choices import Choice
 from space.config import AppConfig
+from space.defaults import BUNDLED_MODEL
 from space.gpu import gpu_decorator
 from space.questions import QuestionBank
 from space.raters import Rater, RaterLimit, rater_of
@@ -41,30 +42,41 @@ class Runtime:
         self._registered: list[Choice] = []  # adapters made while the app runs (the loop), newest first
         self.loop_job: Any = None  # the admin's training loop (space.loopjob)
         self.loop_lock = threading.Lock()
-        hub = self._preload_defaults() if self.gpu_run is not None else None
+        answered = self._preload_defaults() if self.gpu_run is not None else False
         threading.Thread(target=self._list_hub, name="fireact-hub-listing", daemon=True).start()
-        threading.Thread(target=self._probe_hub, args=(hub,), name="fireact-hub-probe", daemon=True).start()
+        if answered:
+            threading.Thread(target=self._hub_answered, name="fireact-hub-sets", daemon=True).start()
+        else:  # probed in the background until the Hub answers (space.defaults: bounded backoff)
+            cfg.defaults.watch(self._hub_answered)
 
     def _preload_defaults(self) -> bool:
         """On ZeroGPU: load the default base and adapter now, so every GPU worker forked later inherits them.
 
         ZeroGPU's pattern: weights load at start in the main process, and only the compute runs
         inside `spaces.GPU`; loaded inside it, each new worker would load them again. The Hub is
-        probed first (synchronously), so what loads is what battles will ask for. Returns the probe's answer.
+        probed first (once, synchronously), so what loads is what battles will ask for; when it did
+        not answer, the watch loads the Hub's copies once it does. Returns the probe's answer.
         """
         hub = self.cfg.defaults.check()
-        bundled = self.cfg.defaults.bundled_adapter or None
-        for spec in (AgentSpec(role="prompted"), AgentSpec(role="finetuned", adapter=bundled, finetuned=True)):
-            try:
-                self.pool.load(self.cfg.defaults.resolve(spec))
-            except Exception:  # the battle will show it on its side; the app still starts
-                log.exception("preloading %s for ZeroGPU failed", spec.key)
+        self._load_defaults()
         return hub
 
-    def _probe_hub(self, answered: bool | None = None) -> None:
-        """Does the Hub answer? Then the defaults come from it, and the missing question sets too."""
-        hub = self.cfg.defaults.check() if answered is None else answered
-        if not hub or self.cfg.more_questions is None:
+    def _load_defaults(self) -> None:
+        bundled = self.cfg.defaults.bundled_adapter or None
+        for spec in (AgentSpec(role="prompted"), AgentSpec(role="finetuned", adapter=bundled, finetuned=True)):
+            spec = self.cfg.defaults.resolve(spec)
+            if spec.model == BUNDLED_MODEL and self.cfg.defaults.unavailable():
+                continue  # nothing to load yet: the watch loads the Hub's copies once it answers
+            try:
+                self.pool.load(spec)
+            except Exception:  # the battle will show it on its side; the app still starts
+                log.exception("preloading %s for ZeroGPU failed", spec.key)
+
+    def _hub_answered(self) -> None:
+        """The Hub answered: on ZeroGPU its defaults load now (main process); the missing question sets arrive."""
+        if self.gpu_run is not None:
+            self._load_defaults()
+        if self.cfg.more_questions is None:
             return
         try:
             more = self.cfg.more_questions()
@@ -83,14 +95,30 @@ class Runtime:
             log.exception("listing Hub adapters failed")
 
     def _load_model(self, spec: str, adapter: str | None) -> Model:
+        """Load a side's model. The base first, then the adapter onto it, so a failure is classified:
+        the default base failing from the Hub switches the defaults to the bundled files (every later
+        battle), an adapter failing fails its own side only (a visitor's typo must not move the defaults)."""
+        defaults = self.cfg.defaults
+        try:
+            base = self.cfg.load_model(spec, None)
+        except Exception as e:
+            if defaults.is_hub(spec):
+                defaults.fall_back(e)
+                raise ConfigError(f"The default model could not be loaded from the Hub ({redact(str(e))[:300]}); "
+                                  "the next battle uses the bundled files.") from e
+            if spec == BUNDLED_MODEL and (why := defaults.unavailable()):
+                raise ConfigError(why) from e
+            raise
+        if adapter is None:
+            return base
         try:
             return self.cfg.load_model(spec, adapter)
-        except Exception as e:
-            if not self.cfg.defaults.is_hub(spec):
-                raise
-            self.cfg.defaults.fall_back(e)
-            raise ConfigError(f"The default model could not be loaded from the Hub ({redact(str(e))[:300]}); "
-                              "the next battle uses the bundled files.") from e
+        except FireActError:
+            raise
+        except Exception as e:  # the adapter's own failure (not found, not an adapter, another base): this side
+            if defaults.is_default_adapter(adapter):
+                log.warning("the default adapter %s did not load from the Hub (%s)", adapter, e)
+            raise ConfigError(f"the adapter {adapter!r} could not be loaded: {redact(str(e))[:300]}") from e
 
     def finetuned_choices(self) -> list[Choice]:
         """Adapters registered while the app runs, local choices (re-scanned) and the Hub's, once its listing arrived."""

@@ -14,6 +14,17 @@ function (TRL's pattern) registered as an entry point of the `fireact.commands` 
 from __future__ import annotations
 
 import argparse
+import os
+
+from fireact_core.errors import ConfigError
+
+
+def refuse_on_zero_gpu() -> None:
+    """Raise `ConfigError` on ZeroGPU hardware (`SPACES_ZERO_GPU`): it lends a GPU per visitor call, for seconds."""
+    if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true"):
+        raise ConfigError("training is refused on ZeroGPU hardware (SPACES_ZERO_GPU is set): ZeroGPU lends a GPU "
+                          "only inside one visitor's call, for seconds. Train on a machine with a GPU and push the "
+                          "adapter to the Hub (--push-to-hub), or use dedicated GPU hardware.")
 
 
 def make_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -55,6 +66,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(summarize(cfg).format())
         return 0
+    refuse_on_zero_gpu()
     result = main(cfg)
     return 1 if "hub_error" in result else 0
 
@@ -123,6 +135,7 @@ def run_loop_command(args: argparse.Namespace) -> int:
     from fireact_core.store import Store
     from train.loop import ADAPTERS_DIR, LoopConfig, run_loop
 
+    refuse_on_zero_gpu()
     cfg = LoopConfig(recipe=args.recipe, overrides=list(args.overrides), keep=args.keep, name=args.name,
                      adapters_dir=args.adapters_dir or ADAPTERS_DIR, predecessor=args.predecessor,
                      eval_questions=args.eval_questions, eval_options=args.eval_options,
