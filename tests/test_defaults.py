@@ -395,7 +395,7 @@ def test_with_the_bundled_files_a_battle_runs_them_and_says_so_until_the_hub_ans
 
 
 def test_on_a_space_a_failing_hub_base_is_probed_again_and_the_defaults_come_back(space_app):
-    rt, calls, port = space_app
+    rt, _, port = space_app
     d = rt.cfg.defaults
     with _hub_on(port) as hub:
         hub.add_files(BUNDLED_ID, {"config.json": b"{}"})
