@@ -178,53 +178,6 @@ def agent_events(spec: AgentSpec, battle: Battle, model: Model, tools: Tools | N
         yield ev
 
 
-Side = tuple[int, AgentSpec]  # a side's index in the battle, and its spec
-GpuRun = Callable[[list[Side], Battle], Iterator[tuple[int, object]]]
-
-
-def gpu_runner(gpu: Callable[[Callable], Callable], pool: ModelPool, make_tools: Callable[[], Tools | None]) -> GpuRun:
-    """The battle's local sides, together, wrapped once in `spaces.GPU` (ZeroGPU), for the process's lifetime.
-
-    One call per battle runs every local side (each in its own thread inside it) and yields
-    `(side index, event)`: ZeroGPU admits a call only while the visitor's quota covers the time it
-    asks for, so two calls would ask twice. ZeroGPU runs the wrapped generator in a forked worker
-    that it reuses across calls: the arguments and every event travel pickled, while the pool (and
-    any model it holds) and the tool factory come with the fork. It keys its workers by the
-    function, so wrapping a fresh closure per battle would fork a new worker each time.
-    """
-
-    def on_gpu(sides: list[Side], battle: Battle) -> Iterator[tuple[int, object]]:
-        yield from interleave(sides, battle, pool, make_tools)
-
-    return gpu(on_gpu)
-
-
-def interleave(sides: Sequence[Side], battle: Battle, pool: ModelPool,
-               make_tools: Callable[[], Tools | None]) -> Iterator[tuple[int, object]]:
-    """Run several sides at once (a thread each) and yield their events as `(index, event)`, token
-    deltas batched per side; a side that raises ends with `_Failed`. Closing the generator stops them."""
-    out: queue.Queue = queue.Queue()
-    stop = threading.Event()
-
-    def run(i: int, spec: AgentSpec) -> None:
-        _pump(i, spec, agent_events_of(spec, battle, pool, make_tools), out, stop)
-
-    threads = [threading.Thread(target=contextvars.copy_context().run, args=(run, i, spec), daemon=True,
-                                name=f"fireact-gpu-side-{i}") for i, spec in sides]
-    for th in threads:
-        th.start()
-    ended = 0
-    try:
-        while ended < len(threads):
-            i, ev = out.get()
-            if isinstance(ev, _Ended):
-                ended += 1
-                continue
-            yield i, ev
-    finally:
-        stop.set()
-
-
 def agent_events_of(spec: AgentSpec, battle: Battle, pool: ModelPool,
                     make_tools: Callable[[], Tools | None]) -> Iterator[object]:
     """A side's agent events, its model from the pool (loaded there already on ZeroGPU's main process)."""
@@ -284,60 +237,6 @@ def _worker(i: int, spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools
     _pump(i, spec, side_events(spec, battle, pool, make_tools, stop), out, stop)
 
 
-def _gpu_worker(sides: list[Side], battle: Battle, pool: ModelPool, out: queue.Queue, stop: threading.Event,
-                gpu_run: GpuRun) -> None:
-    """The local sides of a battle on ZeroGPU: their slots taken together, their models (adapters
-    included) loaded here in the main process, then ONE GPU call for all that loaded. A side whose
-    model fails to load fails alone, before the call; a refused or failed call (quota spent, no GPU)
-    fails the sides in it, with ZeroGPU's reason; the API sides run on in their own threads."""
-    from space.gpu import describe_request, gpu_battle, gpu_failure
-
-    ended: set[int] = set()
-    try:
-        for i, _ in sides:
-            out.put((i, _Queued("waiting for a free model slot…")))
-        with pool.slots("local", len(sides), stop) as got:
-            if not got:
-                return
-            ready: list[Side] = []
-            for i, spec in sides:
-                out.put((i, _Started()))
-                try:
-                    pool.load(spec)
-                    ready.append((i, spec))
-                except FireActError as e:
-                    out.put((i, _Failed(redact(str(e)))))
-                    ended.add(i)
-                except Exception as e:
-                    log.exception("side %s (%s) failed to load", i, spec.key)
-                    out.put((i, _Failed(redact(f"internal error ({type(e).__name__}): {e}"))))
-                    ended.add(i)
-            if not ready:
-                return
-            on_gpu = gpu_battle(battle)
-            log.info("ZeroGPU call: %s", describe_request(ready, on_gpu))
-            events = gpu_run(ready, on_gpu)
-            try:
-                for i, ev in events:
-                    out.put((i, ev))
-                    if isinstance(ev, (Finished, _Failed)):
-                        ended.add(i)
-                    if stop.is_set():
-                        return
-            except Exception as e:  # spaces raises gr.Error: quota spent, no GPU free, the task aborted
-                log.warning("the GPU call failed: %s", gpu_failure(e))
-                for i, _ in ready:
-                    if i not in ended:
-                        out.put((i, _Failed(redact(gpu_failure(e)))))
-            finally:
-                close = getattr(events, "close", None)
-                if close is not None:
-                    close()  # the page went away: spaces tells its worker to stop
-    finally:
-        for i, _ in sides:
-            out.put((i, _Ended()))
-
-
 def apply_event(view: SideView, ev: object, t0: float) -> None:
     """Fold one event into a side view."""
     view.elapsed_s = time.perf_counter() - t0
@@ -381,7 +280,7 @@ def failed_record(battle: Battle, spec: AgentSpec, view: SideView) -> Trajectory
 
 def run_battle(battle: Battle, specs: Sequence[AgentSpec], views: Sequence[SideView], *, pool: ModelPool,
                make_tools: Callable[[], Tools | None], tick_s: float = 0.1,
-               gpu_run: GpuRun | None = None) -> Iterator[Sequence[SideView]]:
+               gpu_run: Callable | None = None) -> Iterator[Sequence[SideView]]:
     """Run the sides concurrently; yield the (mutated) views as they change, last when all ended.
 
     Each side's thread runs in a copy of the caller's context, so what Gradio keeps in context
@@ -396,7 +295,9 @@ def run_battle(battle: Battle, specs: Sequence[AgentSpec], views: Sequence[SideV
     jobs: list[tuple[Callable[..., None], tuple]] = [
         (_worker, (i, s, battle, pool, make_tools, out, stop)) for i, s in enumerate(specs) if i not in gpu_sides]
     if on_gpu and gpu_run is not None:
-        jobs.append((_gpu_worker, (on_gpu, battle, pool, out, stop, gpu_run)))
+        from space.gpu import gpu_worker
+
+        jobs.append((gpu_worker, (on_gpu, battle, pool, out, stop, gpu_run)))
     threads = [threading.Thread(target=contextvars.copy_context().run, args=(fn, *args), daemon=True,
                                 name=f"fireact-side-{n}") for n, (fn, args) in enumerate(jobs)]
     for th in threads:

@@ -15,11 +15,11 @@ from fireact_core.store import Store, redact
 from space.choices import Choice
 from space.config import AppConfig
 from space.defaults import BUNDLED_MODEL
-from space.gpu import gpu_decorator
+from space.gpu import GpuRun, gpu_decorator, gpu_runner
 from space.questions import QuestionBank
 from space.raters import Rater, RaterLimit, rater_of
 from space.render import render_message
-from space.runner import GpuRun, ModelPool, gpu_runner
+from space.runner import ModelPool
 
 log = logging.getLogger("fireact.app")
 

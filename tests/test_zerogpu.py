@@ -25,10 +25,10 @@ from fireact_core.tools.noisy import NoiseConfig
 from space.choices import DEFAULT_PROMPTING
 from space.defaults import DefaultSources
 from space.fakes import fake_config, fake_loader, fake_tools
-from space.gpu import GPU_MAX_TOKENS, TOKEN_S, battle_seconds, gpu_decorator
+from space.gpu import GPU_MAX_TOKENS, TOKEN_S, battle_seconds, gpu_decorator, gpu_runner
 from space.raters import Rater
 from space.render import SideView
-from space.runner import Battle, ModelPool, gpu_runner, run_battle
+from space.runner import Battle, ModelPool, run_battle
 
 FAKE_SPACES = textwrap.dedent('''
     import functools, inspect, pickle
