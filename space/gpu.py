@@ -74,8 +74,9 @@ def token_seconds() -> float:
 
 def side_seconds(spec: AgentSpec, max_steps: int, max_tokens: int) -> float:
     """The most one side can decode in a battle: every step at the token cap, every Reflexion trial."""
-    steps = max_steps if spec.method in ("react", "reflexion") else 1
-    trials = spec.trials if spec.method == "reflexion" else 1
+    method = "react" if spec.finetuned else spec.method  # as the battle runs it (`space.runner.battle_spec`)
+    steps = max_steps if method in ("react", "reflexion") else 1
+    trials = spec.trials if method == "reflexion" else 1
     per_token = token_seconds()
     trial = steps * (max_tokens * per_token + CALL_S)
     return trials * trial + (trials - 1) * (REFLECT_TOKENS * per_token + 2 * CALL_S)

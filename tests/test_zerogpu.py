@@ -38,6 +38,7 @@ FAKE_SPACES = textwrap.dedent('''
     calls = []
     quota_left = [10_000]  # seconds the visitor has left today
     inside = [False]  # whether the wrapped function runs now (standing for "in the GPU worker")
+    abort_after = [None]  # events after which the call is stopped, as when it runs past its duration
 
     def GPU(task=None, *, duration=None, size=None):
         if task is None:
@@ -61,7 +62,9 @@ FAKE_SPACES = textwrap.dedent('''
             args, kwargs = pickle.loads(pickle.dumps((args, kwargs)))  # to the worker process
             inside[0] = True
             try:
-                for ev in task(*args, **kwargs):
+                for n, ev in enumerate(task(*args, **kwargs)):
+                    if abort_after[0] is not None and n >= abort_after[0]:
+                        raise gr.Error("GPU task aborted", title="ZeroGPU worker error", print_exception=False)
                     yield pickle.loads(pickle.dumps(ev))  # and back
             finally:
                 inside[0] = False
@@ -151,6 +154,8 @@ def test_the_duration_follows_the_step_limit_the_token_cap_and_the_per_token_tim
     assert battle_seconds(two, Battle("q", max_steps=8, max_tokens=64)) < base
     reflexion = [(0, AgentSpec(role="prompted", model="smollm2", method="reflexion", trials=3))]
     assert battle_seconds(reflexion, Battle("q", max_steps=8, max_tokens=128)) > 3 * (base - 10) / 2
+    tuned = (1, AgentSpec(role="finetuned", model="smollm2", adapter=ADAPTER, finetuned=True, method="reflexion"))
+    assert battle_seconds([tuned], Battle("q")) == battle_seconds([two[1]], Battle("q"))  # a fine-tuned side runs ReAct
     monkeypatch.setenv("FIREACT_GPU_TOKEN_S", str(TOKEN_S / 2))  # a measured, faster rate
     assert battle_seconds(two, Battle("q", max_steps=8, max_tokens=128)) < base
 
@@ -172,6 +177,17 @@ def test_an_api_side_never_takes_the_gpu_and_runs_when_the_quota_is_spent(spaces
     assert "needs no GPU still runs" in local.message and "internal error" not in local.message
     assert local.trajectory.status == "failed"  # stored as a failed run, like any failing side
     assert "could not finish" in status
+    rt.store.close()
+
+
+def test_a_call_stopped_midway_fails_the_sides_that_had_not_finished(spaces, tmp_path):
+    rt = _runtime(tmp_path, "abort")
+    spaces.abort_after[0] = 3  # a few events in, ZeroGPU stops the task
+    views, _ = _battle(rt, prompted="fake:scripted")
+    api, local = views
+    assert api.status == "done"
+    assert local.status == "error" and "ZeroGPU stopped this side's GPU task" in local.message
+    assert "GPU task aborted" in local.message
     rt.store.close()
 
 
