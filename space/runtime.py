@@ -44,8 +44,8 @@ class Runtime:
         self.loop_lock = threading.Lock()
         answered = self._preload_defaults() if self.gpu_run is not None else False
         threading.Thread(target=self._list_hub, name="fireact-hub-listing", daemon=True).start()
-        if answered:
-            threading.Thread(target=self._hub_answered, name="fireact-hub-sets", daemon=True).start()
+        if answered:  # (the defaults loaded already, from the Hub)
+            threading.Thread(target=self._hub_answered, args=(False,), name="fireact-hub-sets", daemon=True).start()
         else:  # probed in the background until the Hub answers (space.defaults: bounded backoff)
             cfg.defaults.watch(self._hub_answered)
 
@@ -72,9 +72,9 @@ class Runtime:
             except Exception:  # the battle will show it on its side; the app still starts
                 log.exception("preloading %s for ZeroGPU failed", spec.key)
 
-    def _hub_answered(self) -> None:
+    def _hub_answered(self, load: bool = True) -> None:
         """The Hub answered: on ZeroGPU its defaults load now (main process); the missing question sets arrive."""
-        if self.gpu_run is not None:
+        if load and self.gpu_run is not None:
             self._load_defaults()
         if self.cfg.more_questions is None:
             return
@@ -97,15 +97,18 @@ class Runtime:
     def _load_model(self, spec: str, adapter: str | None) -> Model:
         """Load a side's model. The base first, then the adapter onto it, so a failure is classified:
         the default base failing from the Hub switches the defaults to the bundled files (every later
-        battle), an adapter failing fails its own side only (a visitor's typo must not move the defaults)."""
+        battle; the Hub is probed again), the bundled base missing while the Hub has not answered says
+        so, and an adapter failing fails its own side only (a visitor's typo must not move the defaults)."""
         defaults = self.cfg.defaults
         try:
             base = self.cfg.load_model(spec, None)
         except Exception as e:
             if defaults.is_hub(spec):
                 defaults.fall_back(e)
+                then = ("the next battle uses the bundled files" if defaults.bundled() else
+                        "the Hub is asked again in a minute (the bundled GGUF is not installed here)")
                 raise ConfigError(f"The default model could not be loaded from the Hub ({redact(str(e))[:300]}); "
-                                  "the next battle uses the bundled files.") from e
+                                  f"{then}.") from e
             if spec == BUNDLED_MODEL and (why := defaults.unavailable()):
                 raise ConfigError(why) from e
             raise

@@ -404,7 +404,7 @@ def test_on_a_space_a_failing_hub_base_is_probed_again_and_the_defaults_come_bac
         rt.broken.set()  # the Hub answers the probe, but the weights fail to download
         _, views = _arena_battle(rt)
         assert [v.status for v in views] == ["error", "error"]
-        assert all("could not be loaded from the Hub" in v.message for v in views)
+        assert all("could not be loaded from the Hub" in v.message and "asked again" in v.message for v in views)
         assert not d.hub and d.watching  # no bundled files here: the Hub is probed again, after the longest wait
         _, views = _arena_battle(rt)
         assert all("not available yet" in v.message for v in views)
