@@ -269,3 +269,10 @@ def test_training_is_refused_on_zerogpu_with_a_clear_message(spaces, tmp_path):
         run_loop_command(argparse.Namespace(db=str(tmp_path / "x.duckdb"), recipe="r"))
     assert not (tmp_path / "x.duckdb").exists()
     rt.store.close()
+
+
+def test_fireact_train_exits_with_the_reason_on_zerogpu(spaces, capsys):
+    from fireact_core.cli import main
+
+    assert main(["train", "--recipe", "smollm2-135m-world"]) == 2
+    assert "training is refused on ZeroGPU hardware" in capsys.readouterr().err
