@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import importlib.util
+import itertools
 import logging
 import math
 import os
@@ -52,6 +53,11 @@ REFLECT_TOKENS = 100  # Reflexion, per extra trial: the self-check (4 tokens) an
 # 1,385 turns, median 39, 99th percentile 76, longest 102 tokens with SmolLM2's tokenizer), so a
 # step the paper's format allows is never cut; 200 (the agent's own default) would double the ask.
 GPU_MAX_TOKENS = 128
+# spaces forks its GPU worker inside the first step of a call. A fork copies every lock as it is at
+# that moment, and loading a model or adapter holds the loader's lock and the base's lock (adapters
+# load onto the shared base under it): a worker forked then would wait on them forever. So loads in
+# this process and the first step of a GPU call never overlap.
+FORK_GUARD = threading.Lock()
 TRAINING_REFUSED = ("Training is refused on ZeroGPU hardware: ZeroGPU lends a GPU only inside one visitor's call, "
                     "for seconds, and training needs one for minutes. Train on a machine with a GPU (`fireact train`, "
                     "or `fireact loop --db` on a copy of the database) and push the adapter to the Hub tagged "
@@ -193,7 +199,8 @@ def gpu_worker(sides: list[Side], battle: Battle, pool: ModelPool, out: queue.Qu
             for i, spec in sides:
                 out.put((i, _Started()))
                 try:
-                    pool.load(spec)
+                    with FORK_GUARD:
+                        pool.load(spec)
                     ready.append((i, spec))
                 except FireActError as e:
                     out.put((i, _Failed(redact(str(e)))))
@@ -208,7 +215,9 @@ def gpu_worker(sides: list[Side], battle: Battle, pool: ModelPool, out: queue.Qu
             log.info("ZeroGPU call: %s", describe_request(ready, on_gpu))
             events = gpu_run(ready, on_gpu)
             try:
-                for i, ev in events:
+                with FORK_GUARD:  # the first step schedules the call and may fork a worker
+                    first = next(events, None)
+                for i, ev in itertools.chain([first] if first is not None else [], events):
                     out.put((i, ev))
                     if isinstance(ev, (Finished, _Failed)):
                         ended.add(i)

@@ -15,7 +15,7 @@ from fireact_core.store import Store, redact
 from space.choices import Choice
 from space.config import AppConfig
 from space.defaults import BUNDLED_MODEL
-from space.gpu import GpuRun, gpu_decorator, gpu_runner
+from space.gpu import FORK_GUARD, GpuRun, gpu_decorator, gpu_runner
 from space.questions import QuestionBank
 from space.raters import Rater, RaterLimit, rater_of
 from space.render import render_message
@@ -68,7 +68,8 @@ class Runtime:
             if spec.model == BUNDLED_MODEL and self.cfg.defaults.unavailable():
                 continue  # nothing to load yet: the watch loads the Hub's copies once it answers
             try:
-                self.pool.load(spec)
+                with FORK_GUARD:  # (the watch may load them while a battle's GPU call starts)
+                    self.pool.load(spec)
             except Exception:  # the battle will show it on its side; the app still starts
                 log.exception("preloading %s for ZeroGPU failed", spec.key)
 

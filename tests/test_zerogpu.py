@@ -39,6 +39,7 @@ FAKE_SPACES = textwrap.dedent('''
     quota_left = [10_000]  # seconds the visitor has left today
     inside = [False]  # whether the wrapped function runs now (standing for "in the GPU worker")
     abort_after = [None]  # events after which the call is stopped, as when it runs past its duration
+    guarded = []  # whether the app's fork guard was held when the worker would have been forked
 
     def GPU(task=None, *, duration=None, size=None):
         if task is None:
@@ -59,6 +60,8 @@ FAKE_SPACES = textwrap.dedent('''
                 raise gr.Error(f"You have exceeded your free ZeroGPU quota ({seconds}s requested vs. "
                                f"{quota_left[0]}s left). Try again in 2:00:00.", title="ZeroGPU quota exceeded",
                                print_exception=False)
+            from space.gpu import FORK_GUARD
+            guarded.append(FORK_GUARD.locked())  # the real one forks its worker here
             args, kwargs = pickle.loads(pickle.dumps((args, kwargs)))  # to the worker process
             inside[0] = True
             try:
@@ -195,6 +198,9 @@ def test_models_load_before_the_call_and_a_bad_adapter_fails_its_own_side_there(
     loads: list[tuple[str, str | None, bool]] = []
 
     def loader(model: str, adapter: str | None = None):
+        from space.gpu import FORK_GUARD
+
+        assert spaces.inside[0] or FORK_GUARD.locked()  # a load in this process holds the fork guard
         loads.append((model, adapter, spaces.inside[0]))
         return _loader(model, adapter)
 
@@ -205,6 +211,7 @@ def test_models_load_before_the_call_and_a_bad_adapter_fails_its_own_side_there(
     assert tuned.status == "error" and "someone/typo" in tuned.message and "could not be loaded" in tuned.message
     (call,) = spaces.calls
     assert [spec.role for _, spec in call["args"][0]] == ["prompted"]  # the failed side never asked for GPU time
+    assert spaces.guarded == [True]  # no load in this process overlapped the fork
     main = [(m, a) for m, a, inside in loads if not inside]
     assert ("smollm2", "someone/typo") in main and ("smollm2", None) in main  # tried in the main process
     assert ("smollm2", "someone/typo", True) not in loads
