@@ -135,7 +135,7 @@ def test_a_base_too_large_is_refused_with_the_numbers_before_any_weight_download
                             available=gpu)
     need = base_fit.check_fits(LLAMA, LLAMA, LLAMA2_7B, device="cuda", dtype="torch.bfloat16", four_bit=True,
                                available=gpu)
-    assert 3.0 * base_fit.GIB < need.bytes < 4.0 * base_fit.GIB  # ~3.4 GiB: what 7B in NF4 takes
+    assert 3.5 * base_fit.GIB < need.bytes < 3.7 * base_fit.GIB  # ~3.6 GiB: 7B in NF4, embeddings in bf16
     monkeypatch.setenv("FIREACT_SKIP_MEMORY_CHECK", "1")
     base_fit.check_fits(LLAMA, LLAMA, LLAMA2_7B, device="cpu", dtype="float32", four_bit=False, available=gpu)
 
