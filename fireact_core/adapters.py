@@ -77,7 +77,7 @@ class Shape:
 def _looks_like_path(name: str) -> bool:
     from fireact_core.models import _is_hub_id
 
-    return name.startswith(("/", "~", ".")) or "\\" in name or (not _is_hub_id(name) and "/" in name)
+    return name.startswith(("/", "~", ".")) or not _is_hub_id(name)  # a folder, or a bare folder name
 
 
 def same_base(recorded: str, base: str, base_config: dict[str, Any] | None, *, hub: bool = False) -> tuple[bool, str]:
@@ -93,7 +93,7 @@ def same_base(recorded: str, base: str, base_config: dict[str, Any] | None, *, h
     if canonical_base(named) == canonical_base(base):
         return True, "by name" if named == recorded.strip().rstrip("/") else f"by the alias {recorded} = {named}"
     want = canonical_base(base).rstrip("/").rpartition("/")[2].lower()
-    if _looks_like_path(named) and named.rstrip("/").rpartition("/")[2].lower() == want:
+    if _looks_like_path(named) and re.split(r"[\\/]", named.rstrip("/\\"))[-1].lower() == want:
         return True, f"the recorded path {named} is a copy of {base}"
     if base_config is None:
         return False, f"{recorded} is not {base}"

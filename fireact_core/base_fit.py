@@ -9,6 +9,8 @@
 - `check_fits(...)` refuses, with the numbers, a base whose weights need more than 90% of the
   memory available where they would go (free VRAM on CUDA, available RAM on CPU), before any
   weight downloads. `FIREACT_SKIP_MEMORY_CHECK=1` turns the check off (e.g. with swap).
+- `load_kwargs(...)`: `from_pretrained`'s arguments (float32 on CPU, bfloat16 on CUDA, or 4-bit NF4 on
+  CUDA); `check_base(...)`: the gate and the memory check `models.load_base` runs first.
 
 Bytes per parameter (decision): 4 for float32, 2 for bfloat16/float16; 4-bit NF4 with double
 quantisation stores ~0.52 bytes per parameter of the linear layers (4 bits, plus an fp8 scale per 64
@@ -92,12 +94,11 @@ def _from_hub(repo_id: str, filename: str, *, download: bool) -> Path | None:
             raise ConfigError(gated_message(repo_id)) from None
         if isinstance(e, (EntryNotFoundError, RepositoryNotFoundError)):
             return None
-        if isinstance(e, (HfHubHTTPError, OSError)):
-            status = getattr(getattr(e, "response", None), "status_code", None)
-            if status in (401, 403):
-                raise ConfigError(gated_message(repo_id)) from None
-            raise ConfigError(f"could not read {filename} of {repo_id} from the Hub: {e}") from None
-        raise
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if isinstance(e, HfHubHTTPError) and status in (401, 403):
+            raise ConfigError(gated_message(repo_id)) from None
+        # an outside service (HTTP errors, connection errors of whichever HTTP client): a message
+        raise ConfigError(f"could not read {filename} of {repo_id} from the Hub: {e}") from None
 
 
 # --- how to load ---------------------------------------------------------------------------

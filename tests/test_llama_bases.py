@@ -175,6 +175,9 @@ def test_a_gated_base_says_it_needs_a_token_and_the_licence(monkeypatch, tmp_pat
 def test_recorded_paths_aliases_and_shapes(made, monkeypatch):
     config = json.loads((made["base"] / "config.json").read_text())
     assert adapters.same_base(RECORDED_BASE, LLAMA, config)[0]  # a local copy of the base, by its folder name
+    assert adapters.same_base("C:\\models\\llama-2-7b-chat-hf", LLAMA, config)[0]
+    assert adapters.same_base("llama-2-7b-chat-hf", LLAMA, config)[0]  # a bare folder name
+    assert not adapters.same_base("someone/llama-2-7b-chat-hf", LLAMA, config)[0]  # another repo, not a copy
     ok, why = adapters.same_base("/srv/ckpt/llama2-7b", LLAMA, config)
     assert not ok and "FIREACT_BASE_ALIASES='/srv/ckpt/llama2-7b=meta-llama/Llama-2-7b-chat-hf'" in why
     monkeypatch.setenv("FIREACT_BASE_ALIASES", f"/srv/ckpt/llama2-7b/={LLAMA}, /x/a=b/c")
