@@ -1,7 +1,7 @@
 """Build models and tools from short specs, as the CLI and the app name them.
 
-Model specs:  `smollm2` (the bundled default) · `gemma3` (bundled Gemma 3 270M) · `local:<path or hub id>` · `openai:<model>` ·
-`fake`. Tool specs: `corpus[:path]` (the offline default, the world's encyclopedia) ·
+Model specs:  `smollm2` (the bundled default) · `gemma3` (bundled Gemma 3 270M) · `local:<path or hub id>`
+(`local:<…>:4bit`: in 4-bit NF4 on CUDA) · `openai:<model>` · `fake`. Tool specs: `corpus[:path]` (the offline default, the world's encyclopedia) ·
 `wikipedia` · `google`. Backends and tools register here by dotted path, so each one is a
 module of its own imported only when used.
 """

@@ -6,9 +6,16 @@ The bundled bases (`smollm2`, `gemma3`) and their GGUF files are `fireact_core.b
 is de-quantised once (~20-60 s) and cached as safetensors under `$FIREACT_CACHE/models/` (default
 `~/.cache/fireact/models/`), so later loads take a second or two.
 
+Other bases (`local:<folder or Hub id>`, an app owner's `FIREACT_BASES`) load in float32 on CPU
+and bfloat16 on CUDA, or in 4-bit NF4 on CUDA (`load_4bit`); before any weight downloads, a base
+too large for the memory it would go to is refused with the numbers, and a gated one says it needs
+`HF_TOKEN` and an accepted licence (`fireact_core.base_fit`).
+
 Adapters are PEFT folders (local or a Hub repo id; `default` is the project's
-`data/adapters/default/`). Their `base_model_name_or_path` must name the loaded base; several
-adapters share one base through peft's `load_adapter`/`set_adapter`.
+`data/adapters/default/`). They go onto a base their config and LoRA shapes fit
+(`fireact_core.adapters`: the recorded base by name or through `FIREACT_BASE_ALIASES`, a local path
+naming the same model, or the same architecture and sizes); several adapters share one base through
+peft's `load_adapter`/`set_adapter`.
 """
 
 from __future__ import annotations
@@ -182,7 +189,9 @@ def resolve_base(name_or_path: str | os.PathLike | None = None) -> Path | str:
 
 def canonical_base(name_or_path: str | os.PathLike | None) -> str:
     """The Hub id a base is known by: our converted folders and the bundled names map to it."""
-    name = str(name_or_path or "").strip().rstrip("/")
+    from fireact_core.adapters import alias
+
+    name = alias(str(name_or_path or "").strip().rstrip("/"))  # the owner's map for recorded paths
     bundled = bundled_base(name)
     if bundled is not None:
         return bundled.hub_id
@@ -214,32 +223,34 @@ def _hub_id_of_snapshot(path: Path) -> str | None:
 
 
 def load_base(name_or_path: str | os.PathLike | None = None, *, dtype: Any = None, device: str | None = None,
-              quantization_config: Any = None) -> tuple[Any, Any]:
+              quantization_config: Any = None, load_4bit: bool = False) -> tuple[Any, Any]:
     """Load `(model, tokenizer)` for a base, in eval mode, on `device` (CUDA when present).
 
-    `dtype` defaults to float32 on CPU and bfloat16 on CUDA. `quantization_config` (e.g. a
-    bitsandbytes 4-bit config for the trainer) is passed to `from_pretrained`. The model's
-    `config._name_or_path` is the canonical base id, so PEFT adapters trained on it record it.
+    `dtype` defaults to float32 on CPU and bfloat16 on CUDA; `load_4bit` loads in 4-bit NF4 (CUDA
+    only). `quantization_config` (e.g. the trainer's bitsandbytes config) is passed to
+    `from_pretrained`. A gated base, or one too large for the machine, is refused before its weights
+    download (`check_base`). The model's `config._name_or_path` is the canonical base id, so PEFT
+    adapters trained on it record it.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from fireact_core.base_fit import check_base, gated_message, is_gated, load_kwargs
 
     dev = device or default_device()
     if dev == "cpu":
         use_all_cores()
-    if dtype is None:
-        dtype = torch.bfloat16 if dev.startswith("cuda") else torch.float32
+    kwargs = load_kwargs(dev, dtype, quantization_config=quantization_config, load_4bit=load_4bit)
     source = resolve_base(name_or_path)
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if quantization_config is not None:
-        kwargs["quantization_config"] = quantization_config
-        kwargs["device_map"] = {"": dev}
+    name = str(name_or_path or "").strip() or DEFAULT_BASE
+    check_base(name, source, kwargs, dev)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as e:
+        if is_gated(e):
+            raise ConfigError(gated_message(name)) from None
         raise ConfigError(f"could not load model {str(name_or_path or source)!r}: {e}") from e
-    if quantization_config is None:
+    if "quantization_config" not in kwargs:
         model.to(dev)
     canonical = canonical_base(name_or_path)
     if canonical == str(name_or_path or "") and isinstance(source, Path):
@@ -293,15 +304,26 @@ def adapter_base(adapter: str | os.PathLike, base: str | os.PathLike | None = No
 
 
 def check_adapter(model: Any, adapter: str | os.PathLike) -> str:
-    """Raise `ConfigError` naming both when `adapter` was trained on another base; return its source."""
+    """Return the adapter's source when it fits the loaded base; else `ConfigError` naming both.
+
+    It fits when the base it records is this one (by name, through `FIREACT_BASE_ALIASES`, as a local
+    copy of it, or by the same architecture and sizes: `adapters.same_base`) and its LoRA tensors fit
+    this base's modules (`adapters.shape_problems_model`).
+    """
+    from fireact_core.adapters import lora_shapes, refuse_shapes, same_base, shape_problems_model
+
     base = getattr(model.config, "_name_or_path", "") or ""
+    source = resolve_adapter(adapter, base)
     want = adapter_base(adapter, base)
-    if want and canonical_base(want) != canonical_base(base):
-        load = bundled_name(want) or f"local:{want}"
-        raise ConfigError(
-            f"adapter {str(adapter)!r} was trained on base model {want!r}, but the loaded base is {base!r}; "
-            f"load that base (--model {load}) or choose an adapter trained on {base!r}")
-    return resolve_adapter(adapter, base)
+    if want:
+        ok, why = same_base(want, base, model.config.to_dict(), hub=True)
+        if not ok:
+            load = bundled_name(want) or f"local:{want}"
+            raise ConfigError(
+                f"adapter {str(adapter)!r} was trained on base model {want!r}, but the loaded base is {base!r} "
+                f"({why}); load that base (--model {load}) or choose an adapter trained on {base!r}")
+    refuse_shapes(str(adapter), base, want, shape_problems_model(lora_shapes(source), model))
+    return source
 
 
 def load_adapter(model: Any, adapter: str | os.PathLike, name: str | None = None) -> Any:

@@ -1,9 +1,11 @@
 """What each side of the arena offers, and the rule for what a visitor may type.
 
-The prompted side: the local base and, with an endpoint configured, OpenAI models. The fine-tuned
-side: the bundled adapter, adapter folders in `data/adapters/`, OpenAI `ft:` models
-(`FIREACT_OPENAI_FT_MODELS`) and, online, Hub adapters tagged `fireact`. The prompted side's
-prompting setups (`PROMPTING_CHOICES`, read by `parse_prompting`).
+The prompted side: the local bases (the bundled ones and those the owner offers with
+`FIREACT_BASES`) and, with an endpoint configured, OpenAI models. The fine-tuned side: the bundled
+adapter, adapter folders in `data/adapters/`, OpenAI `ft:` models (`FIREACT_OPENAI_FT_MODELS`)
+and, online, Hub adapters tagged `fireact`, each on the offered base it fits
+(`fireact_core.adapters`). The prompted side's prompting setups (`PROMPTING_CHOICES`, read by
+`parse_prompting`).
 """
 
 from __future__ import annotations
@@ -58,11 +60,45 @@ def _adapter_ok(path: Path) -> bool:
     return (path / "adapter_config.json").is_file()
 
 
+def owner_bases() -> list[tuple[str, str, str]]:
+    """The owner's bases, `(label, Hub id, model spec)`, from `FIREACT_BASES`: comma-separated Hub ids
+    (or folders), each optionally `alias=<id>` and `<id>:4bit` (4-bit NF4 on CUDA);
+    `FIREACT_LOAD_4BIT=1` loads all of them in 4-bit, where CUDA is present (elsewhere it is ignored,
+    with a warning in the log). Their spec is `local:<id>[:4bit]`."""
+    from fireact_core.models import bundled_base
+
+    all_4bit = os.environ.get("FIREACT_LOAD_4BIT", "").strip().lower() in ("1", "true", "yes", "on")
+    if all_4bit and not _cuda():
+        log.warning("FIREACT_LOAD_4BIT is set, but there is no CUDA GPU: the offered bases load in float32 on CPU")
+        all_4bit = False
+    out = []
+    for part in filter(None, (x.strip() for x in os.environ.get("FIREACT_BASES", "").split(","))):
+        label, eq, hub_id = part.partition("=")
+        label, hub_id = (label.strip(), hub_id.strip()) if eq else ("", label.strip())
+        four = hub_id.endswith(":4bit") or all_4bit
+        hub_id = hub_id.removesuffix(":4bit")
+        if not hub_id or ":" in hub_id or (eq and not label):
+            raise ConfigError(f"FIREACT_BASES: {part!r} is not of the form [alias=]<hub id or folder>[:4bit]")
+        if bundled_base(hub_id) is not None:
+            continue  # a bundled base is offered anyway, under its own name
+        out.append((label or hub_id, hub_id, f"local:{hub_id}" + (":4bit" if four else "")))
+    return out
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
 @functools.lru_cache(maxsize=1)
 def offered_bases() -> dict[str, str]:
     """The local bases this app loads adapters onto: the Hub id an adapter records → its model spec.
 
-    The default `smollm2` always; another bundled base (`gemma3`) when its files are on this machine.
+    The default `smollm2` always; another bundled base (`gemma3`) when its files are on this machine;
+    the owner's `FIREACT_BASES` (`owner_bases`).
     """
     from fireact_core import models
 
@@ -74,20 +110,80 @@ def offered_bases() -> dict[str, str]:
             here = False
         if here:
             out[base.hub_id] = name
+    for _label, hub_id, spec in owner_bases():
+        out[models.canonical_base(hub_id)] = spec
     return out
 
 
-def base_for(adapter: str, base: str | None = None) -> str:
-    """The model spec `adapter` goes onto: the offered base its config (or `base`, a Hub id) names, else
-    the default base. `InputError` for an adapter made for a base this app does not offer."""
-    hub_id = base or adapter_base_id(adapter)
-    if hub_id is None:
-        return "smollm2"  # no base recorded (a typed Hub id, an old folder): the default; peft checks it at load
+def _recorded_base(adapter: str) -> str | None:
+    """The base an adapter records: a folder's `adapter_config.json`, or online a Hub repo's (only that
+    small file is fetched; its weights download only once it is on an offered base)."""
+    from fireact_core.base_fit import fetch_json
+    from fireact_core.models import _is_hub_id
+
+    if Path(adapter).expanduser().is_dir():
+        return adapter_base_id(adapter)
+    if not _is_hub_id(adapter):
+        return None
+    conf = fetch_json(adapter, "adapter_config.json")
+    return str(conf.get("base_model_name_or_path") or "") or None if conf else None
+
+
+def _offered_spec(recorded: str) -> str | None:
+    """The spec of the offered base an adapter recording `recorded` belongs on (None: none).
+
+    By name or the owner's aliases first; then a recorded local path naming an offered base, or the
+    same architecture and sizes as one (its config read only from this machine, never the Hub).
+    """
+    from fireact_core.adapters import same_base
+    from fireact_core.base_fit import fetch_json
+    from fireact_core.models import canonical_base
+
     bases = offered_bases()
-    if hub_id not in bases:
-        raise InputError(f"{adapter} is an adapter for {hub_id}, a base this app does not load "
-                         f"(it offers {', '.join(bases)}).")
-    return bases[hub_id]
+    hit = bases.get(canonical_base(recorded))
+    if hit is not None:
+        return hit
+    for hub_id, spec in bases.items():
+        if not spec.startswith("local:"):
+            continue  # the bundled bases are matched by name only
+        try:
+            config = fetch_json(hub_id, "config.json")  # an offered base: the owner allows its files
+        except FireActError:
+            config = None
+        if same_base(recorded, hub_id, config, hub=False)[0]:
+            return spec
+    return None
+
+
+def _base_config(spec: str) -> dict[str, Any] | None:
+    from fireact_core.base_fit import fetch_json
+
+    if not spec.startswith("local:"):
+        return None
+    try:
+        return fetch_json(spec.removeprefix("local:").removesuffix(":4bit"), "config.json")
+    except FireActError:
+        return None
+
+
+def base_for(adapter: str, base: str | None = None) -> str:
+    """The model spec `adapter` goes onto: the offered base its config (or `base`, a Hub id) names or
+    fits, else the default base. `InputError` for an adapter made for a base this app does not offer,
+    or whose LoRA weights (a local folder's) do not fit the base it names."""
+    from fireact_core.adapters import lora_shapes, shape_problems_config
+
+    recorded = base or _recorded_base(adapter)
+    if not recorded:
+        return "smollm2"  # no base recorded (an old folder, a Hub id offline): the default; checked at load
+    spec = _offered_spec(recorded)
+    if spec is None:
+        raise InputError(f"{adapter} is an adapter for {recorded}, a base this app does not load "
+                         f"(it offers {', '.join(offered_bases())}).")
+    config = _base_config(spec) if Path(adapter).expanduser().is_dir() else None
+    problems = shape_problems_config(lora_shapes(adapter), config) if config else []
+    if problems:
+        raise InputError(f"{adapter} does not fit {spec.removeprefix('local:')}: {'; '.join(problems[:3])}.")
+    return spec
 
 
 def openai_configured() -> bool:
@@ -132,6 +228,8 @@ def default_prompted_choices() -> list[Choice]:
     out = [("SmolLM2-135M-Instruct (local base model)", "smollm2")]
     if "gemma3" in offered_bases().values():
         out.append(("Gemma 3 270M (local base model)", "gemma3"))
+    for label, _hub_id, spec in owner_bases():
+        out.append((f"{label} (local base model{', 4-bit' if spec.endswith(':4bit') else ''})", spec))
     if openai_configured():
         out += [(f"OpenAI {m}", f"openai:{m}") for m in OPENAI_MODELS]
     return out
@@ -175,12 +273,9 @@ def hub_adapter_choices(limit: int = 30) -> list[Choice]:
     except Exception as e:  # the Hub is an outside service: no listing, no crash
         log.warning("could not list Hub adapters: %s", e)
         return []
-    from fireact_core.models import canonical_base
-
-    bases = offered_bases()
     out: list[Choice] = []
     for a in found:  # only adapters for a base this app loads: a mismatch never reaches a battle
-        base = bases.get(canonical_base(a.base_model)) if a.base_model else None
+        base = _offered_spec(a.base_model) if a.base_model else None
         if base is None:
             log.info("not offering Hub adapter %s: its base %s is not one this app loads", a.repo_id, a.base_model)
             continue
@@ -196,8 +291,8 @@ def parse_finetuned(value: str) -> tuple[str, str | None]:
     `adapter:<folder or repo id>` → that adapter on the base its `adapter_config.json` names (the
     default base for a Hub repo id); `on:<base>:<repo id>` → a listed Hub adapter on its base;
     `model:<spec>` → a whole model (e.g. `openai:ft:…`). Typed values: `ft:…` (OpenAI), `openai:…`,
-    an existing folder, or a Hub repo id `owner/name`. An adapter for a base the app does not
-    load is refused here, before anything loads.
+    an existing folder, or a Hub repo id `owner/name` (online, its `adapter_config.json` is read to
+    find its base). An adapter for a base the app does not load is refused here, before anything loads.
     """
     v = (value or "").strip()
     if not v:
@@ -209,7 +304,7 @@ def parse_finetuned(value: str) -> tuple[str, str | None]:
                               "Train it with `fireact train`, or pick another adapter.")
         return base_for(adapter), adapter
     if v.startswith("on:"):
-        base, _, repo = v.removeprefix("on:").partition(":")
+        base, _, repo = v.removeprefix("on:").rpartition(":")  # a spec may hold ":" (local:<id>), a repo id not
         if base not in offered_bases().values() or not repo:
             raise InputError(f"{v!r}: {base!r} is not a base this app loads")
         return base, repo
@@ -223,5 +318,5 @@ def parse_finetuned(value: str) -> tuple[str, str | None]:
         return base_for(str(Path(v).expanduser())), str(Path(v).expanduser())
     parts = v.split("/")
     if len(parts) == 2 and all(parts):
-        return "smollm2", v
+        return base_for(v), v  # the offered base its adapter_config.json names (read online), else smollm2
     raise InputError(f"{v!r} is not an adapter folder, a Hub repo id (owner/name) or an OpenAI ft: model")

@@ -224,10 +224,12 @@ class LocalModel:
     @classmethod
     def from_pretrained(cls, base: str | None = None, adapter: str | None = None, *, name: str | None = None,
                         quantize: bool | None = None, temperature: float = 0.0, seed: int | None = None,
-                        device: str | None = None, dtype: Any = None) -> LocalModel:
-        """Load a base (see `models.resolve_base`) and optionally an adapter (folder, Hub id, `default`)."""
-        model, tokenizer = models.load_base(base, device=device, dtype=dtype)
+                        device: str | None = None, dtype: Any = None, load_4bit: bool = False) -> LocalModel:
+        """Load a base (see `models.resolve_base`) and optionally an adapter (folder, Hub id, `default`);
+        `load_4bit`: in 4-bit NF4 (CUDA only)."""
+        model, tokenizer = models.load_base(base, device=device, dtype=dtype, load_4bit=load_4bit)
         default_name = (base if base in models.BUNDLED_BASES else f"local:{base}") if base else "smollm2"
+        default_name += ":4bit" if load_4bit else ""
         view = cls.from_model(model, tokenizer, name=name or default_name,
                               quantize=quantize, temperature=temperature, seed=seed)
         return view.load_adapter(adapter) if adapter else view
@@ -373,13 +375,19 @@ def load_gemma3(spec: str = "", adapter: str | None = None, **opts: Any) -> Loca
     return load("gemma3", adapter, **opts)
 
 
-def load(spec: str = "", adapter: str | None = None, **opts: Any) -> LocalModel:
-    """Factory entry: `smollm2` (spec "") or `local:<folder or hub id>`, with an optional adapter.
+FOUR_BIT = ":4bit"  # `local:<id>:4bit`: load that base in 4-bit NF4 (CUDA)
 
-    Options: `quantize` (default: on CPU), `temperature` (0 = greedy), `seed`, `device`, `dtype`.
+
+def load(spec: str = "", adapter: str | None = None, **opts: Any) -> LocalModel:
+    """Factory entry: `smollm2` (spec "") or `local:<folder or hub id>[:4bit]`, with an optional adapter.
+
+    Options: `quantize` (default: on CPU), `temperature` (0 = greedy), `seed`, `device`, `dtype`,
+    `load_4bit` (also the `:4bit` suffix: 4-bit NF4 through bitsandbytes, refused without CUDA).
     """
-    known = {"quantize", "temperature", "seed", "device", "dtype", "name"}
+    known = {"quantize", "temperature", "seed", "device", "dtype", "name", "load_4bit"}
     unknown = sorted(set(opts) - known)
     if unknown:
         raise ConfigError(f"unknown option(s) for the local backend: {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    if spec.endswith(FOUR_BIT):
+        spec, opts["load_4bit"] = spec.removesuffix(FOUR_BIT), True
     return LocalModel.from_pretrained(spec or None, adapter or None, **opts)
