@@ -155,7 +155,7 @@ def agent_events(spec: AgentSpec, battle: Battle, model: Model, tools: Tools | N
 GpuRun = Callable[[AgentSpec, Battle], Iterator[object]]
 
 
-def gpu_runner(gpu: Callable[[Callable], Callable], pool: ModelPool, make_tools: Callable[[], Tools | None]) -> GpuRun:
+def gpu_runner(gpu: Callable[[Callable], Callable], pool: ModelPool, make_tools: Callable[[str], Tools | None]) -> GpuRun:
     """The local side's agent wrapped once in `spaces.GPU` (ZeroGPU), for the process's lifetime.
 
     ZeroGPU runs the wrapped generator in a forked worker that it reuses across calls: the
@@ -165,12 +165,12 @@ def gpu_runner(gpu: Callable[[Callable], Callable], pool: ModelPool, make_tools:
     """
 
     def on_gpu(spec: AgentSpec, battle: Battle) -> Iterator[object]:
-        yield from agent_events(spec, battle, pool.load(spec), make_tools())
+        yield from agent_events(spec, battle, pool.load(spec), make_tools(spec.tools))
 
     return gpu(on_gpu)
 
 
-def side_events(spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
+def side_events(spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[str], Tools | None],
                 stop: threading.Event, gpu_run: GpuRun | None = None) -> Iterator[object]:
     """The events of one side: queued/started markers, then the agent's own events."""
     yield _Queued("waiting for a free model slot…")  # not the kind: in blind mode that would tell the sides apart
@@ -181,14 +181,14 @@ def side_events(spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Ca
         if gpu_run is not None and spec.kind == "local":
             events = gpu_run(spec, battle)
         else:
-            events = agent_events(spec, battle, pool.load(spec), make_tools())
+            events = agent_events(spec, battle, pool.load(spec), make_tools(spec.tools))
         for ev in events:
             yield ev
             if stop.is_set():
                 return
 
 
-def _worker(i: int, spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
+def _worker(i: int, spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[str], Tools | None],
             out: queue.Queue, stop: threading.Event, gpu_run: GpuRun | None) -> None:
     # Token deltas that arrive within FLUSH_S of each other travel as one event (a fast model
     # would otherwise cost a cross-thread wake-up per token); a slow one still streams per token.
@@ -262,7 +262,7 @@ def failed_record(battle: Battle, spec: AgentSpec, view: SideView) -> Trajectory
 
 
 def run_battle(battle: Battle, specs: Sequence[AgentSpec], views: Sequence[SideView], *, pool: ModelPool,
-               make_tools: Callable[[], Tools | None], tick_s: float = 0.1,
+               make_tools: Callable[[str], Tools | None], tick_s: float = 0.1,
                gpu_run: GpuRun | None = None) -> Iterator[Sequence[SideView]]:
     """Run the sides concurrently; yield the (mutated) views as they change, last when all ended.
 
