@@ -319,7 +319,8 @@ def battle_updates(rt: Runtime, q: str, pm: str, pmeth: str, pshots: float, fcho
     if is_blind:
         random.shuffle(specs)
     views = [_view(f"Agent {n}", s, is_blind) for n, s in zip("AB", specs)]
-    pool = rt.store.noise_pool() if noise.active and noise.mode == "random" else None
+    # the stored observations of this tool's runs only: an invented-world page is no plausible Wikipedia reply
+    pool = rt.store.noise_pool(tools=tool) if noise.active and noise.mode == "random" else None
     b = Battle(text, gold=known.answer if known else None, task=known.task if known else "",
                noise=noise, noise_pool=pool or None, max_steps=cfg.max_steps)
     yield (render_message(_with_note("Running both agents…", note)), *[render_side(v) for v in views], *_closed(), "",

@@ -310,3 +310,21 @@ def test_through_gradio_client_the_tool_picks_the_questions_and_runs_both_sides(
                   api_name="/battle")
     tools = [r["t"] for r in store._rows("SELECT trajectory->>'$.agent.tools' AS t FROM runs ORDER BY created_at")]
     assert tools == ["wikipedia"] * 2 + ["google"] * 2
+
+
+def test_random_noise_replays_observations_of_the_same_tool_only(rt):
+    world = Trajectory(question="A world question?", id="world1", agent=AgentSpec(model="m", tools="corpus"),
+                       steps=[Step(thought="t", action="search", argument="x", observation="An invented page.",
+                                   noise="clean")])
+    old = Trajectory(question="An old question?", id="old1", agent={"model": "m"},  # says no tool: the world's
+                     steps=[Step(thought="t", action="search", argument="y", observation="An old page.", noise="clean")])
+    rt.store.save_run(world, source="arena")
+    rt.store.save_run(old, source="import")
+    _battle(rt, "wikipedia")  # stores two Wikipedia observations
+    assert set(rt.store.noise_pool(tools="corpus")) == {"An invented page.", "An old page."}
+    assert set(rt.store.noise_pool(tools="wikipedia")) == {PAGES["Scott Derrickson"]}  # its first sentences
+    assert len(rt.store.noise_pool()) == 4  # no tool given: every run, as before
+    _, st = _battle(rt, "wikipedia", noise="random", p=1.0)
+    for side in st.sides:
+        step = side.view.trajectory.steps[0]
+        assert step.noise == "random" and step.observation.startswith("Scott Derrickson (born")
