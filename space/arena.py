@@ -285,6 +285,7 @@ def tools_on_load(rt: Runtime, current: str | None) -> tuple:
     value = current if current and menu.state(current).ready else menu.initial()
     return (gr.update(choices=menu.choices(), value=value), *tool_changed(rt, value))
 
+
 def prompting_shots(value: str | None) -> Any:
     """The exemplar count a prompting setup is meant with (the world's exemplars: 6), for the slider."""
     try:
