@@ -88,6 +88,24 @@ def probe_wikipedia(timeout_s: float = 5.0) -> None:
     wiki._query(meta="siteinfo", siprop="general")
 
 
+def probe_serpapi(timeout_s: float = 5.0) -> None:
+    """SerpAPI's account endpoint (free: it costs no search) with the key the tool uses; raises `ToolError` when it
+    does not answer, refuses the key, or says the account has no searches left."""
+    from fireact_core.tools._http import get_json
+    from fireact_core.tools.base import ToolError
+    from fireact_core.tools.serpapi import DEFAULT_BASE_URL
+
+    key = os.environ.get("SERPAPI_API_KEY", "")
+    base = (os.environ.get("SERPAPI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    account = get_json(f"{base}/account.json", {"api_key": key}, service="SerpAPI", timeout=timeout_s, retries=0,
+                       secrets=[key])
+    if isinstance(account, dict) and account.get("total_searches_left") == 0:
+        raise ToolError("the SerpAPI account has no searches left this month")
+
+
+UNREACHABLE = ("cannot reach", "did not answer", "connection to")  # how `_http.get_json` words a network failure
+
+
 @dataclass(frozen=True)
 class ToolState:
     """Whether a search tool is offered as working, and what its label adds (`note`) or a refusal says (`reason`)."""
@@ -102,7 +120,8 @@ class SearchTools:
     trajectory is on), `state(name)` says whether it works here, `check(name)` refuses one that does not.
 
     A tool is offered as working unless its instant check fails (Google without `SERPAPI_API_KEY`) or its
-    network probe failed (Wikipedia unreachable). Probes run in the background, never on a battle's path:
+    network probe failed (Wikipedia unreachable; SerpAPI unreachable, refusing the key or out of searches,
+    asked through its free account endpoint). Probes run in the background, never on a battle's path:
     the first when a state is first asked for, again `retry_s` after a failure (10 × after a success), so
     a server that comes online offers Wikipedia without a restart. Whether the Hub is offline
     (`HF_HUB_OFFLINE`) says nothing about Wikipedia, so only the probe decides. The default is
@@ -115,7 +134,7 @@ class SearchTools:
         names = [v for _, v in TOOL_CHOICES]
         self.loaders = dict(loaders) if loaders is not None else {n: functools.partial(default_tools, n) for n in names}
         self.checks = dict(checks) if checks is not None else {"google": serpapi_key}
-        self.probes = dict(probes) if probes is not None else {"wikipedia": probe_wikipedia}
+        self.probes = dict(probes) if probes is not None else {"wikipedia": probe_wikipedia, "google": probe_serpapi}
         self.retry_s = retry_s
         chosen = (default or os.environ.get("FIREACT_TOOLS") or DEFAULT_TOOL).strip()
         if chosen not in self.loaders:
@@ -145,7 +164,11 @@ class SearchTools:
             last = self._probed.get(name)
         if last is None:
             return ToolState(True, "checking…")
-        return ToolState(True) if last[1] is None else ToolState(False, "unreachable", f"cannot be reached ({last[1]})")
+        if last[1] is None:
+            return ToolState(True)
+        if any(w in last[1] for w in UNREACHABLE):
+            return ToolState(False, "unreachable", f"cannot be reached ({last[1]})")
+        return ToolState(False, "not working", f"does not work here ({last[1]})")
 
     def _probe_when_due(self, name: str) -> None:
         with self._lock:

@@ -118,6 +118,37 @@ def test_an_unreachable_wikipedia_is_shown_as_such_and_probed_again(monkeypatch)
         assert tools.state("wikipedia").ready and tools.initial() == "wikipedia"
 
 
+def test_google_with_a_key_is_probed_at_serpapi_s_free_account_endpoint(monkeypatch, tmp_path):
+    monkeypatch.setenv("SERPAPI_API_KEY", "serp-test-key")
+    with FakeSerpAPI(SERP) as s:
+        monkeypatch.setenv("SERPAPI_BASE_URL", s.url)
+        tools = SearchTools(probes=None)
+        tools.state("google")
+        tools.wait_probes()
+        assert tools.check("google") == "google" and [r["path"] for r in s.requests] == ["/account.json"]
+    with FakeSerpAPI(SERP, api_key="another-key") as s:  # the key is refused: shown, and never echoed
+        monkeypatch.setenv("SERPAPI_BASE_URL", s.url)
+        tools = SearchTools(probes=None)
+        tools.state("google")
+        tools.wait_probes()
+        assert dict((v, k) for k, v in tools.choices())["google"] == "Google via SerpAPI — not working"
+        with pytest.raises(InputError, match=r"does not work here .*Invalid API key") as refused:
+            tools.check("google")
+        assert "serp-test-key" not in str(refused.value)
+    with FakeSerpAPI(SERP, fault="exhausted") as s:
+        monkeypatch.setenv("SERPAPI_BASE_URL", s.url)
+        tools = SearchTools(probes=None)
+        tools.state("google")
+        tools.wait_probes()
+        with pytest.raises(InputError, match="no searches left"):
+            tools.check("google")
+    monkeypatch.setenv("SERPAPI_BASE_URL", _dead_url().removesuffix("/w/api.php"))
+    tools = SearchTools(probes=None)
+    tools.state("google")
+    tools.wait_probes()
+    assert dict((v, k) for k, v in tools.choices())["google"] == "Google via SerpAPI — unreachable"
+
+
 # --- the questions follow the tool ---------------------------------------------------------------
 def test_examples_and_random_questions_follow_the_tool():
     bank = QuestionBank(list(QUESTIONS), notes=["bamboogle: not found"])
@@ -235,7 +266,7 @@ def test_google_is_refused_without_a_key_and_searches_serpapi_with_one(rt, serp,
     for side in st.sides:
         t = side.view.trajectory
         assert t.agent.tools == "google" and t.steps[0].observation == "American film director (Google)"
-    asked = [r["query"]["q"] for r in serp.requests]
+    asked = [r["query"]["q"] for r in serp.requests if r["path"] == "/search.json"]
     assert asked in (["Scott Derrickson"], ["Scott Derrickson"] * 2)  # both sides at once, or the disk cache
 
 
