@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from fireact_core.tools.base import Tools
 
 PROMPT_FORMATS = ("chat", "scratchpad")
+KEYLESS_TOOLS = ("corpus", "")  # tools the leaderboard key leaves unsaid: the default offline world, and unknown
 LOCAL_KINDS = ("smollm2", "gemma3", "local")  # model kinds that run on this machine's weights (and take an adapter)
 
 
@@ -84,13 +85,17 @@ class AgentSpec(AgentConfig):
     def key(self) -> str:
         """The leaderboard's unit: a readable label of the configuration."""
         name = self.model + (f" + {adapter_label(self.adapter)}" if self.adapter else "")
+        # The search tool last, and only when it is not the offline world (or unknown, an old record):
+        # the keys of every run made before the tool was a choice stay as they were (store migration 5).
+        tool = self.tools.strip()
+        tool = f" · {tool}" if tool not in KEYLESS_TOOLS else ""
         if self.finetuned:
-            return f"{name} · fine-tuned"
+            return f"{name} · fine-tuned{tool}"
         extras = "".join(f" · {x}" for x in (self.prompts if self.prompts != "default" else "",
                                               self.prompt_format if self.prompt_format != "chat" else "",
                                               "constrained" if self.constrained else "",
                                               "extractive" if self.extractive else "") if x)
-        return f"{name} · {self.method} {self.exemplars}-shot{extras}"
+        return f"{name} · {self.method} {self.exemplars}-shot{extras}{tool}"
 
     @property
     def kind(self) -> str:

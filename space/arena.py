@@ -7,6 +7,10 @@ identically (same mode, probability, seed and pool of earlier observations). The
 has a Prompting control (`space.choices.PROMPTING_CHOICES`: scratchpad with constrained decoding
 by default, plain scratchpad, chat, or the world's own exemplars); its setup is part of the side's
 name (the spec key), so it shows only where names show (never in blind mode before the vote).
+The search tool (the offline world, Wikipedia, Google) is one per battle, the same for both sides;
+it is part of both sides' records and names (`AgentSpec.tools`), and the examples and the random
+question follow it (`space.questions.TOOL_TASKS`). A tool that does not work here is labelled so and
+refused (`space.loading.SearchTools`).
 """
 
 # No `from __future__ import annotations` here: Gradio reads the handlers' type hints
@@ -32,6 +36,8 @@ from space.choices import (
     parse_prompting,
     react_shots,
 )
+from space.loading import tool_menu
+from space.questions import tasks_for, tool_examples
 from space.raters import Rater
 from space.render import CSS, SideView, render_message, render_reveal, render_side
 from space.runner import Battle, run_battle
@@ -99,12 +105,14 @@ def build(rt: Runtime) -> Tab:
             with gr.Column(scale=1, min_width=180):
                 run_btn = gr.Button("Run both ▶", variant="primary", elem_id="fa-run")
                 rand_btn = gr.Button("🎲 Random question", elem_id="fa-random")
-        examples = bank.examples()
-        if examples:
-            gr.Examples([[q.question] for q in examples], inputs=[question], label="Examples")
-        elif bank.notes:
-            gr.Markdown("No question set found: " + "; ".join(bank.notes))
-        with gr.Accordion("Agents, noise and blind mode", open=not cfg.space):
+        menu = tool_menu(cfg.make_tools)
+        first_tool = menu.initial()
+        samples, note = tool_examples(bank, first_tool)
+        # a Dataset, not gr.Examples: its samples change with the search tool
+        examples = gr.Dataset(components=[question], samples=samples, label="Examples", elem_id="fa-examples",
+                              visible=bool(samples))
+        examples_note = gr.Markdown(note, elem_id="fa-examples-note")
+        with gr.Accordion("Agents, search tool, noise and blind mode", open=not cfg.space):
             with gr.Row():
                 with gr.Column():
                     gr.Markdown("**Prompted agent**")
@@ -124,6 +132,9 @@ def build(rt: Runtime) -> Tab:
                                            label="Adapter or fine-tuned model", allow_custom_value=True,
                                            elem_id="fa-f-model",
                                            info=f"{F_INFO} {cfg.defaults.describe()}")
+            tool = gr.Radio(menu.choices(), value=first_tool, label="Search tool (both sides)", elem_id="fa-tool",
+                            info="the offline world's invented encyclopedia, or the real web for real questions; "
+                                 "the examples and the random question follow it")
             with gr.Row():
                 noise_mode = gr.Radio(NOISE_CHOICES, value="off", label="Noisy search tool (both sides)")
                 noise_p = gr.Slider(0, 1, value=0.5, step=0.05, label="Noise probability p")
@@ -167,9 +178,10 @@ def build(rt: Runtime) -> Tab:
         # --- wiring: thin closures (Gradio reads their type hints to pass the request and login) -------
         @stream_user_errors(10, 0, on_error={9: lambda: gr.update(interactive=True)})
         def battle(q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float, nseed: float,
-                   is_blind: bool, prompting: str | None, request: gr.Request, profile: gr.OAuthProfile | None):
+                   is_blind: bool, prompting: str | None, tool_name: str | None, request: gr.Request,
+                   profile: gr.OAuthProfile | None):
             yield from battle_updates(rt, q, pm, pmeth, pshots, fchoice, nmode, np_, nseed, is_blind, prompting,
-                                      who=lambda: rt.rater(profile, request))
+                                      tool=tool_name, who=lambda: rt.rater(profile, request))
 
         def make_vote(choice: str):
             @user_errors(8, 0)
@@ -201,8 +213,17 @@ def build(rt: Runtime) -> Tab:
             tk = ticket_of(st, getattr(request, "session_hash", None))
             return tk, tk
 
-        def on_random() -> str:
-            return random_question(rt)
+        def on_random(tool_name: str | None) -> str:
+            return random_question(rt, tool_name)
+
+        def on_tool(tool_name: str | None) -> tuple:
+            return tool_changed(rt, tool_name)
+
+        def on_tool_load(tool_name: str | None) -> tuple:
+            return tools_on_load(rt, tool_name)
+
+        def on_example(sample: list[Any] | None) -> Any:
+            return sample[0] if sample else gr.skip()
 
         def on_prompting(value: str | None) -> Any:
             return prompting_shots(value)
@@ -210,10 +231,15 @@ def build(rt: Runtime) -> Tab:
         blocks.load(on_load, [f_choice], [f_choice], api_visibility="private", queue=False)
         blocks.load(user_errors(9, 0)(on_restore), [saved], [status, *sides, *vote_btns, state, ticket],
                     api_visibility="private", queue=False)
-        rand_btn.click(on_random, outputs=question, api_name="random_question", queue=False)
+        blocks.load(on_tool_load, [tool], [tool, examples, examples_note], api_visibility="private", queue=False)
+        rand_btn.click(on_random, [tool], question, api_name="random_question", queue=False)
+        tool.change(on_tool, [tool], [examples, examples_note], api_visibility="private", queue=False)
+        examples.click(on_example, [examples], [question], api_visibility="private", queue=False)
         p_prompting.change(on_prompting, [p_prompting], [p_shots], api_visibility="private", queue=False)
-        # the prompting control is last: API callers that send the first nine inputs get the default
-        inputs = [question, p_model, p_method, p_shots, f_choice, noise_mode, noise_p, noise_seed, blind, p_prompting]
+        # the prompting control and the search tool are last: API callers that send the first nine inputs get
+        # the defaults (the owner's tool)
+        inputs = [question, p_model, p_method, p_shots, f_choice, noise_mode, noise_p, noise_seed, blind, p_prompting,
+                  tool]
         outputs = [status, *sides, *vote_btns, reveal, state, run_btn]
         # the ticket is not a battle output, so API callers keep the battle's four return values
         for trigger, kw in ((run_btn.click, {"api_name": "battle", "concurrency_limit": cfg.battle_concurrency}),
@@ -240,9 +266,24 @@ def _closed() -> list[Any]:
     return [gr.update(interactive=False)] * 4
 
 
-def random_question(rt: Runtime) -> str:
-    q = rt.bank.random()
+def random_question(rt: Runtime, tool: str | None = None) -> str:
+    """A random question that goes with the search tool (None: the default's); '' when there is none."""
+    q = rt.bank.random(tasks=tasks_for(tool or tool_menu(rt.cfg.make_tools).default))
     return q.question if q else ""
+
+
+def tool_changed(rt: Runtime, tool: str | None) -> tuple:
+    """The examples (and their note) for the picked search tool."""
+    samples, note = tool_examples(rt.bank, tool or tool_menu(rt.cfg.make_tools).default)
+    return gr.update(samples=samples, visible=bool(samples)), note
+
+
+def tools_on_load(rt: Runtime, current: str | None) -> tuple:
+    """On page load: the tools' labels as they stand now (a probe may have answered since the page was built),
+    the tool kept while it works (else the one a new page starts on), and its examples."""
+    menu = tool_menu(rt.cfg.make_tools)
+    value = current if current and menu.state(current).ready else menu.initial()
+    return (gr.update(choices=menu.choices(), value=value), *tool_changed(rt, value))
 
 
 def prompting_shots(value: str | None) -> Any:
@@ -255,14 +296,17 @@ def prompting_shots(value: str | None) -> Any:
 
 def battle_updates(rt: Runtime, q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float,
                    nseed: float, is_blind: bool, prompting: str | None = DEFAULT_PROMPTING, *,
-                   who: Callable[[], Rater]) -> Iterator[tuple]:
+                   tool: str | None = None, who: Callable[[], Rater]) -> Iterator[tuple]:
     """Check the request, run both sides and stream the page's outputs; the last holds the `ArenaState`.
 
-    `prompting` is the prompted side's setup (`space.choices.PROMPTING_CHOICES`). `who` gives the
+    `prompting` is the prompted side's setup (`space.choices.PROMPTING_CHOICES`); `tool` the search
+    tool both sides use (`space.choices.TOOL_CHOICES`; None: the owner's default). `who` gives the
     rater (stored on first sight), asked only once the request passed its checks."""
     cfg = rt.cfg
     text = check_visitor_question(q)  # binary data and forged steps are refused too
+    tool = tool_menu(cfg.make_tools).check(tool)  # unknown, or not working here: a message, nothing runs
     left, right, note = _side_specs(pm, pmeth, pshots, fchoice, prompting)
+    left, right = replace(left, tools=tool), replace(right, tools=tool)  # the same tool on both sides
     # the choices are listed (a folder scan) only for a model the rule alone does not allow
     check_model(left.model, lambda: [v for _, v in cfg.prompted_choices()])
     check_model(right.model, lambda: [parse_finetuned(v)[0] for _, v in rt.finetuned_choices()
@@ -277,7 +321,8 @@ def battle_updates(rt: Runtime, q: str, pm: str, pmeth: str, pshots: float, fcho
     if is_blind:
         random.shuffle(specs)
     views = [_view(f"Agent {n}", s, is_blind) for n, s in zip("AB", specs)]
-    pool = rt.store.noise_pool() if noise.active and noise.mode == "random" else None
+    # the stored observations of this tool's runs only: an invented-world page is no plausible Wikipedia reply
+    pool = rt.store.noise_pool(tools=tool) if noise.active and noise.mode == "random" else None
     b = Battle(text, gold=known.answer if known else None, task=known.task if known else "",
                noise=noise, noise_pool=pool or None, max_steps=cfg.max_steps)
     yield (render_message(_with_note("Running both agents…", note)), *[render_side(v) for v in views], *_closed(), "",

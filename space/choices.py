@@ -5,7 +5,7 @@ The prompted side: the local bases (the bundled ones and those the owner offers 
 adapter, adapter folders in `data/adapters/`, OpenAI `ft:` models (`FIREACT_OPENAI_FT_MODELS`)
 and, online, Hub adapters tagged `fireact`, each on the offered base it fits
 (`fireact_core.adapters`). The prompted side's prompting setups (`PROMPTING_CHOICES`, read by
-`parse_prompting`).
+`parse_prompting`). The search tools (`TOOL_CHOICES`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,15 @@ PROMPTING_CHOICES: list[Choice] = [
     ("scratchpad · extractive (arguments copied from what it read)", "scratchpad+extractive"),
 ]
 DEFAULT_PROMPTING = PROMPTING_CHOICES[0][1]
+# The search tools the arena offers, one per battle for both sides (`AgentSpec.tools`, in the
+# leaderboard key); `space.loading.SearchTools` says which of them work here. The owner's default
+# is `FIREACT_TOOLS`, the offline world unless set.
+TOOL_CHOICES: list[Choice] = [
+    ("Offline world (an invented encyclopedia)", "corpus"),
+    ("Wikipedia (ReAct's tool)", "wikipedia"),
+    ("Google via SerpAPI", "google"),
+]
+DEFAULT_TOOL = "corpus"
 PROMPT_SETS = ("default", "world", "nearest")  # the bundled prompts files a visitor may pick (never a path)
 
 

@@ -34,7 +34,7 @@ from space.choices import (
     hub_adapter_choices,
 )
 from space.defaults import DefaultSources
-from space.loading import CachedLoader, default_tools
+from space.loading import CachedLoader, SearchTools
 from space.questions import QuestionBank, download_question_bank, load_question_bank
 
 log = logging.getLogger("fireact.app")
@@ -60,7 +60,8 @@ class AppConfig:
     db_path: str | Path | None = None  # None: $FIREACT_DB or the cache folder
     store: Store | None = None
     load_model: Callable[[str, str | None], Model] = field(default_factory=CachedLoader)
-    make_tools: Callable[[], Tools | None] = default_tools
+    # a fresh toolbox of the named search tool; a `SearchTools` also says which work here (`FIREACT_TOOLS`: the default)
+    make_tools: Callable[[str], Tools | None] = field(default_factory=SearchTools)
     questions: Callable[[], QuestionBank] = load_question_bank
     prompted_choices: Callable[[], list[Choice]] = default_prompted_choices
     finetuned_choices: Callable[[], list[Choice]] = default_finetuned_choices

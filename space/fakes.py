@@ -3,13 +3,17 @@
 Models are `FakeModel`s whose replies are functions of the conversation: search the
 question's key phrase, then answer from the observation. Special model specs exercise the
 failure paths: `fake:raise` (a bug: RuntimeError), `fake:down` (a `BackendError`, as when an
-endpoint is down), `fake:slow` (0.2 s per call). The search tool answers from `ARTICLES`. The
+endpoint is down), `fake:slow` (0.2 s per call). Each search tool has a fake (`fake_tools(name)`):
+the offline world's answers from `ARTICLES`, Wikipedia's and Google's from `WEB_ARTICLES` (a few
+real facts for the HotpotQA and Bamboogle questions it offers with them); Google needs
+`SERPAPI_API_KEY` here too, as the real one does. The
 replies follow either prompt format (chat or scratchpad) and accept a decoding constraint
 (`AppFakeModel`), so every prompting setup of the arena runs on them.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -20,8 +24,10 @@ from typing import Any
 from fireact_core.backends.base import BackendError, Completion, Message
 from fireact_core.backends.fake import FakeModel
 from fireact_core.tools.base import Toolbox
+from space.choices import DEFAULT_TOOL
 from space.config import AppConfig
 from space.defaults import DefaultSources
+from space.loading import SearchTools, serpapi_key
 from space.questions import Question, QuestionBank
 
 XSS = '<img src=x onerror="window.__fireactXss=1"><script>window.__fireactXss=2</script>'
@@ -31,21 +37,39 @@ ARTICLES = {
     "seine": "The Seine is a river in northern France. It flows through Paris into the English Channel.",
     "mallory": f"Mallory's page says: {XSS} and nothing else.",
 }
+WEB_ARTICLES = {
+    "scott derrickson": "Scott Derrickson (born July 16, 1966) is an American filmmaker.",
+    "ed wood": "Edward Davis Wood Jr. (1924 – 1978) was an American filmmaker.",
+    "citibank": "Citibank was founded in 1812 as the City Bank of New York. James Madison was president then.",
+}
 QUESTIONS = [
     Question("fake-1", "What is the capital of France?", "Paris", "world"),
     Question("fake-2", "Which river flows through the capital of France?", "Seine", "world"),
     Question("fake-3", "What does Mallory's page say?", "nothing", "world"),
+    # HotpotQA's first dev question and one of Bamboogle's: offered with Wikipedia and Google
+    Question("fake-hp-1", "Were Scott Derrickson and Ed Wood of the same nationality?", "yes", "hotpotqa"),
+    Question("fake-bb-1", "Who was president of the United States in the year that Citibank was founded?",
+             "James Madison", "bamboogle"),
 ]
-ANSWERS = {"capital of france": "Paris", "river": "Seine", "mallory": "nothing"}
+ANSWERS = {"capital of france": "Paris", "river": "Seine", "mallory": "nothing", "scott derrickson": "yes",
+           "citibank": "James Madison"}
+TOPICS = {"mallory": "Mallory", "river": "Seine", "capital of france": "France", "scott derrickson": "Scott Derrickson",
+          "citibank": "Citibank"}
 
 
-def search(query: str) -> str:
-    """Search the fake encyclopedia for an article."""
-    q = query.lower()
-    for key, text in ARTICLES.items():
-        if key in q:
-            return text
-    return f"Could not find [{query}]. Similar: {list(ARTICLES)}."
+def _searcher(articles: dict[str, str]) -> Any:
+    def search(query: str) -> str:
+        """Search the fake encyclopedia for an article."""
+        q = query.lower()
+        for key, text in articles.items():
+            if key in q:
+                return text
+        return f"Could not find [{query}]. Similar: {list(articles)}."
+
+    return search
+
+
+search = _searcher(ARTICLES)
 
 
 def lookup(keyword: str) -> str:
@@ -53,8 +77,18 @@ def lookup(keyword: str) -> str:
     return f"(Result 1 / 1) {keyword} is mentioned once."
 
 
-def fake_tools() -> Toolbox:
-    return Toolbox({"search": search, "lookup": lookup}, timeout_s=5)
+def fake_tools(name: str = DEFAULT_TOOL) -> Toolbox:
+    """The fake of the named search tool: the world's `ARTICLES` for `corpus`, `WEB_ARTICLES` for the web tools."""
+    if name == "google":
+        return Toolbox({"search": _searcher(WEB_ARTICLES)}, timeout_s=5)
+    return Toolbox({"search": search if name != "wikipedia" else _searcher(WEB_ARTICLES), "lookup": lookup},
+                   timeout_s=5)
+
+
+def fake_search_tools(default: str | None = None) -> SearchTools:
+    """The fake tools by name, offered as the real ones are (Google only with `SERPAPI_API_KEY`); no probes."""
+    return SearchTools(default, loaders={n: functools.partial(fake_tools, n) for n in ("corpus", "wikipedia", "google")},
+                       checks={"google": serpapi_key}, probes={})
 
 
 def _question(messages: Sequence[Message]) -> str:
@@ -65,10 +99,7 @@ def _question(messages: Sequence[Message]) -> str:
 
 def _topic(question: str) -> str:
     q = question.lower()
-    for key in ("mallory", "river", "capital of france"):
-        if key in q:
-            return {"capital of france": "France", "river": "Seine", "mallory": "Mallory"}[key]
-    return question
+    return next((topic for key, topic in TOPICS.items() if key in q), question)
 
 
 def scripted_reply(messages: Sequence[Message], delay_s: float = 0.0) -> str:
@@ -130,11 +161,11 @@ def fake_loader(spec: str, adapter: str | None = None) -> AppFakeModel:
 
 
 def fake_config(db_path: str | Path | None, **overrides: Any) -> AppConfig:
-    """An `AppConfig` on the fake world: scripted models, the fake search tool, three questions."""
+    """An `AppConfig` on the fake world: scripted models, a fake of each search tool, a few questions per tool."""
     kw: dict[str, Any] = dict(
         db_path=str(db_path) if db_path is not None else None,
         load_model=fake_loader,
-        make_tools=fake_tools,
+        make_tools=fake_search_tools(),
         questions=lambda: QuestionBank(list(QUESTIONS)),
         prompted_choices=lambda: [("Fake scripted model", "fake:scripted"), ("Fake slow model", "fake:slow"),
                                   ("Fake raising model", "fake:raise")],

@@ -139,7 +139,7 @@ Side = tuple[int, AgentSpec]  # a side's index in the battle, and its spec
 GpuRun = Callable[[list[Side], Battle], Iterator[tuple[int, object]]]
 
 
-def gpu_runner(gpu: Callable[[Callable], Callable], pool: ModelPool, make_tools: Callable[[], Tools | None]) -> GpuRun:
+def gpu_runner(gpu: Callable[[Callable], Callable], pool: ModelPool, make_tools: Callable[[str], Tools | None]) -> GpuRun:
     """The battle's local sides, together, wrapped once in `spaces.GPU` (ZeroGPU), for the process's lifetime.
 
     One call per battle runs every local side (each in its own thread inside it) and yields
@@ -157,7 +157,7 @@ def gpu_runner(gpu: Callable[[Callable], Callable], pool: ModelPool, make_tools:
 
 
 def interleave(sides: Sequence[Side], battle: Battle, pool: ModelPool,
-               make_tools: Callable[[], Tools | None]) -> Iterator[tuple[int, object]]:
+               make_tools: Callable[[str], Tools | None]) -> Iterator[tuple[int, object]]:
     """Run several sides at once (a thread each) and yield their events as `(index, event)`, token
     deltas batched per side; a side that raises ends with `_Failed`. Closing the generator stops them."""
     out: queue.Queue = queue.Queue()

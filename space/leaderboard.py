@@ -131,7 +131,8 @@ def build(rt: Runtime) -> Tab:
     cfg = rt.cfg
     with gr.Blocks() as blocks:
         gr.Markdown("Only **blind** votes count. Bradley–Terry scores are on the Elo scale (1000 = even odds against a "
-                    "reference), with 95% bootstrap intervals.")
+                    "reference), with 95% bootstrap intervals. An agent's name ends with its search tool "
+                    "(`wikipedia`, `google`) unless it searched the offline world.")
         refresh_btn = gr.Button("Refresh", elem_id="fa-lb-refresh")
         agree = gr.HTML(css_template=CSS, js_on_load=None, elem_id="fa-lb-agree")
         table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True, elem_id="fa-lb-table")

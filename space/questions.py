@@ -9,6 +9,15 @@ from dataclasses import dataclass
 from fireact_core.errors import FireActError
 
 TASK_SPLITS = (("world", "dev"), ("hotpotqa", "dev"), ("bamboogle", "test"), ("strategyqa", "dev"), ("mmlu", "dev"))
+# The questions each search tool is offered with (examples, the random button): the invented world's
+# for its corpus; the paper's HotpotQA and Bamboogle for the real web (Wikipedia, Google).
+TOOL_TASKS: dict[str, tuple[str, ...]] = {"corpus": ("world",), "wikipedia": ("hotpotqa", "bamboogle"),
+                                          "google": ("hotpotqa", "bamboogle")}
+
+
+def tasks_for(tool: str | None) -> tuple[str, ...] | None:
+    """The tasks whose questions go with a search tool (None: every task, for a tool not listed)."""
+    return TOOL_TASKS.get((tool or "").strip())
 
 
 @dataclass(frozen=True)
@@ -30,23 +39,45 @@ class QuestionBank:
     def __len__(self) -> int:
         return len(self.questions)
 
-    def random(self, rng: random.Random | None = None) -> Question | None:
-        return (rng or random).choice(self.questions) if self.questions else None
+    def of_tasks(self, tasks: tuple[str, ...] | None) -> list[Question]:
+        """The questions of these tasks (None: all of them)."""
+        return self.questions if tasks is None else [q for q in self.questions if q.task in tasks]
+
+    def random(self, rng: random.Random | None = None, *, tasks: tuple[str, ...] | None = None) -> Question | None:
+        """A random question, of `tasks` only when given (None when there is none)."""
+        pool = self.of_tasks(tasks)
+        return (rng or random).choice(pool) if pool else None
 
     def lookup(self, text: str) -> Question | None:
         return self._by_text.get(_norm(text))
 
-    def examples(self, n: int = 6) -> list[Question]:
-        """A few questions from each task, for the examples table."""
+    def examples(self, n: int = 6, *, tasks: tuple[str, ...] | None = None) -> list[Question]:
+        """A few questions from each task (of `tasks` only when given), for the examples table."""
         seen: dict[str, int] = collections.Counter()
         out = []
-        for q in self.questions:
-            if seen[q.task] < max(1, n // 3):
+        per_task = max(1, n // (len(tasks) if tasks else 3))
+        for q in self.of_tasks(tasks):
+            if seen[q.task] < per_task:
                 out.append(q)
                 seen[q.task] += 1
             if len(out) >= n:
                 break
         return out
+
+
+TASK_NAMES = {"world": "offline world", "hotpotqa": "HotpotQA", "bamboogle": "Bamboogle"}
+
+
+def tool_examples(bank: QuestionBank, tool: str) -> tuple[list[list[str]], str]:
+    """The examples' samples for a search tool, and a note when it has none (which question sets are missing)."""
+    tasks = tasks_for(tool)
+    samples = [[q.question] for q in bank.examples(tasks=tasks)]
+    if samples:
+        return samples, ""
+    names = " or ".join(TASK_NAMES.get(t, t) for t in tasks or ())
+    missing = [n for n in bank.notes if n.split(":", 1)[0] in (tasks or ())]
+    return [], (f"No {names + ' ' if names else ''}questions here yet" + (f" ({'; '.join(missing)})" if missing else "") +
+                ": type your own, or wait for the question sets to load from the Hub.")
 
 
 def _norm(text: str) -> str:

@@ -179,12 +179,12 @@ def agent_events(spec: AgentSpec, battle: Battle, model: Model, tools: Tools | N
 
 
 def agent_events_of(spec: AgentSpec, battle: Battle, pool: ModelPool,
-                    make_tools: Callable[[], Tools | None]) -> Iterator[object]:
+                    make_tools: Callable[[str], Tools | None]) -> Iterator[object]:
     """A side's agent events, its model from the pool (loaded there already on ZeroGPU's main process)."""
-    yield from agent_events(spec, battle, pool.load(spec), make_tools())
+    yield from agent_events(spec, battle, pool.load(spec), make_tools(spec.tools))
 
 
-def side_events(spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
+def side_events(spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[str], Tools | None],
                 stop: threading.Event) -> Iterator[object]:
     """The events of one side that runs here: queued/started markers, then the agent's own events."""
     yield _Queued("waiting for a free model slot…")  # not the kind: in blind mode that would tell the sides apart
@@ -232,7 +232,7 @@ def _pump(i: int, spec: AgentSpec, events: Iterator[object], out: queue.Queue, s
         out.put((i, _Ended()))
 
 
-def _worker(i: int, spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[], Tools | None],
+def _worker(i: int, spec: AgentSpec, battle: Battle, pool: ModelPool, make_tools: Callable[[str], Tools | None],
             out: queue.Queue, stop: threading.Event) -> None:
     _pump(i, spec, side_events(spec, battle, pool, make_tools, stop), out, stop)
 
@@ -279,7 +279,7 @@ def failed_record(battle: Battle, spec: AgentSpec, view: SideView) -> Trajectory
 
 
 def run_battle(battle: Battle, specs: Sequence[AgentSpec], views: Sequence[SideView], *, pool: ModelPool,
-               make_tools: Callable[[], Tools | None], tick_s: float = 0.1,
+               make_tools: Callable[[str], Tools | None], tick_s: float = 0.1,
                gpu_run: Callable | None = None) -> Iterator[Sequence[SideView]]:
     """Run the sides concurrently; yield the (mutated) views as they change, last when all ended.
 

@@ -162,7 +162,8 @@ class FakeWikipedia(LocalServer):
 
 # --- SerpAPI -------------------------------------------------------------------------------------
 class FakeSerpAPI(LocalServer):
-    """SerpAPI's `/search.json?engine=google&q=…&api_key=…` over `results` (query → response fields)."""
+    """SerpAPI's `/search.json?engine=google&q=…&api_key=…` over `results` (query → response fields), and its
+    `/account.json` (`fault="exhausted"`: no searches left)."""
 
     def __init__(self, results: dict[str, dict[str, Any]], api_key: str = "serp-test-key", fault: str | None = None) -> None:
         super().__init__()
@@ -170,10 +171,17 @@ class FakeSerpAPI(LocalServer):
         self.url = f"http://127.0.0.1:{self.port}"
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> Reply:
-        if path != "/search.json" and path != "/search":
+        if path not in ("/search.json", "/search", "/account.json", "/account"):
             return 404, {"Content-Type": "text/html"}, b"Not Found"
         if query.get("api_key") != self.api_key:
             return _json({"error": "Invalid API key. Your API key should be here: https://serpapi.com/manage-api-key"}, 401)
+        if path.startswith("/account"):  # the free Account API: the plan and what is left of it
+            left = 0 if self.fault == "exhausted" else 4_985
+            return _json({"account_id": "6650c0ffee", "api_key": self.api_key, "account_email": "owner@example.com",
+                          "plan_id": "developer", "plan_name": "Developer", "searches_per_month": 5_000,
+                          "plan_searches_left": left, "extra_credits": 0, "total_searches_left": left,
+                          "this_month_usage": 5_000 - left, "this_hour_searches": 1, "last_hour_searches": 0,
+                          "account_rate_limit_per_hour": 1_000})
         if self.fault == "malformed":
             return 200, {"Content-Type": "application/json"}, b"<!DOCTYPE html><html>Bad gateway</html>"
         if self.fault == "429":

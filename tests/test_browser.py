@@ -152,3 +152,37 @@ def test_annotation_keyboard_shortcuts_and_the_leaderboard(app, page):
     expect(page.locator("#fa-lb-table")).to_contain_text("fake:tuned · fine-tuned")
     page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
     assert page.errors == []
+
+
+def test_the_search_tool_control_picks_wikipedia_and_its_questions(app, page):
+    import os
+
+    from playwright.sync_api import expect
+
+    from space.fakes import QUESTIONS, WEB_ARTICLES
+
+    page.get_by_role("tab", name="Arena").click()
+    tool = page.locator("#fa-tool")
+    expect(tool).to_contain_text("Offline world")
+    if not os.environ.get("SERPAPI_API_KEY"):  # shown, and labelled as not working here
+        expect(tool).to_contain_text("Google via SerpAPI — needs SERPAPI_API_KEY")
+    expect(page.locator("#fa-examples")).to_contain_text("What is the capital of France?")
+    tool.get_by_label("Wikipedia (ReAct's tool)").check()
+    examples = page.locator("#fa-examples")
+    expect(examples).to_contain_text("Scott Derrickson")  # the examples follow the tool
+    expect(examples).not_to_contain_text("capital of France")
+    web = {q.question for q in QUESTIONS if q.task in ("hotpotqa", "bamboogle")}
+    for _ in range(3):
+        page.locator("#fa-random").click()
+        expect(page.locator("#fa-question textarea")).not_to_have_value("", timeout=10_000)
+        assert page.locator("#fa-question textarea").input_value() in web
+    examples.get_by_text("Were Scott Derrickson and Ed Wood of the same nationality?").click()
+    expect(page.locator("#fa-question textarea")).to_have_value(
+        "Were Scott Derrickson and Ed Wood of the same nationality?", timeout=10_000)
+    page.locator("#fa-run").click()
+    for side in ("a", "b"):  # both sides searched the fake Wikipedia (the first battle's sides are replaced)
+        expect(page.locator(f"#fa-side-{side} .fa-obs").first).to_contain_text(WEB_ARTICLES["scott derrickson"],
+                                                                               timeout=30_000)
+        page.locator(f'#fa-side-{side} .fa-side[data-status="done"]').wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "arena-wikipedia.png"), full_page=True)
+    assert page.errors == []

@@ -63,7 +63,7 @@ def raw_call(url: str, endpoint: str, data: list[Any]) -> tuple[str, Any]:
 
 
 # The battle's inputs after the question; a raw HTTP call must send every one (gradio_client fills defaults).
-QUESTION = ["fake:scripted", "react", 2, "model:fake:tuned", "off", 0.5, 0, True, "scratchpad+constrained"]
+QUESTION = ["fake:scripted", "react", 2, "model:fake:tuned", "off", 0.5, 0, True, "scratchpad+constrained", "corpus"]
 
 
 @pytest.mark.parametrize(("question", "message"), [
@@ -94,6 +94,7 @@ def test_a_bad_question_gets_a_message_and_nothing_is_stored(app, question, mess
     (3, 1000, "greater than maximum value 6"),
     (2, "telepathy", "not in the list of choices"),
     (9, "scratchpad+telepathy", "not in the list of choices"),
+    (10, "altavista", "not in the list of choices"),  # a search tool the app does not offer
 ])
 def test_out_of_range_settings_are_refused_before_anything_runs(app, index, value, message):
     url, store, _ = app

@@ -117,7 +117,7 @@ def app(tmp_path_factory):
             cfg = fake_config(tmp / "app.duckdb", blind_default=False, k_raters=2, export_dir=str(tmp / "exports"),
                               load_model=lambda spec, adapter=None: real(spec, adapter) if spec.startswith("openai:")
                               else fake_loader(spec, adapter),
-                              make_tools=lambda: Toolbox(google, timeout_s=10),
+                              make_tools=lambda _tool="corpus": Toolbox(google, timeout_s=10),
                               prompted_choices=lambda: [("OpenAI stand-in", "openai:gpt-4o-mini"),
                                                         ("Fake scripted model", "fake:scripted")],
                               finetuned_choices=lambda: [("Hostile adapter", f"adapter:{tmp / ADAPTER}")],

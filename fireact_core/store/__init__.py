@@ -102,14 +102,21 @@ class Store(Exports, Database):
 
         return self._tx(op)
 
-    def noise_pool(self, limit: int = 500) -> list[str]:
+    def noise_pool(self, limit: int = 500, tools: str | None = None) -> list[str]:
         """Clean search observations from the latest stored runs: the pool the 'random' noise draws from.
 
-        Read from the newest `runs` (the `steps` view parses their JSON), so its cost does not grow with the store."""
-        rows = self._rows("SELECT s.observation FROM steps s JOIN (SELECT id, created_at FROM runs ORDER BY created_at "
-                          "DESC, id LIMIT ?) r ON r.id = s.run_id WHERE s.noise = 'clean' AND s.error IS NULL AND "
-                          "s.action NOT IN ('finish', '') AND s.observation <> '' ORDER BY r.created_at DESC, s.run_id, "
-                          "s.idx DESC LIMIT ?", [max(1, limit // 2), limit])
+        Read from the newest `runs` (the `steps` view parses their JSON), so its cost does not grow with the store.
+        `tools`: only runs that searched with this tool (among the newest), so a replayed observation comes from
+        the same kind of source (`corpus` takes runs that do not say too)."""
+        runs = "SELECT id, created_at FROM runs ORDER BY created_at DESC, id LIMIT ?"
+        args: list[Any] = [max(1, limit // 2)]
+        if tools is not None:
+            runs = ("SELECT id, created_at FROM (SELECT id, created_at, trajectory FROM runs ORDER BY created_at DESC, "
+                    "id LIMIT ?) WHERE coalesce(trajectory->>'$.agent.tools', '') IN (?, ?)")
+            args = [max(1, limit), tools, "" if tools == "corpus" else tools]
+        rows = self._rows(f"SELECT s.observation FROM steps s JOIN ({runs}) r ON r.id = s.run_id WHERE s.noise = 'clean' "
+                          "AND s.error IS NULL AND s.action NOT IN ('finish', '') AND s.observation <> '' "
+                          "ORDER BY r.created_at DESC, s.run_id, s.idx DESC LIMIT ?", [*args, limit])
         return [r["observation"] for r in rows]
 
     # --- battles and votes ---------------------------------------------------------------

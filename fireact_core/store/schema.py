@@ -52,5 +52,21 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (3, ["DROP TABLE steps", f"CREATE VIEW steps AS {STEPS_VIEW}"]),
     # A battle whose side failed is kept (its runs stay rateable after a restart) and never voted on.
     (4, ["ALTER TABLE battles ADD COLUMN failed BOOLEAN NOT NULL DEFAULT FALSE"]),
+    # The search tool became the arena's choice (corpus, wikipedia, google) and part of the leaderboard
+    # key when it is not the offline world (`AgentSpec.key`). An arena run stored before searched the
+    # offline world, the arena's only tool then: its record says so now, and its key is unchanged, so the
+    # world's entries do not split. A run that named another tool (an import of `fireact eval --tools
+    # wikipedia`) gets it in its key, as it would now; a label stored in place of the computed key
+    # (`save_run(agent_key=...)`: it neither starts with the model nor names the method) stays as it is.
+    (5, [
+        """UPDATE runs SET trajectory = json_merge_patch(trajectory, '{"agent": {"tools": "corpus"}}')::VARCHAR
+           WHERE source = 'arena' AND trim(coalesce(trajectory->>'$.agent.tools', '')) = ''""",
+        """UPDATE runs SET agent_key = agent_key || ' · ' || trim(trajectory->>'$.agent.tools')
+           WHERE trim(coalesce(trajectory->>'$.agent.tools', '')) NOT IN ('', 'corpus')
+             AND NOT ends_with(agent_key, ' · ' || trim(trajectory->>'$.agent.tools'))
+             AND starts_with(agent_key, coalesce(trajectory->>'$.agent.model', ''))
+             AND (ends_with(agent_key, ' · fine-tuned')
+                  OR contains(agent_key, ' · ' || coalesce(trajectory->>'$.agent.method', '') || ' '))""",
+    ]),
 ]
 TABLES = ("raters", "runs", "steps", "battles", "votes", "ratings", "queue_seen", "schema_version")
