@@ -4,11 +4,14 @@
     fireact train --recipe paper-llama2-7b-hotpotqa --push-to-hub me/fireact-llama2-7b
     accelerate launch -m train.sft --recipe smollm2-360m-multitask    # several GPUs (DDP/FSDP by accelerate)
 
-The loss covers only the agent's tokens: each assistant turn (Thought + Action) and its
-`<|im_end|>`. The question and every Observation are labelled -100. This is TRL's
-`assistant_only_loss` with our ChatML template (`train/templates/chatml_generation.jinja`), whose
-`{% generation %}` block wraps the assistant content and renders byte-identical to the inference
-template `fireact_core/templates/chatml.jinja`.
+The examples are rendered in the recipe's `prompt_format` by the agent's own renderer
+(`fireact_core.prompt_formats`). In `chat` the loss covers only the agent's tokens: each assistant
+turn (Thought + Action) and its `<|im_end|>`; the question and every Observation are labelled -100.
+This is TRL's `assistant_only_loss` with our ChatML template (`train/templates/chatml_generation.jinja`),
+whose `{% generation %}` block wraps the assistant content and renders byte-identical to the inference
+template `fireact_core/templates/chatml.jinja`. In `alpaca` (the paper's text) the examples are
+tokenised here, as the agent's prompt is, with the loss on the agent's pieces (`train_on_inputs`:
+everything, and `append_eos`, as the paper's LoRA script did).
 
 `main(cfg)` returns a dict of results; the output folder holds the PEFT adapter, the tokenizer
 with the inference template, a model card `README.md` and the `fireact.json` manifest.
@@ -112,7 +115,7 @@ def sft_config(cfg: TrainConfig, device: str, four_bit: bool, has_val: bool) -> 
     eval_strategy = "no" if not has_val else ("steps" if cfg.eval_steps else "epoch")
     return SFTConfig(
         output_dir=str(checkpoint_dir(cfg)),
-        assistant_only_loss=True,
+        assistant_only_loss=cfg.prompt_format == "chat" and not cfg.train_on_inputs,  # raw text: masks built here
         max_length=cfg.max_length,
         packing=False,
         num_train_epochs=cfg.num_train_epochs,
@@ -170,7 +173,7 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
     tokenizer = load_tokenizer(cfg.base)
     train, val, summary = prepare(cfg.data, tokenizer=tokenizer, template=generation_template(cfg.base),
                                   max_length=cfg.max_length, val_size=cfg.val_size, seed=cfg.seed,
-                                  data_dir=cfg.data_dir, rule=cfg.rule())
+                                  data_dir=cfg.data_dir, rule=cfg.rule(), **_format_kw(cfg))
     log(summary.format())
     try:
         model = load_model(cfg, device, four_bit)
@@ -183,8 +186,10 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
         model, peft_config = continued(model, cfg.init_adapter), None
         log(f"continuing adapter {cfg.init_adapter} (r={model.peft_config['default'].r}; the recipe's LoRA keys "
             "do not apply)")
+    loss_kw = {"train_on_inputs": cfg.train_on_inputs, "append_eos": cfg.append_eos}
     trainer = SFTTrainer(model=model, args=sft_config(cfg, device, four_bit, bool(val)),
-                         train_dataset=to_dataset(train), eval_dataset=to_dataset(val) if val else None,
+                         train_dataset=to_dataset(train, tokenizer, **loss_kw),
+                         eval_dataset=to_dataset(val, tokenizer, **loss_kw) if val else None,
                          processing_class=tokenizer, peft_config=peft_config)
     run = Run(cfg, trainer.model, tokenizer, trainer, train, val, summary, four_bit, device)
     run.info["base_dtype"] = str(weight_dtype(cfg, device, four_bit)).removeprefix("torch.")
@@ -287,7 +292,11 @@ def summarize(cfg: TrainConfig) -> DataSummary:
     """Read and check the data as `main` would, without loading the model."""
     tokenizer = load_tokenizer(cfg.base)
     return prepare(cfg.data, tokenizer=tokenizer, template=generation_template(cfg.base), max_length=cfg.max_length,
-                   val_size=cfg.val_size, seed=cfg.seed, data_dir=cfg.data_dir, rule=cfg.rule())[2]
+                   val_size=cfg.val_size, seed=cfg.seed, data_dir=cfg.data_dir, rule=cfg.rule(), **_format_kw(cfg))[2]
+
+
+def _format_kw(cfg: TrainConfig) -> dict[str, Any]:
+    return {"prompt_format": cfg.prompt_format, "train_on_inputs": cfg.train_on_inputs, "append_eos": cfg.append_eos}
 
 
 def main(cfg: TrainConfig, *, log: Any = print) -> dict[str, Any]:
