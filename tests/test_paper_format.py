@@ -15,7 +15,6 @@ from types import SimpleNamespace
 import pytest
 from tiny_llama import make_tiny_llama
 
-from fireact_core import prompt_formats as pf
 from fireact_core.agent import Agent
 from fireact_core.backends.base import Completion, Message
 from fireact_core.backends.fake import FakeModel
