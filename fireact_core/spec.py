@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from fireact_core.methods import Prompts
     from fireact_core.tools.base import Tools
 
-PROMPT_FORMATS = ("chat", "scratchpad", "alpaca", "text")  # fireact_core.prompt_formats, where they are rendered
+PROMPT_FORMATS = ("chat", "alpaca", "text", "scratchpad")  # fireact_core.prompt_formats, where they are rendered
 LOCAL_KINDS = ("smollm2", "gemma3", "local")  # model kinds that run on this machine's weights (and take an adapter)
 
 

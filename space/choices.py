@@ -40,9 +40,10 @@ PROMPTING_CHOICES: list[Choice] = [
     ("chat (Observations as user turns)", "chat"),
     ("scratchpad · constrained · world exemplars (6 shots)", "scratchpad+constrained:world"),
     ("scratchpad · extractive (arguments copied from what it read)", "scratchpad+extractive"),
+    ("the paper's ReAct prompt, verbatim as raw text (its data folder)", "text:paper"),
 ]
 DEFAULT_PROMPTING = PROMPTING_CHOICES[0][1]
-PROMPT_SETS = ("default", "world", "nearest")  # the bundled prompts files a visitor may pick (never a path)
+PROMPT_SETS = ("default", "world", "nearest", "paper")  # the bundled prompts files a visitor may pick (never a path)
 
 
 @functools.cache

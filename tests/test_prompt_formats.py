@@ -95,3 +95,24 @@ def test_auto_resolves_to_chat_and_a_fine_tuned_agent_runs_scratchpad_as_chat():
     old = AgentSpec.from_dict({"model": "smollm2", "adapter": "a", "finetuned": True})
     assert old.prompt_format == "chat" and old.key == "smollm2 + a · fine-tuned"
     assert AgentSpec(model="local:x", adapter="a", finetuned=True, prompt_format="alpaca").key.endswith("· alpaca")
+
+
+def test_migration_6_gives_stored_fine_tuned_runs_the_chat_format_they_ran_in(tmp_path):
+    from fireact_core.store import MIGRATIONS, Store
+
+    path = tmp_path / "v4.duckdb"
+    s = Store(path, migrations=[m for m in MIGRATIONS if m[0] <= 4])
+    ft = Trajectory(question="q1?", agent=AgentSpec(model="smollm2", adapter="a", finetuned=True,
+                                                    prompt_format="scratchpad"))
+    pr = Trajectory(question="q2?", agent=AgentSpec(model="smollm2", prompt_format="scratchpad"))
+    for t in (ft, pr):
+        s.save_run(t, source="arena")
+    s.close()
+    s = Store(path)
+    assert s.version() == MIGRATIONS[-1][0]
+    got_ft, got_pr = s.get_run(ft.id), s.get_run(pr.id)
+    assert got_ft.agent.prompt_format == "chat" and got_pr.agent.prompt_format == "scratchpad"
+    keys = {r["id"]: r["agent_key"] for r in s._rows("SELECT id, agent_key FROM runs")}
+    assert keys[ft.id] == got_ft.agent.key == "smollm2 + a · fine-tuned"  # the entry does not split
+    assert keys[pr.id] == got_pr.agent.key
+    s.close()

@@ -52,5 +52,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (3, ["DROP TABLE steps", f"CREATE VIEW steps AS {STEPS_VIEW}"]),
     # A battle whose side failed is kept (its runs stay rateable after a restart) and never voted on.
     (4, ["ALTER TABLE battles ADD COLUMN failed BOOLEAN NOT NULL DEFAULT FALSE"]),
+    # The prompt format is part of a fine-tuned agent (fireact_core.prompt_formats). Fine-tuned runs stored before
+    # ran in chat whatever their record said (a scratchpad setting was ignored): their record says so now, so a
+    # rebuilt key or a re-read spec puts them in the same leaderboard entry as new chat runs.
+    (6, ["""UPDATE runs SET trajectory = json_merge_patch(trajectory, '{"agent": {"prompt_format": "chat"}}')
+        WHERE finetuned AND coalesce(json_extract_string(trajectory, '$.agent.prompt_format'), '') <> 'chat'"""]),
 ]
 TABLES = ("raters", "runs", "steps", "battles", "votes", "ratings", "queue_seen", "schema_version")
