@@ -88,3 +88,52 @@ def test_an_adapter_trained_in_alpaca_is_loaded_back_in_alpaca_with_no_option(ti
     t = agent.solve("Who designed the Velmora Library?")
     assert t.agent.prompt_format == "alpaca" and t.agent.key.endswith("· fine-tuned · alpaca")
     assert len(t.steps) == 1 and json.loads(json.dumps(t.to_dict()))["agent"]["prompt_format"] == "alpaca"
+
+
+def test_a_chat_adapter_on_a_base_without_chatml_markers_ends_its_turn_with_one_token_it_stops_at(
+        tiny, world_file, tmp_path, monkeypatch):
+    import torch
+    from transformers import AutoTokenizer
+
+    from fireact_core.backends.base import Completion
+    from fireact_core.backends.local import LocalModel
+    from train import card
+    from train.sft import build, save, train_run
+
+    base_tok = AutoTokenizer.from_pretrained(tiny)
+    assert len(base_tok("<|im_end|>", add_special_tokens=False)["input_ids"]) > 1  # several plain pieces
+    cfg = load_config(None, {**TINY, "base": str(tiny), "data": [str(world_file)], "max_steps": 2,
+                             "output_dir": str(tmp_path / "chat-adapter")})
+    run = build(cfg, log=lambda *a: None)
+    assert run.info["added_tokens"] == ["<|im_start|>", "<|im_end|>"]
+    before = {n: p.detach().clone() for n, p in run.trainer.model.named_parameters() if p.requires_grad}
+    assert any("trainable_tokens" in n for n in before)  # the new rows train beside the LoRA
+    result = train_run(run)
+    after = dict(run.trainer.model.named_parameters())
+    assert all(not torch.equal(before[n], after[n].detach()) for n in before), "a trainable tensor froze"
+    out = save(run, {**result, **run.info})  # as main() does
+    assert card.read_manifest(out)["added_tokens"] == ["<|im_start|>", "<|im_end|>"]
+    assert card.read_manifest(out)["prompt_format"]["name"] == "chat"
+
+    local = LocalModel.from_pretrained(str(tiny), quantize=False).load_adapter(str(out), name="chat")
+    tok = local.tokenizer
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert tok("x<|im_end|>", add_special_tokens=False)["input_ids"][-1] == end and end in local._shared.end_ids
+    prompt = local._shared.encode([{"role": "user", "content": "Who?"}])
+    assert prompt[-3:-1] != [tok.unk_token_id] * 2 and tok.convert_tokens_to_ids("<|im_start|>") in prompt
+
+    # The decode loop: the model's reply, then its end-of-turn token: it stops there, and the marker is not text.
+    reply = tok("Thought: x\nAction: finish[Idris Kallum]", add_special_tokens=False)["input_ids"] + [end, 5, 6]
+    calls = iter(reply)
+    vocab = local._shared.model.get_input_embeddings().weight.shape[0]
+
+    def forward(module, ids, cache, adapter):
+        logits = torch.zeros(vocab)
+        logits[next(calls)] = 1.0
+        return logits
+
+    monkeypatch.setattr(local._shared, "forward", forward)
+    items = list(local.stream([{"role": "user", "content": "Who?"}], max_tokens=64))
+    done = items[-1]
+    assert isinstance(done, Completion) and done.finish_reason == "stop"
+    assert done.text == "Thought: x\nAction: finish[Idris Kallum]"

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fireact_core import chat_markers
 from fireact_core.errors import ConfigError, FireActError
 from train import callbacks, card, qlora_guard
 from train.config import TrainConfig, list_recipes, load_config, valid_keys
@@ -154,11 +155,14 @@ def checkpoint_dir(cfg: TrainConfig) -> Path:
     return Path(cfg.output_dir) / "checkpoints"
 
 
-def lora_config(cfg: TrainConfig) -> Any:
+def lora_config(cfg: TrainConfig, extra: tuple[dict[str, list[int]], list[str]] | None = None) -> Any:
+    """The LoRA; `extra`: embedding rows and whole modules trained beside it (turn markers added to the vocabulary)."""
     from peft import LoraConfig
 
+    rows, modules = extra or (None, None)
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=cfg.target_modules, bias="none", task_type="CAUSAL_LM")
+                      target_modules=cfg.target_modules, bias="none", task_type="CAUSAL_LM",
+                      trainable_token_indices=rows or None, modules_to_save=modules or None)
 
 
 def build(cfg: TrainConfig, *, log: Any = print) -> Run:
@@ -171,6 +175,10 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
     device = current_device()
     four_bit = use_4bit(cfg, device)
     tokenizer = load_tokenizer(cfg.base)
+    # chat on a base whose vocabulary lacks the template's turn markers: they become tokens (chat_markers)
+    added = [] if cfg.prompt_format != "chat" or cfg.init_adapter else \
+        chat_markers.missing_markers(tokenizer, inference_template(cfg.base))
+    marker_ids = chat_markers.add_markers(tokenizer, added)
     train, val, summary = prepare(cfg.data, tokenizer=tokenizer, template=generation_template(cfg.base),
                                   max_length=cfg.max_length, val_size=cfg.val_size, seed=cfg.seed,
                                   data_dir=cfg.data_dir, rule=cfg.rule(), **_format_kw(cfg))
@@ -181,7 +189,9 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
         raise TrainingError(_oom_message(cfg, four_bit).replace("while training", "while loading the model")) from e
     if device == "cpu" and cfg.cpu_threads > 0:
         torch.set_num_threads(cfg.cpu_threads)
-    peft_config = lora_config(cfg)
+    if added:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    peft_config = lora_config(cfg, chat_markers.trainable_rows(model, marker_ids) if added else None)
     if cfg.init_adapter:
         model, peft_config = continued(model, cfg.init_adapter), None
         log(f"continuing adapter {cfg.init_adapter} (r={model.peft_config['default'].r}; the recipe's LoRA keys "
@@ -193,6 +203,8 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
                          processing_class=tokenizer, peft_config=peft_config)
     run = Run(cfg, trainer.model, tokenizer, trainer, train, val, summary, four_bit, device)
     run.info["base_dtype"] = str(weight_dtype(cfg, device, four_bit)).removeprefix("torch.")
+    if added:
+        run.info["added_tokens"] = added
     lora = trainer.model.peft_config[trainer.model.active_adapter]
     modules = lora.target_modules if isinstance(lora.target_modules, str) else sorted(lora.target_modules)  # a regex stays one
     run.info["lora"] = {"r": lora.r, "alpha": lora.lora_alpha, "target_modules": modules}

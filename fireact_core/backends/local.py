@@ -39,7 +39,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from fireact_core import models
+from fireact_core import chat_markers, models
 from fireact_core.backends.base import BackendError, Completion, Message, cut_at_stop, held_back
 from fireact_core.backends.grammar import DONE, ActionGrammar, pick_valid
 from fireact_core.backends.quant import QuantLlama, UnsupportedAdapter, new_cache
@@ -91,6 +91,9 @@ class _Shared:
         with self.lock:
             if name in self.adapters():
                 return
+            if chat_markers.prepare_base(self.model, self.tokenizer, source):  # turn markers it was trained with
+                self.fast, self.runtimes = None, OrderedDict()
+                self.end_ids |= {self.tokenizer.convert_tokens_to_ids(t) for t in END_TOKENS} - {self.tokenizer.unk_token_id}
             self.model = models.load_adapter(self.model, source, name)
             self.active = name
 
