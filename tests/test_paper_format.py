@@ -183,3 +183,14 @@ def test_eval_order_paper_from_the_command_line(shared_data, tmp_path, capsys):
     want = [e.question for e in paper_order(load_task("hotpotqa", "dev", data_dir=shared_data))[:2]]
     assert [r["question"] for r in rows] == want
     assert "the paper order" in capsys.readouterr().err
+
+
+def test_the_arenas_metered_view_passes_raw_text_through_to_a_model_that_takes_it():
+    from space.runner import Metered
+
+    fake = FakeModel(["Thought: I know.\nAction: finish[Idris Kallum]"])
+    fake.accepts_text = True
+    spec = AgentSpec(model="fake", finetuned=True, prompt_format="alpaca", tools="none")
+    t = Agent(Metered(fake), None, spec).solve(Q)
+    assert fake.calls[0] == [{"role": "text", "content": ALPACA.format(question=Q) + "Thought:"}]
+    assert "prompt_sent_as" not in t.meta and not Metered(FakeModel([])).accepts_text
