@@ -74,6 +74,7 @@ class Agent:
         self.config = config or AgentConfig()
         self.prompts = prompts or load_prompts(self.config.prompts)
         self.format = effective_format(self.config, self.prompts)
+        self._as_chat = False  # this trial's raw-text prompt goes to a chat-only model as one user message
         self.noise_pool = noise_pool
         self._cost_usd = 0.0  # dollars spent by the current run (API backends report it per call)
 
@@ -199,7 +200,7 @@ class Agent:
             turn = prefix if not prefix or prefix.startswith("Thought") else "Thought:\n" + prefix
             question = source.split("\n", 1)[0] if source is not None else ""
             kw["constraint"] = ActionGrammar.for_tools(actions, turn, source, question)
-        if getattr(self, "_as_chat", False):
+        if self._as_chat:
             messages = pf.as_chat(messages)
         for item in session.stream(messages, stop=STOP, max_tokens=self.config.max_tokens, **kw):
             if isinstance(item, Completion):
@@ -257,7 +258,7 @@ class Agent:
         question. In the `text` format it ends with a newline, as `prompt + question + "\\n"` in the paper."""
         cfg = self.config
         if cfg.finetuned:
-            return question
+            return question + "\n" if self.format == "text" else question
         method = "react" if cfg.method == "reflexion" else cfg.method
         lessons = ("Your earlier attempts at this question failed. Lessons:\n" + "\n".join(f"- {r}" for r in reflections)
                    if reflections else "")

@@ -116,3 +116,10 @@ def test_migration_6_gives_stored_fine_tuned_runs_the_chat_format_they_ran_in(tm
     assert keys[ft.id] == got_ft.agent.key == "smollm2 + a · fine-tuned"  # the entry does not split
     assert keys[pr.id] == got_pr.agent.key
     s.close()
+
+
+def test_the_text_format_puts_a_newline_after_the_question_before_thought():
+    fake = FakeModel(["Thought: x\nAction: finish[y]"])
+    fake.accepts_text = True
+    Agent(fake, None, AgentConfig(finetuned=True, prompt_format="text")).solve("q?")
+    assert fake.calls[0] == [{"role": "text", "content": "q?\nThought:"}]
