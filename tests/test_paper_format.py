@@ -194,3 +194,20 @@ def test_the_arenas_metered_view_passes_raw_text_through_to_a_model_that_takes_i
     t = Agent(Metered(fake), None, spec).solve(Q)
     assert fake.calls[0] == [{"role": "text", "content": ALPACA.format(question=Q) + "Thought:"}]
     assert "prompt_sent_as" not in t.meta and not Metered(FakeModel([])).accepts_text
+
+
+def test_fireact_run_json_records_the_format_and_the_notice_for_an_adapter_that_does_not_say(tmp_path, capsys):
+    from fireact_core.cli import main
+
+    folder = tmp_path / "mystery"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "x/y"}))
+    assert main(["run", Q, "--model", "fake:Idris Kallum", "--adapter", str(folder), "--tools", "none", "--json"]) == 0
+    out, err = capsys.readouterr()
+    t = json.loads(out)
+    assert t["agent"]["prompt_format"] == "chat" and "--prompt-format" in err
+    assert "--prompt-format" in t["meta"]["prompt_format_note"]
+    (folder / "fireact.json").write_text(json.dumps({"prompt_format": {"name": "alpaca"}}))
+    assert main(["run", Q, "--model", "fake:Idris Kallum", "--adapter", str(folder), "--tools", "none", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["agent"]["prompt_format"] == "alpaca" and "--prompt-format" not in err
