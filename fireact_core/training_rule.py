@@ -99,9 +99,9 @@ class TrainingRule:
     def example(self, traj: Trajectory, fmt: str = "chat") -> Any:
         """The training example in prompt format `fmt` (`fireact_core.prompt_formats`): chat messages, or
         raw-text segments for `alpaca`."""
-        from fireact_core.prompt_formats import training_example
+        from fireact_core import prompt_formats
 
-        return training_example(fmt, replace(traj, steps=self.steps(traj), reflections=[]))
+        return prompt_formats.training_example(fmt, replace(traj, steps=self.steps(traj), reflections=[]))
 
     def select(self, trajs: list[Trajectory]) -> list[Trajectory]:
         """The trajectories this rule trains on."""
@@ -119,9 +119,9 @@ def final_trial_view(traj: Trajectory) -> Trajectory:
 def training_messages(traj: Trajectory) -> Messages:
     """The `chat` training example of a trajectory (`prompt_formats.training_example`): the final trial, without a
     `finish` that is not last or the closing observation."""
-    from fireact_core.prompt_formats import training_example
+    from fireact_core import prompt_formats
 
-    return training_example("chat", traj)  # type: ignore[return-value]
+    return prompt_formats.training_example("chat", traj)  # type: ignore[return-value]
 
 
 def rating_of(traj: Trajectory) -> float | None:
