@@ -46,8 +46,10 @@ def _entry(base: str, *quotes: tuple[str, str]) -> KnownAdapter:
 
 
 # The paper's model zoo (README.md, "Model Zoo": Llama2-7B/13B and CodeLlama-7B/13B/34B LoRA, Llama2-7B full).
-# The Llama-2 bases are the chat models the authors fine-tuned (finetune/README.md: meta-llama/Llama-2-7b-chat-hf);
-# for CodeLlama the README names the family only, so the base is the plain CodeLlama of that size.
+# The Llama-2 bases are the chat models the authors fine-tuned (finetune/README.md: meta-llama/Llama-2-7b-chat-hf).
+# For CodeLlama the repository names the family only: the plain CodeLlama of that size is an assumption, not a
+# quote (an adapter's own adapter_config.json, once downloaded, is what its base is checked against).
+# `forestai/fireact_llama_2_7b` is a full fine-tuned model (`--model local:forestai/fireact_llama_2_7b --finetuned`).
 KNOWN: dict[str, KnownAdapter] = {
     "forestai/fireact_llama_2_7b_lora": _entry("meta-llama/Llama-2-7b-chat-hf", _README, _GENERATION),
     "forestai/fireact_llama_2_13b_lora": _entry("meta-llama/Llama-2-13b-chat-hf", _FINETUNE, _GENERATION),
