@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from fireact_core import metrics
+from fireact_core import prompt_formats as pf
 from fireact_core.backends.base import BackendError, Completion, Message, Model
 from fireact_core.backends.grammar import ActionGrammar
 from fireact_core.errors import ConfigError, check_question
@@ -72,6 +73,8 @@ class Agent:
         self.tools = tools
         self.config = config or AgentConfig()
         self.prompts = prompts or load_prompts(self.config.prompts)
+        self.format = effective_format(self.config, self.prompts)
+        self._as_chat = False  # this trial's raw-text prompt goes to a chat-only model as one user message
         self.noise_pool = noise_pool
         self._cost_usd = 0.0  # dollars spent by the current run (API backends report it per call)
 
@@ -123,9 +126,11 @@ class Agent:
         cfg = self.config
         spec = replace(cfg) if isinstance(cfg, AgentSpec) else AgentSpec(
             model=self.model.name, tools="", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__})
+        spec.prompt_format = self.format
         if not spec.finetuned:
             method = "react" if spec.method == "reflexion" else spec.method
-            spec.exemplars = min(spec.exemplars, len(self.prompts.examples.get(method, [])))
+            held = len(self.prompts.examples.get(method, []))
+            spec.exemplars = held if self.prompts.raw else min(spec.exemplars, held)  # a raw file is given whole
         return spec
 
     # --- one trial -----------------------------------------------------------------------
@@ -133,12 +138,14 @@ class Agent:
         cfg = self.config
         tools = self._tools()
         session = self.model.session()
-        messages = self._prompt(traj.question, traj.reflections)
+        head = self._prompt(traj.question, traj.reflections, traj.task)
+        turns: list[tuple[str, str]] = []  # this trial's (assistant text, observation) so far
         use_tools = cfg.method in ("react", "reflexion")
         max_steps = cfg.max_steps if use_tools else 1
-        scratchpad = cfg.prompt_format == "scratchpad" and not cfg.finetuned
-        pad = ""  # scratchpad: this trial's turns so far, in the one assistant turn that grows
         actions = tools.names() if tools is not None and use_tools else []
+        self._as_chat = self.format in pf.TEXT_FORMATS and not getattr(session, "accepts_text", False)
+        if self._as_chat:  # a chat API: the raw text goes as one user message
+            traj.meta["prompt_sent_as"] = "one user message (the model takes chat messages only)"
         traj.answer, traj.status, traj.reason = None, "finished", None
         for _ in range(max_steps):
             index = len(traj.steps)
@@ -147,33 +154,31 @@ class Agent:
             t = time.perf_counter()
             source = "\n".join([traj.question, *(s.observation for s in traj.steps if s.trial == trial)]) \
                 if cfg.extractive else None
-            text = yield from self._query(session, messages, pad, step, index, actions, source)
+            text = yield from self._query(session, head, turns, step, index, actions, source)
             self._execute(step, text, tools, use_tools, traj)
             step.latency_s = time.perf_counter() - t
             traj.steps.append(step)
             yield StepDone(step, index)
             if step.action == "finish" and step.error is None:
                 return
-            if scratchpad:
-                pad += f"{step.raw or step.assistant_text()}\nObservation: {step.observation}\n"
-            else:
-                messages += [{"role": "assistant", "content": step.raw or step.assistant_text()},
-                             {"role": "user", "content": f"Observation: {step.observation}"}]
+            turns.append((step.raw or step.assistant_text(), step.observation))
         traj.status = "step_limit"
         traj.reason = f"reached the step limit ({max_steps}) without finish[...]"
         traj.answer = ""
 
-    def _query(self, session: Model, messages: list[Message], pad: str, step: Step, index: int,
+    def _query(self, session: Model, head: str, turns: list[tuple[str, str]], step: Step, index: int,
                actions: Sequence[str], source: str | None) -> Iterator[Event]:
         """Ask the model for Thought + Action; re-ask once for a missing Action.
 
-        `pad` is the scratchpad so far (empty in the chat format). In the scratchpad format the
-        turn opens with `Thought:` written for the model, as the exemplars' turns do.
+        The prompt is `head` and this trial's `turns` in the agent's format (`prompt_formats`). In the
+        inline formats (scratchpad, alpaca, text) the turn opens with `Thought:` written for the model,
+        as the exemplars' turns and the paper's runs do.
         """
-        lead = "Thought:" if self.config.prompt_format == "scratchpad" and not self.config.finetuned else ""
+        fmt = self.format
+        lead = pf.LEAD if pf.inline(fmt) else ""
         if lead:
             yield TokenDelta(index, lead)
-        text = yield from self._call(session, _continue(messages, pad + lead), step, index, actions, lead, source)
+        text = yield from self._call(session, pf.prompt(fmt, head, turns, lead), step, index, actions, lead, source)
         # A chat API starts a fresh reply instead of continuing the turn, often with its own "Thought:".
         text = lead + (text.lstrip()[len(lead):] if lead and text.lstrip().startswith(lead) else text)
         thought, action = parse_model_turn(text)
@@ -182,7 +187,7 @@ class Agent:
                 thought = " ".join(thought.split())
             prefix = f"Thought: {thought}\nAction:" if thought else "Action:"
             yield TokenDelta(index, "\n")
-            more = yield from self._call(session, _continue(messages, pad + prefix), step, index, actions, prefix,
+            more = yield from self._call(session, pf.prompt(fmt, head, turns, prefix), step, index, actions, prefix,
                                          source)
             text = f"{prefix} {more.strip()}"
         return text
@@ -195,6 +200,8 @@ class Agent:
             turn = prefix if not prefix or prefix.startswith("Thought") else "Thought:\n" + prefix
             question = source.split("\n", 1)[0] if source is not None else ""
             kw["constraint"] = ActionGrammar.for_tools(actions, turn, source, question)
+        if self._as_chat:
+            messages = pf.as_chat(messages)
         for item in session.stream(messages, stop=STOP, max_tokens=self.config.max_tokens, **kw):
             if isinstance(item, Completion):
                 done = item
@@ -245,21 +252,29 @@ class Agent:
         names = [f"{n}[...]" for n in (tools.names() if tools and use_tools else [])]
         return ", ".join([*names, "finish[answer]"])
 
-    def _prompt(self, question: str, reflections: Sequence[str]) -> list[Message]:
+    def _prompt(self, question: str, reflections: Sequence[str], task: str = "") -> str:
+        """The head of the prompt (`prompt_formats.prompt`): the question alone for a fine-tuned agent; for a
+        prompted one the instruction, exemplars and question, or a raw prompt file (the paper's) and the
+        question. In the `text` format it ends with a newline, as `prompt + question + "\\n"` in the paper."""
         cfg = self.config
         if cfg.finetuned:
-            return [{"role": "user", "content": question}]
+            return question + "\n" if self.format == "text" else question
         method = "react" if cfg.method == "reflexion" else cfg.method
-        tools_desc = self.tools.describe() if self.tools is not None else ""
-        content = self.prompts.instruction(method, tools=tools_desc)
-        shots = self.prompts.exemplars(method, cfg.exemplars, question)
-        if shots:
-            content += "\n\nHere are some examples.\n\n" + shots
-        if reflections:
-            content += "\n\nYour earlier attempts at this question failed. Lessons:\n" + "\n".join(
-                f"- {r}" for r in reflections)
-        content += f"\n\nQuestion: {question}"
-        return [{"role": "user", "content": content}]
+        lessons = ("Your earlier attempts at this question failed. Lessons:\n" + "\n".join(f"- {r}" for r in reflections)
+                   if reflections else "")
+        raw = self.prompts.raw_prompt(method, task)
+        if raw is not None:  # verbatim: the file's instruction and exemplars, then the question
+            content = raw + (lessons + "\n\n" if lessons else "") + question
+        else:
+            tools_desc = self.tools.describe() if self.tools is not None else ""
+            content = self.prompts.instruction(method, tools=tools_desc)
+            shots = self.prompts.exemplars(method, cfg.exemplars, question)
+            if shots:
+                content += "\n\nHere are some examples.\n\n" + shots
+            if lessons:
+                content += "\n\n" + lessons
+            content += f"\n\nQuestion: {question}"
+        return content + "\n" if self.format == "text" else content
 
     def _succeeded(self, traj: Trajectory, trial: int) -> bool:
         if traj.status != "finished" or not traj.answer:
@@ -290,6 +305,10 @@ class Agent:
         return done.text if done else ""
 
 
-def _continue(messages: list[Message], text: str) -> list[Message]:
-    """`messages`, with an assistant turn that starts with `text` to be continued (if any)."""
-    return [*messages, {"role": "assistant", "content": text}] if text else messages
+def effective_format(config: AgentConfig, prompts: Prompts) -> str:
+    """The format an agent runs in: `auto` resolved (a raw prompts file: `text`, else `chat`); a fine-tuned agent
+    given `scratchpad`, a prompting format no adapter is trained in, runs in `chat`."""
+    fmt = config.prompt_format
+    if fmt == pf.AUTO:
+        return "text" if not config.finetuned and prompts.raw else "chat"
+    return "chat" if config.finetuned and fmt == "scratchpad" else fmt

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,17 @@ class Prompts:
     examples: dict[str, list[dict[str, str]]]
     select: str = "first"  # first: the first n exemplars · nearest: the n whose questions are worded most alike
     shots: int | None = None  # the exemplar count the file is meant with (None: all of its ReAct exemplars)
+    # Raw prompts given verbatim (`paper`): task -> the ReAct prompt text (instruction and exemplars), for
+    # `prompt + question + "\n"`; "" is the task used when a question's task has no file of its own.
+    raw: dict[str, str] = field(default_factory=dict)
+
+    def raw_prompt(self, method: str, task: str = "") -> str | None:
+        """The raw prompt text for a question of `task` (None: these prompts are instructions and exemplars)."""
+        if not self.raw:
+            return None
+        if method != "react":
+            raise ConfigError(f"the paper's prompts are given verbatim for ReAct (and Reflexion) here, not {method!r}")
+        return self.raw.get(task) or self.raw[""]
 
     def react_shots(self) -> int:
         """How many ReAct exemplars a prompt from this file should hold (`shots`, else all of them)."""
@@ -100,9 +111,42 @@ def _pool_path(spec: str, prompts_file: Path) -> Path:
     raise ConfigError(f"{prompts_file}: the exemplar pool {spec!r} was not found")
 
 
+PAPER = "paper"
+# The paper's ReAct prompt files per task (the authors' repository, prompts/; the released data's prompts/ folder).
+PAPER_FILES = {"hotpotqa": "react_hotpotqa_google.txt", "strategyqa": "react_strategyqa_google.txt",
+               "mmlu": "react_mmlu_google.txt"}
+
+
+def paper_prompts() -> Prompts:
+    """The FireAct paper's few-shot ReAct prompts, verbatim, read from the paper's data folder
+    (`$FIREACT_DATA/prompts/` or `../shared/data/fireact/prompts/`), never copied into the project.
+
+    HotpotQA's is the one used for a question of another task (Bamboogle, a typed question), as the
+    authors' Bamboogle runs did. Reflexion's extra instructions (reflect, self_eval) are the default file's.
+    """
+    from fireact_core.tasks import data_dirs
+
+    dirs = [d / "prompts" for d in data_dirs()]
+    folder = next((d for d in dirs if (d / PAPER_FILES["hotpotqa"]).is_file()), None)
+    if folder is None:
+        raise ConfigError("the paper's prompts (prompts/react_hotpotqa_google.txt of its data release) were not found in "
+                          f"{', '.join(map(str, dirs)) or '(no data folder)'}; set FIREACT_DATA to the folder of the "
+                          "FireAct data (anchen1011/FireAct, data/ and prompts/)")
+    raw = {task: (folder / name).read_text(encoding="utf-8") for task, name in PAPER_FILES.items()
+           if (folder / name).is_file()}
+    raw[""] = raw["hotpotqa"]
+    shots = [{"question": b.split("\n", 1)[0], "text": b.split("\n", 1)[1]}
+             for b in raw["hotpotqa"].split("\n\n") if "\nThought:" in b]
+    base = load_prompts("default")
+    return Prompts(instructions=base.instructions, examples={"react": shots}, shots=len(shots), raw=raw)
+
+
 def load_prompts(path: str | Path | None = None) -> Prompts:
-    """Load a prompts YAML: a path, or the name of a bundled one (`default`, `world`: `prompts/<name>.yaml`)."""
+    """Load a prompts YAML: a path, or the name of a bundled one (`default`, `world`: `prompts/<name>.yaml`);
+    `paper` is the paper's own ReAct prompts, verbatim (`paper_prompts`)."""
     name = str(path or "default")
+    if name == PAPER:
+        return paper_prompts()
     p = PROMPTS_DIR / f"{name}.yaml" if re.fullmatch(r"[\w-]+", name) else Path(name)
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))

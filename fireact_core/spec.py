@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from fireact_core.methods import Prompts
     from fireact_core.tools.base import Tools
 
-PROMPT_FORMATS = ("chat", "scratchpad")
+PROMPT_FORMATS = ("chat", "alpaca", "text", "scratchpad")  # fireact_core.prompt_formats, where they are rendered
 KEYLESS_TOOLS = ("corpus", "")  # tools the leaderboard key leaves unsaid: the default offline world, and unknown
 LOCAL_KINDS = ("smollm2", "gemma3", "local")  # model kinds that run on this machine's weights (and take an adapter)
 
@@ -45,10 +45,12 @@ class AgentConfig:
     trials: int = 3  # Reflexion
     exemplars: int = 2
     noise: NoiseConfig = field(default_factory=NoiseConfig)
-    # How a prompted agent sees its past turns: `chat` (each Observation a user turn, the
-    # fine-tuning format) or `scratchpad` (one assistant turn that grows, Observations inline,
-    # as in the exemplars and the paper's prompting). Fine-tuned agents always use `chat`.
-    prompt_format: str = "chat"
+    # How the model sees the trajectory (fireact_core.prompt_formats): `chat` (each Observation a user
+    # turn), `scratchpad` (prompted agents: one assistant turn that grows, Observations inline), `alpaca`
+    # (the paper's raw Alpaca text, its fine-tuned Llamas' format) or `text` (a raw prompt as it is, the
+    # paper's prompted baselines). `auto`: an adapter's own format (its fireact.json, or the known
+    # adapters' table), a raw prompts file's `text`, else `chat`. A fine-tuned agent given `scratchpad` runs `chat`.
+    prompt_format: str = "auto"
     constrained: bool = False  # format-constrained decoding of the Action line (local models only)
     # On top of it: each argument copied from the question or the Observations (finish: also yes,
     # no or a number), so a small model answers with what it read, not with an exemplar's answer.
@@ -58,8 +60,9 @@ class AgentConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.prompt_format not in PROMPT_FORMATS:
-            raise ConfigError(f"unknown prompt format {self.prompt_format!r}; choose one of {', '.join(PROMPT_FORMATS)}")
+        if self.prompt_format not in (*PROMPT_FORMATS, "auto"):
+            raise ConfigError(f"unknown prompt format {self.prompt_format!r}; choose one of {', '.join(PROMPT_FORMATS)} "
+                              "or auto")
         if self.extractive and not self.constrained:
             raise ConfigError("extractive decoding is a kind of constrained decoding: set constrained too")
         if self.max_steps < 1 or self.trials < 1:
@@ -80,6 +83,11 @@ class AgentSpec(AgentConfig):
     tools: str = "corpus"
     role: str = ""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.prompt_format == "auto":
+            self.prompt_format = resolve_format(self)[0]
+
     # --- derived ----------------------------------------------------------------------------
     @property
     def key(self) -> str:
@@ -89,8 +97,9 @@ class AgentSpec(AgentConfig):
         # the keys of every run made before the tool was a choice stay as they were (store migration 5).
         tool = self.tools.strip()
         tool = f" · {tool}" if tool not in KEYLESS_TOOLS else ""
-        if self.finetuned:
-            return f"{name} · fine-tuned{tool}"
+        if self.finetuned:  # a format other than chat is part of the agent (the paper's adapters run in alpaca)
+            fmt = f" · {self.prompt_format}" if self.prompt_format not in ("chat", "scratchpad") else ""
+            return f"{name} · fine-tuned{fmt}{tool}"
         extras = "".join(f" · {x}" for x in (self.prompts if self.prompts != "default" else "",
                                               self.prompt_format if self.prompt_format != "chat" else "",
                                               "constrained" if self.constrained else "",
@@ -143,6 +152,7 @@ class AgentSpec(AgentConfig):
         if kw.get("method") not in METHODS:
             kw.pop("method", None)
         kw["noise"] = _noise(d)
+        kw.setdefault("prompt_format", "chat")  # a record from before formats were resolved ran in chat
         kw["finetuned"] = bool(d.get("finetuned", False))
         kw["constrained"] = bool(d.get("constrained", False))
         kw["extractive"] = bool(d.get("extractive", False))
@@ -207,6 +217,21 @@ def _noise(d: Mapping[str, Any]) -> NoiseConfig:
         return NoiseConfig(str(values.get("mode", "off")), float(values.get("p", 0.5)), int(values.get("seed", 0)))
     except (ConfigError, TypeError, ValueError) as e:
         raise FormatError(f"agent.noise: {e}") from None
+
+
+def resolve_format(spec: AgentConfig) -> tuple[str, str]:
+    """(format, why) for `prompt_format: auto`: a fine-tuned agent's adapter's own format (its `fireact.json`, or
+    the known adapters' table for the paper's published ones), a `paper` prompts file's `text`, else `chat`."""
+    from fireact_core.known_adapters import adapter_format
+
+    if spec.finetuned:
+        adapter = getattr(spec, "adapter", None)
+        model = str(getattr(spec, "model", ""))
+        if adapter is None and model.startswith("local:"):  # a merged fine-tuned model, e.g. forestai/fireact_llama_2_7b
+            adapter = model.split(":", 1)[1]
+        fmt, why = adapter_format(adapter, model.split(":", 1)[-1] if ":" in model else model)
+        return (fmt, why) if fmt else ("chat", f"{why}: the base's format")
+    return ("text", "raw prompts") if spec.prompts == "paper" else ("chat", "the default")
 
 
 def adapter_base_id(adapter: str) -> str | None:

@@ -235,6 +235,20 @@ class World(Task):
 TASKS: dict[str, type[Task]] = {t.name: t for t in (HotpotQA, Bamboogle, StrategyQA, MMLU, World)}
 
 
+PAPER_SEED, PAPER_COUNT = 233, 500  # the authors' generation.py: --random, task_end_index 500
+
+
+def paper_order(task: Task, count: int = PAPER_COUNT) -> list[Example]:
+    """The paper's evaluation subset of a split: its examples in file order, shuffled with `random.Random(233)`,
+    the first `count` (the authors' `generation.py --random --task_end_index 500`; its released HotpotQA dev
+    trajectories are these 500 questions)."""
+    import random
+
+    order = list(range(len(task)))
+    random.Random(PAPER_SEED).shuffle(order)
+    return [task.examples[i] for i in order[:count]]
+
+
 def load_task(name: str, split: str | None = None, data_dir: str | Path | None = None, *,
               download: bool = True) -> Task:
     """A task split by name; unknown names and splits raise `ConfigError` listing the valid ones.

@@ -96,6 +96,13 @@ class TrainingRule:
         """The chat the fine-tuned agent is trained on: the question alone, then Thought/Action and Observation turns."""
         return training_messages(replace(traj, steps=self.steps(traj), reflections=[]))
 
+    def example(self, traj: Trajectory, fmt: str = "chat") -> Any:
+        """The training example in prompt format `fmt` (`fireact_core.prompt_formats`): chat messages, or
+        raw-text segments for `alpaca`."""
+        from fireact_core import prompt_formats
+
+        return prompt_formats.training_example(fmt, replace(traj, steps=self.steps(traj), reflections=[]))
+
     def select(self, trajs: list[Trajectory]) -> list[Trajectory]:
         """The trajectories this rule trains on."""
         return [t for t in trajs if self.why_dropped(t) is None]
@@ -110,13 +117,11 @@ def final_trial_view(traj: Trajectory) -> Trajectory:
 
 
 def training_messages(traj: Trajectory) -> Messages:
-    """`Trajectory.to_messages` of the training view, without a `finish` that is not last or the closing observation."""
-    view = final_trial_view(traj)
-    steps = [s for i, s in enumerate(view.steps) if s.action != "finish" or i == len(view.steps) - 1]
-    msgs = Trajectory(question=traj.question, steps=steps, preamble=traj.preamble).to_messages()
-    if steps and steps[-1].action == "finish" and msgs[-1]["role"] == "user":
-        msgs = msgs[:-1]
-    return msgs
+    """The `chat` training example of a trajectory (`prompt_formats.training_example`): the final trial, without a
+    `finish` that is not last or the closing observation."""
+    from fireact_core import prompt_formats
+
+    return prompt_formats.training_example("chat", traj)  # type: ignore[return-value]
 
 
 def rating_of(traj: Trajectory) -> float | None:

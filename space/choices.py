@@ -42,6 +42,7 @@ PROMPTING_CHOICES: list[Choice] = [
     ("chat (Observations as user turns)", "chat"),
     ("scratchpad · constrained · world exemplars (6 shots)", "scratchpad+constrained:world"),
     ("scratchpad · extractive (arguments copied from what it read)", "scratchpad+extractive"),
+    ("the paper's ReAct prompt, verbatim as raw text (its data folder)", "text:paper"),
 ]
 DEFAULT_PROMPTING = PROMPTING_CHOICES[0][1]
 # The search tools the arena offers, one per battle for both sides (`AgentSpec.tools`, in the
@@ -53,7 +54,7 @@ TOOL_CHOICES: list[Choice] = [
     ("Google via SerpAPI", "google"),
 ]
 DEFAULT_TOOL = "corpus"
-PROMPT_SETS = ("default", "world", "nearest")  # the bundled prompts files a visitor may pick (never a path)
+PROMPT_SETS = ("default", "world", "nearest", "paper")  # the bundled prompts files a visitor may pick (never a path)
 
 
 @functools.cache

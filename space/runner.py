@@ -115,6 +115,11 @@ class Metered:
         """Whether the model under it decodes under a grammar (the agent asks before it passes `constraint`)."""
         return bool(getattr(self.model, "supports_constraint", False))
 
+    @property
+    def accepts_text(self) -> bool:
+        """Whether the model under it takes a raw-text prompt (the alpaca and text formats) as it is."""
+        return bool(getattr(self.model, "accepts_text", False))
+
     def stream(self, messages: Sequence[Message], *, stop: Sequence[str], max_tokens: int,
                **kw: Any) -> Iterator[str | Completion]:
         for item in self.model.stream(messages, stop=stop, max_tokens=max_tokens, **kw):  # kw: `constraint`

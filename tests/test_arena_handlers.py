@@ -237,7 +237,7 @@ def test_prompting_values_parse_to_the_spec_fields():
     assert [fields(v) for _, v in PROMPTING_CHOICES] == [
         ("scratchpad", True, "nearest", True), ("scratchpad", True, "default", False),
         ("scratchpad", False, "default", False), ("chat", False, "default", False),
-        ("scratchpad", True, "world", False), ("scratchpad", True, "default", True)]
+        ("scratchpad", True, "world", False), ("scratchpad", True, "default", True), ("text", False, "paper", False)]
     assert fields(None) == ("scratchpad", True, "nearest", True)
     assert fields(" chat+constrained:world ") == ("chat", True, "world", False)  # the form, not only the presets
     assert fields("chat+extractive:world") == ("chat", True, "world", True)

@@ -51,7 +51,7 @@ def test_migrations_apply_once_and_in_order(tmp_path):
     assert s.version() == last + 1
     s.close()
     s = Store(path, migrations=v2)  # reopening applies nothing again
-    assert s.migrate(v2) == [] and s.count("schema_version") == last + 1
+    assert s.migrate(v2) == [] and s.count("schema_version") == len(v2)
     s.close()
     con = duckdb.connect(str(path), read_only=True)
     assert "note" in [c[0] for c in con.execute("DESCRIBE runs").fetchall()]

@@ -23,6 +23,7 @@ MANIFEST = "fireact.json"
 MANIFEST_VERSION = 1
 TAGS = ["fireact", "agent", "react", "lora", "qlora"]
 PROMPT_FORMAT = {
+    "name": "chat",  # fireact_core.prompt_formats: what the agent reads back when it loads the adapter
     "template": "chatml",
     "system_prompt": None,
     "user": "the question alone (multiple-choice options follow it)",
@@ -34,17 +35,24 @@ PROMPT_FORMAT = {
 TEMPLATES = {"chatml.jinja": ("chatml", "ChatML", "<|im_end|>"), "gemma.jinja": ("gemma", "Gemma's turns", "<end_of_turn>")}
 
 
-def prompt_format(base_id: str) -> dict[str, Any]:
-    """The manifest's prompt format for a base."""
+def prompt_format(base_id: str, name: str = "chat") -> dict[str, Any]:
+    """The manifest's prompt format: `chat` in the base's template, or the paper's `alpaca` text."""
     from fireact_core.models import template_name
+    from fireact_core.prompt_formats import ALPACA
 
+    if name == "alpaca":
+        return {"name": "alpaca", "template": "alpaca", "system_prompt": None, "bos": True,
+                "text": ALPACA + "Thought:",
+                "assistant": "Thought: <reasoning>\nAction: <tool>[<argument>], inline in the one response",
+                "observation": "inline in the response: 'Observation: <tool output>\\n', then 'Thought:'",
+                "stop": ["\nObservation:", "EOS"]}
     key, _, end = TEMPLATES[template_name(base_id)]
     return {**PROMPT_FORMAT, "template": key, "stop": [end, "\nObservation:"]}
 # Settings worth showing on the card, in this order.
 CARD_KEYS = ("recipe", "init_adapter", "load_in_4bit", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
              "num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size",
              "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "optim", "seed", "val_size",
-             "keep", "min_rating", "bad_steps")
+             "keep", "min_rating", "bad_steps", "prompt_format", "train_on_inputs", "append_eos")
 
 
 def fix_adapter_config(folder: Path, base_id: str) -> None:
@@ -62,7 +70,8 @@ def manifest(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any],
         "kind": "fireact-adapter",
         "fireact_version": __version__,
         "base_model": base_id,
-        "prompt_format": prompt_format(base_id),
+        "prompt_format": prompt_format(base_id, cfg.prompt_format),
+        **({"added_tokens": results["added_tokens"]} if results.get("added_tokens") else {}),
         "methods": sorted(summary.by_method),
         "tasks": sorted(summary.by_task),
         "actions": sorted(summary.actions),
@@ -115,6 +124,30 @@ def _template_words(base_id: str) -> str:
     return TEMPLATES[template_name(base_id)][1]
 
 
+def _format_words(cfg: TrainConfig, base_id: str) -> str:
+    """The card's prompt-format paragraph (the manifest's `prompt_format.name` is what the agent reads back)."""
+    if cfg.prompt_format == "alpaca":
+        return ("`alpaca`: the FireAct paper's text format, no chat template. The prompt is `Below is an instruction that "
+                "describes a task. Write a response that appropriately completes the request.\\n\\n### Instruction:"
+                "\\n{question}\\n\\n### Response:\\nThought:` with BOS; the model writes the thought and "
+                "`\\nAction: tool[argument]`, the tool's result follows inline as `\\nObservation: …\\n`, then "
+                "`Thought:` again. Stop generating at `\\nObservation:`. FireAct reads the format from `fireact.json` "
+                "when it loads the adapter.")
+    return (f"`chat`: {_template_words(base_id)} with no system prompt (`chat_template.jinja`). The user turn holds the "
+            "question; each assistant turn is `Thought: …\\nAction: tool[argument]`; each tool result comes back "
+            f"as a user turn `Observation: …`. Stop generating at `{prompt_format(base_id)['stop'][0]}`.")
+
+
+def _loss_words(cfg: TrainConfig) -> str:
+    if cfg.train_on_inputs:
+        return ("Supervised fine-tuning with TRL's `SFTTrainer`; the loss covers the whole text, question and "
+                "Observations too (`train_on_inputs`, as the paper's LoRA script did)"
+                + (", each example ending with EOS." if cfg.append_eos else "."))
+    return ("Supervised fine-tuning with TRL's `SFTTrainer`; the loss covers only the agent's own tokens (each "
+            "Thought/Action turn and what ends it); the question and every Observation are masked"
+            + (", and each example ends with EOS." if cfg.append_eos else "."))
+
+
 def render(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any], base_id: str, four_bit: bool,
            name: str) -> str:
     front = yaml.safe_dump(metadata(cfg, base_id), sort_keys=False, allow_unicode=True)
@@ -128,13 +161,8 @@ def render(*, cfg: TrainConfig, summary: DataSummary, results: dict[str, Any], b
     lines += ["", "## Use", "", "```bash", f"fireact run \"your question\" --adapter {name}", "```", "",
               "```python", "from fireact_core.models import load_adapter, load_base", "",
               f"model, tokenizer = load_base({base_id!r})", f"model = load_adapter(model, {name!r})", "```", "",
-              "## Prompt format", "",
-              f"{_template_words(base_id)} with no system prompt (`chat_template.jinja`). The user turn holds the "
-              "question; each assistant turn is `Thought: …\\nAction: tool[argument]`; each tool result comes back "
-              f"as a user turn `Observation: …`. Stop generating at `{prompt_format(base_id)['stop'][0]}`.", "",
-              "## Training", "",
-              "Supervised fine-tuning with TRL's `SFTTrainer`; the loss covers only the agent's own tokens (each "
-              "Thought/Action turn and its end-of-turn token); the question and every Observation are masked.", "",
+              "## Prompt format", "", _format_words(cfg, base_id), "",
+              "## Training", "", _loss_words(cfg), "",
               "| setting | value |", "| --- | --- |", f"| base model | `{base_id}` |",
               f"| method | {method} |"]
     d = cfg.to_dict()

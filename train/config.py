@@ -37,6 +37,14 @@ class TrainConfig:
     bad_steps: str = "cut"  # cut: a trajectory ends before its first step raters labelled wrong | keep
     val_size: float = 0.05  # held-out validation share (< 1) or count (>= 1), split before weighting
     max_length: int = 1024  # tokens per example; longer ones are truncated (keep the start)
+    # How the examples are rendered (fireact_core.prompt_formats, the agent's renderer): chat (the base's chat
+    # template: ChatML, Gemma's turns) | alpaca (the FireAct paper's Alpaca text, Thought/Action/Observation inline).
+    # Written into the adapter's fireact.json and card; the agent reads it back when it loads the adapter.
+    prompt_format: str = "chat"
+    # Loss on the whole text, the question and observations too (the paper's LoRA script: train_on_inputs=True).
+    # Default: the agent's own tokens only.
+    train_on_inputs: bool = False
+    append_eos: bool = False  # alpaca: end each example with EOS (the paper's script did)
 
     # Model and adapter
     # Continue training this adapter (folder, Hub id or `default`) instead of a new one: its LoRA rank, alpha and
@@ -187,6 +195,9 @@ def _coerce(key: str, value: Any) -> Any:
 def validate(cfg: TrainConfig) -> None:
     """Raise `ConfigError` for values that cannot work."""
     cfg.rule()  # an unknown keep mode or bad_steps value raises here
+    if cfg.prompt_format not in ("chat", "alpaca"):
+        raise ConfigError(f"prompt_format must be chat or alpaca (scratchpad and text are prompting formats), "
+                          f"not {cfg.prompt_format!r}")
     if cfg.load_in_4bit not in (True, False, "auto"):
         raise ConfigError(f"load_in_4bit must be true, false or auto, not {cfg.load_in_4bit!r}")
     if cfg.dtype not in ("auto", "float32", "bfloat16", "float16"):

@@ -4,9 +4,11 @@ Inputs are whatever `fireact_core.formats.read_trajectories` reads (the paper's 
 chat JSONL, our trajectory JSONL, and the app's DuckDB export, which is trajectory JSONL with
 its ratings, votes and step labels in `meta`). Which trajectories and which of their steps are
 trained on, and the one training view of a Reflexion episode, is `fireact_core.training_rule`'s
-`TrainingRule`, the rule the app's export applies too. Each kept trajectory becomes the chat the
-fine-tuned agent sees at inference: the question alone as the user turn, then assistant
-`Thought/Action` turns and user `Observation` turns.
+`TrainingRule`, the rule the app's export applies too. Each kept trajectory becomes what the
+fine-tuned agent sees at inference, rendered by `fireact_core.prompt_formats` (the agent's renderer):
+in `chat`, the question alone as the user turn, then assistant `Thought/Action` turns and user
+`Observation` turns; in `alpaca`, the paper's Alpaca text with the steps inline, tokenised as the
+agent's prompt is (the whole text at once, with BOS), the loss on the agent's own pieces.
 """
 
 from __future__ import annotations
@@ -82,12 +84,33 @@ class Source:
 
 @dataclass
 class TrainingExample:
-    messages: Messages
+    messages: Messages  # the chat (`chat` format); empty in a raw-text format
     task: str
     method: str
     source: str
     question: str
     actions: list[str] = field(default_factory=list)  # tool names the agent used
+    segments: list[Any] = field(default_factory=list)  # raw-text formats: `prompt_formats.Segment`s
+
+
+def encode_segments(tokenizer: Any, segments: list[Any], *, train_on_inputs: bool = False,
+                    append_eos: bool = False) -> tuple[list[int], list[int]]:
+    """(input ids, loss mask) of a raw-text example: the whole text tokenised at once with the tokenizer's BOS, as
+    the local backend encodes the agent's prompt; a token carries loss when it starts inside an agent piece (every
+    token but BOS with `train_on_inputs`, the paper's choice). `append_eos` ends it with EOS, which carries loss."""
+    text = "".join(s.text for s in segments)
+    owner, pos = [False] * len(text), 0
+    for s in segments:
+        owner[pos:pos + len(s.text)] = [s.agent] * len(s.text)
+        pos += len(s.text)
+    enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
+    ids, mask = list(enc["input_ids"]), []
+    for (start, end), special in zip(enc["offset_mapping"], enc["special_tokens_mask"], strict=True):
+        mask.append(int(not special and end > start and (train_on_inputs or owner[start])))
+    if append_eos and tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
+        ids.append(tokenizer.eos_token_id)
+        mask.append(1)
+    return ids, mask
 
 
 def resolve_path(path: str, data_dir: str | None = None) -> Path:
@@ -107,9 +130,10 @@ def resolve_path(path: str, data_dir: str | None = None) -> Path:
                       path=str(path))
 
 
-def load_source(src: Source, *, data_dir: str | None = None, rule: TrainingRule | None = None
-                ) -> tuple[list[TrainingExample], Counter]:
-    """Read one file into examples under `rule` (default: every finished trajectory); also return why others were dropped."""
+def load_source(src: Source, *, data_dir: str | None = None, rule: TrainingRule | None = None,
+                prompt_format: str = "chat") -> tuple[list[TrainingExample], Counter]:
+    """Read one file into examples under `rule` (default: every finished trajectory), rendered in `prompt_format`;
+    also return why others were dropped."""
     rule = rule or TrainingRule()
     path = resolve_path(src.path, data_dir)
     examples, dropped = [], Counter()
@@ -121,9 +145,11 @@ def load_source(src: Source, *, data_dir: str | None = None, rule: TrainingRule 
             dropped[why] += 1
             continue
         steps = rule.steps(traj)
-        examples.append(TrainingExample(rule.messages(traj), src.task or traj.task or "unknown",
+        rendered = rule.example(traj, prompt_format)
+        chat = prompt_format == "chat"
+        examples.append(TrainingExample(rendered if chat else [], src.task or traj.task or "unknown",
                                         src.method or traj.method or "unknown", str(src.path), traj.question,
-                                        [s.action for s in steps if s.action]))
+                                        [s.action for s in steps if s.action], [] if chat else rendered))
     if not examples and not dropped:
         if src.meta:
             raise ConfigError(f"{path}: no trajectory matches meta {src.meta}")
@@ -216,10 +242,16 @@ class DataSummary:
         return d
 
 
-def token_lengths(tokenizer: Any, examples: list[TrainingExample], template: str) -> tuple[list[int], int]:
-    """Tokens per example under the training template, and the number of loss-carrying tokens."""
+def token_lengths(tokenizer: Any, examples: list[TrainingExample], template: str, *, train_on_inputs: bool = False,
+                  append_eos: bool = False) -> tuple[list[int], int]:
+    """Tokens per example under the training template (or as raw text), and the number of loss-carrying tokens."""
     lengths, agent = [], 0
     for e in examples:
+        if e.segments:
+            ids, mask = encode_segments(tokenizer, e.segments, train_on_inputs=train_on_inputs, append_eos=append_eos)
+            lengths.append(len(ids))
+            agent += sum(mask)
+            continue
         out = tokenizer.apply_chat_template(e.messages, chat_template=template, tokenize=True, return_dict=True,
                                             return_assistant_tokens_mask=True)
         lengths.append(len(out["input_ids"]))
@@ -228,22 +260,23 @@ def token_lengths(tokenizer: Any, examples: list[TrainingExample], template: str
 
 
 def prepare(sources: list[Any], *, tokenizer: Any, template: str, max_length: int, val_size: float = 0.05,
-            seed: int = 42, data_dir: str | None = None, rule: TrainingRule | None = None
+            seed: int = 42, data_dir: str | None = None, rule: TrainingRule | None = None, prompt_format: str = "chat",
+            train_on_inputs: bool = False, append_eos: bool = False
             ) -> tuple[list[TrainingExample], list[TrainingExample], DataSummary]:
-    """Read, filter (`rule`), split and weight every source; summarise the training set."""
+    """Read, filter (`rule`), render (`prompt_format`), split and weight every source; summarise the training set."""
     if not sources:
         raise ConfigError("no training data: pass --data FILE (repeatable) or set `data` in the recipe")
     groups, dropped, by_source = [], Counter(), {}
     for item in sources:
         src = Source.parse(item)
-        ex, why = load_source(src, data_dir=data_dir, rule=rule)
+        ex, why = load_source(src, data_dir=data_dir, rule=rule, prompt_format=prompt_format)
         groups.append((src, ex))
         dropped.update(why)
         by_source[src.name] = {"examples": len(ex), "weight": src.weight}
     train, val = split_and_mix(groups, val_size, seed)
     if not train:
         raise ConfigError("no training examples left after the validation split and the weights")
-    lengths, agent = token_lengths(tokenizer, train, template)
+    lengths, agent = token_lengths(tokenizer, train, template, train_on_inputs=train_on_inputs, append_eos=append_eos)
     summary = DataSummary(
         train=len(train), val=len(val), by_task=dict(Counter(e.task for e in train)),
         by_method=dict(Counter(e.method for e in train)), by_source=by_source, dropped=dict(dropped),
@@ -252,8 +285,16 @@ def prepare(sources: list[Any], *, tokenizer: Any, template: str, max_length: in
     return train, val, summary
 
 
-def to_dataset(examples: list[TrainingExample]) -> Any:
-    """A `datasets.Dataset` with one `messages` column, what `SFTTrainer` expects."""
+def to_dataset(examples: list[TrainingExample], tokenizer: Any = None, *, train_on_inputs: bool = False,
+               append_eos: bool = False) -> Any:
+    """A `datasets.Dataset` for `SFTTrainer`: one `messages` column (chat), or pre-tokenised `input_ids` with
+    `assistant_masks` (raw text: TRL folds the mask into the labels, -100 where it is 0)."""
     from datasets import Dataset
 
+    if examples and examples[0].segments:
+        rows = []
+        for e in examples:
+            ids, mask = encode_segments(tokenizer, e.segments, train_on_inputs=train_on_inputs, append_eos=append_eos)
+            rows.append({"input_ids": ids, "assistant_masks": mask})
+        return Dataset.from_list(rows)
     return Dataset.from_list([{"messages": e.messages} for e in examples])

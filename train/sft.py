@@ -4,11 +4,14 @@
     fireact train --recipe paper-llama2-7b-hotpotqa --push-to-hub me/fireact-llama2-7b
     accelerate launch -m train.sft --recipe smollm2-360m-multitask    # several GPUs (DDP/FSDP by accelerate)
 
-The loss covers only the agent's tokens: each assistant turn (Thought + Action) and its
-`<|im_end|>`. The question and every Observation are labelled -100. This is TRL's
-`assistant_only_loss` with our ChatML template (`train/templates/chatml_generation.jinja`), whose
-`{% generation %}` block wraps the assistant content and renders byte-identical to the inference
-template `fireact_core/templates/chatml.jinja`.
+The examples are rendered in the recipe's `prompt_format` by the agent's own renderer
+(`fireact_core.prompt_formats`). In `chat` the loss covers only the agent's tokens: each assistant
+turn (Thought + Action) and its `<|im_end|>`; the question and every Observation are labelled -100.
+This is TRL's `assistant_only_loss` with our ChatML template (`train/templates/chatml_generation.jinja`),
+whose `{% generation %}` block wraps the assistant content and renders byte-identical to the inference
+template `fireact_core/templates/chatml.jinja`. In `alpaca` (the paper's text) the examples are
+tokenised here, as the agent's prompt is, with the loss on the agent's pieces (`train_on_inputs`:
+everything, and `append_eos`, as the paper's LoRA script did).
 
 `main(cfg)` returns a dict of results; the output folder holds the PEFT adapter, the tokenizer
 with the inference template, a model card `README.md` and the `fireact.json` manifest.
@@ -16,7 +19,6 @@ with the inference template, a model card `README.md` and the `fireact.json` man
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -25,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fireact_core import chat_markers
 from fireact_core.errors import ConfigError, FireActError
 from train import callbacks, card, qlora_guard
-from train.config import TrainConfig, list_recipes, load_config, valid_keys
+from train.config import TrainConfig
 from train.data import DataSummary, TrainingExample, prepare, to_dataset
 from train.device import device as current_device
 from train.device import dtype as weight_dtype
@@ -112,7 +115,7 @@ def sft_config(cfg: TrainConfig, device: str, four_bit: bool, has_val: bool) -> 
     eval_strategy = "no" if not has_val else ("steps" if cfg.eval_steps else "epoch")
     return SFTConfig(
         output_dir=str(checkpoint_dir(cfg)),
-        assistant_only_loss=True,
+        assistant_only_loss=cfg.prompt_format == "chat" and not cfg.train_on_inputs,  # raw text: masks built here
         max_length=cfg.max_length,
         packing=False,
         num_train_epochs=cfg.num_train_epochs,
@@ -151,11 +154,14 @@ def checkpoint_dir(cfg: TrainConfig) -> Path:
     return Path(cfg.output_dir) / "checkpoints"
 
 
-def lora_config(cfg: TrainConfig) -> Any:
+def lora_config(cfg: TrainConfig, extra: tuple[dict[str, list[int]], list[str]] | None = None) -> Any:
+    """The LoRA; `extra`: embedding rows and whole modules trained beside it (turn markers added to the vocabulary)."""
     from peft import LoraConfig
 
+    rows, modules = extra or (None, None)
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=cfg.target_modules, bias="none", task_type="CAUSAL_LM")
+                      target_modules=cfg.target_modules, bias="none", task_type="CAUSAL_LM",
+                      trainable_token_indices=rows or None, modules_to_save=modules or None)
 
 
 def build(cfg: TrainConfig, *, log: Any = print) -> Run:
@@ -168,9 +174,13 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
     device = current_device()
     four_bit = use_4bit(cfg, device)
     tokenizer = load_tokenizer(cfg.base)
+    # chat on a base whose vocabulary lacks the template's turn markers: they become tokens (chat_markers)
+    added = [] if cfg.prompt_format != "chat" or cfg.init_adapter else \
+        chat_markers.missing_markers(tokenizer, inference_template(cfg.base))
+    marker_ids = chat_markers.add_markers(tokenizer, added)
     train, val, summary = prepare(cfg.data, tokenizer=tokenizer, template=generation_template(cfg.base),
                                   max_length=cfg.max_length, val_size=cfg.val_size, seed=cfg.seed,
-                                  data_dir=cfg.data_dir, rule=cfg.rule())
+                                  data_dir=cfg.data_dir, rule=cfg.rule(), **_format_kw(cfg))
     log(summary.format())
     try:
         model = load_model(cfg, device, four_bit)
@@ -178,16 +188,22 @@ def build(cfg: TrainConfig, *, log: Any = print) -> Run:
         raise TrainingError(_oom_message(cfg, four_bit).replace("while training", "while loading the model")) from e
     if device == "cpu" and cfg.cpu_threads > 0:
         torch.set_num_threads(cfg.cpu_threads)
-    peft_config = lora_config(cfg)
+    if added:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    peft_config = lora_config(cfg, chat_markers.trainable_rows(model, marker_ids) if added else None)
     if cfg.init_adapter:
         model, peft_config = continued(model, cfg.init_adapter), None
         log(f"continuing adapter {cfg.init_adapter} (r={model.peft_config['default'].r}; the recipe's LoRA keys "
             "do not apply)")
+    loss_kw = {"train_on_inputs": cfg.train_on_inputs, "append_eos": cfg.append_eos}
     trainer = SFTTrainer(model=model, args=sft_config(cfg, device, four_bit, bool(val)),
-                         train_dataset=to_dataset(train), eval_dataset=to_dataset(val) if val else None,
+                         train_dataset=to_dataset(train, tokenizer, **loss_kw),
+                         eval_dataset=to_dataset(val, tokenizer, **loss_kw) if val else None,
                          processing_class=tokenizer, peft_config=peft_config)
     run = Run(cfg, trainer.model, tokenizer, trainer, train, val, summary, four_bit, device)
     run.info["base_dtype"] = str(weight_dtype(cfg, device, four_bit)).removeprefix("torch.")
+    if added:
+        run.info["added_tokens"] = added
     lora = trainer.model.peft_config[trainer.model.active_adapter]
     modules = lora.target_modules if isinstance(lora.target_modules, str) else sorted(lora.target_modules)  # a regex stays one
     run.info["lora"] = {"r": lora.r, "alpha": lora.lora_alpha, "target_modules": modules}
@@ -287,7 +303,11 @@ def summarize(cfg: TrainConfig) -> DataSummary:
     """Read and check the data as `main` would, without loading the model."""
     tokenizer = load_tokenizer(cfg.base)
     return prepare(cfg.data, tokenizer=tokenizer, template=generation_template(cfg.base), max_length=cfg.max_length,
-                   val_size=cfg.val_size, seed=cfg.seed, data_dir=cfg.data_dir, rule=cfg.rule())[2]
+                   val_size=cfg.val_size, seed=cfg.seed, data_dir=cfg.data_dir, rule=cfg.rule(), **_format_kw(cfg))[2]
+
+
+def _format_kw(cfg: TrainConfig) -> dict[str, Any]:
+    return {"prompt_format": cfg.prompt_format, "train_on_inputs": cfg.train_on_inputs, "append_eos": cfg.append_eos}
 
 
 def main(cfg: TrainConfig, *, log: Any = print) -> dict[str, Any]:
@@ -324,77 +344,10 @@ def main(cfg: TrainConfig, *, log: Any = print) -> dict[str, Any]:
     return result
 
 
-# --- command line ---------------------------------------------------------------------------
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The trainer's options (shared by `python -m train.sft` and `fireact train`)."""
-    p.add_argument("--recipe", help=f"recipe name ({', '.join(list_recipes())}) or a YAML file")
-    p.add_argument("--data", action="append", metavar="FILE[:WEIGHT]",
-                   help="training file (Alpaca JSON, chat JSONL, trajectory JSONL, app export); repeatable; "
-                        "replaces the recipe's data")
-    p.add_argument("--set", action="append", dest="overrides", metavar="KEY=VALUE",
-                   help=f"override a recipe key (repeatable). Keys: {', '.join(valid_keys())}")
-    p.add_argument("--output-dir", help="where the adapter goes (default: the recipe's output_dir)")
-    p.add_argument("--base", help="base model: Hub id or local folder (default: the recipe's)")
-    p.add_argument("--no-4bit", action="store_true", help="full-precision LoRA instead of 4-bit QLoRA")
-    p.add_argument("--merge", action="store_true", help="also write a merged full model to OUTPUT/merged")
-    p.add_argument("--resume", nargs="?", const=True, metavar="CHECKPOINT",
-                   help="resume from the latest checkpoint in the output folder, or from CHECKPOINT")
-    p.add_argument("--push-to-hub", metavar="USER/NAME", help="upload the adapter folder to this Hub repo")
-    p.add_argument("--private", action="store_true", help="create the Hub repo private")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
-    p.add_argument("--eval-questions", type=int, metavar="N", help="agent EM on N questions after training")
-    p.add_argument("--dry-run", action="store_true", help="check the data and print its summary; do not train")
+# --- command line: train/sft_cli.py (`python -m train.sft` runs it) ---------------------------
+from train.sft_cli import add_arguments, cli, config_from_args, make_parser  # noqa: E402
 
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    overrides = list(args.overrides or [])
-    extra: dict[str, Any] = {}
-    if args.data:
-        extra["data"] = list(args.data)
-    if args.output_dir:
-        extra["output_dir"] = args.output_dir
-    if args.base:
-        extra["base"] = args.base
-    if args.no_4bit:
-        extra["load_in_4bit"] = False
-    if args.merge:
-        extra["merge"] = True
-    if args.resume is not None:
-        extra["resume_from_checkpoint"] = args.resume
-    if args.push_to_hub:
-        extra["push_to_hub"] = args.push_to_hub
-    if args.private:
-        extra["private"] = True
-    if args.max_steps is not None:
-        extra["max_steps"] = args.max_steps
-    if args.eval_questions is not None:
-        extra["eval_questions"] = args.eval_questions
-    cfg = load_config(args.recipe, overrides)
-    if extra:
-        values = {**cfg.to_dict(), **extra}
-        cfg = load_config(None, values)
-    return cfg
-
-
-def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.sft", description=__doc__.split("\n\n")[0])
-    add_arguments(p)
-    return p
-
-
-def cli(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-        if args.dry_run:
-            print(summarize(cfg).format())
-        else:
-            main(cfg)
-    except FireActError as e:
-        print(f"train: error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
+__all__ = ["add_arguments", "build", "cli", "config_from_args", "main", "make_parser", "save", "summarize", "train_run"]
 
 if __name__ == "__main__":
     sys.exit(cli())

@@ -39,11 +39,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from fireact_core import models
+from fireact_core import chat_markers, models
 from fireact_core.backends.base import BackendError, Completion, Message, cut_at_stop, held_back
 from fireact_core.backends.grammar import DONE, ActionGrammar, pick_valid
 from fireact_core.backends.quant import QuantLlama, UnsupportedAdapter, new_cache
 from fireact_core.errors import ConfigError
+from fireact_core.prompt_formats import is_text
 
 MAX_RUNTIMES = 4  # merged int8 copies kept per base (architectures other than Llama)
 # End of turn, end of text, or the start of a new turn (ChatML's and Gemma's): the reply is over.
@@ -90,6 +91,9 @@ class _Shared:
         with self.lock:
             if name in self.adapters():
                 return
+            if chat_markers.prepare_base(self.model, self.tokenizer, source):  # turn markers it was trained with
+                self.fast, self.runtimes = None, OrderedDict()
+                self.end_ids |= {self.tokenizer.convert_tokens_to_ids(t) for t in END_TOKENS} - {self.tokenizer.unk_token_id}
             self.model = models.load_adapter(self.model, source, name)
             self.active = name
 
@@ -146,6 +150,9 @@ class _Shared:
     def encode(self, messages: Sequence[Message]) -> list[int]:
         if not messages:
             raise ValueError("messages is empty")
+        if is_text(messages):  # a raw-text prompt (prompt_formats: alpaca, text): as it is, with the tokenizer's BOS
+            with self.lock:
+                return self.tokenizer(messages[0]["content"], add_special_tokens=True)["input_ids"]
         msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
         if msgs[-1]["role"] == "assistant":  # continue this turn
             text = self.template.render(messages=msgs, add_generation_prompt=False)
@@ -207,6 +214,7 @@ class LocalSession:
         return LocalSession(self.owner)
 
     supports_constraint = True
+    accepts_text = True  # raw-text prompts (prompt_formats.TEXT_ROLE)
 
     def stream(self, messages: Sequence[Message], *, stop: Sequence[str] = (), max_tokens: int = 256,
                constraint: ActionGrammar | None = None) -> Iterator[str | Completion]:
@@ -247,6 +255,7 @@ class LocalModel:
         return LocalSession(self)
 
     supports_constraint = True
+    accepts_text = True  # raw-text prompts (prompt_formats.TEXT_ROLE)
 
     def stream(self, messages: Sequence[Message], *, stop: Sequence[str] = (), max_tokens: int = 256,
                constraint: ActionGrammar | None = None) -> Iterator[str | Completion]:

@@ -76,14 +76,16 @@ def add_agent_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-steps", type=_positive, default=11, help="step limit (default: 11, the paper's)")
     g.add_argument("--trials", type=_positive, default=3, help="Reflexion trials (default: 3)")
     g.add_argument("--max-tokens", type=_positive, default=200, help="tokens per model call (default: 200)")
-    g.add_argument("--prompt-format", choices=("chat", "scratchpad"), default="chat",
-                   help="prompted agents: chat (each Observation a user turn; default) or scratchpad (one growing "
-                        "assistant turn with Observations inline, as in the exemplars)")
+    g.add_argument("--prompt-format", choices=("chat", "scratchpad", "alpaca", "text", "auto"), default=None,
+                   help="how the model sees the trajectory: chat (each Observation a user turn), scratchpad (prompted: one "
+                        "growing assistant turn, Observations inline), alpaca (the paper's Alpaca text, its fine-tuned "
+                        "Llamas' format) or text (a raw prompt as it is). Default (auto): an adapter's own format (its "
+                        "fireact.json, or the known table for the paper's adapters), text for --prompts paper, else chat")
     g.add_argument("--prompts", default="default",
                    help="prompted agents' instructions and exemplars: default (written for this project), world "
                         "(the world's own teacher trajectories as exemplars; use with --exemplars 6), nearest (each "
-                        "question's exemplars drawn from the world's teacher trajectories worded most like it) or a "
-                        "YAML path")
+                        "question's exemplars drawn from the world's teacher trajectories worded most like it), paper "
+                        "(the FireAct paper's ReAct prompt verbatim, as raw text, from its data folder) or a YAML path")
     g.add_argument("--exemplars", type=_nonneg, default=2, help="few-shot exemplars for prompted agents (default: 2)")
     g.add_argument("--constrained", action="store_true",
                    help="prompted local models: constrain decoding to one Thought line and an Action "
@@ -105,9 +107,22 @@ def spec_from_args(args: argparse.Namespace) -> AgentSpec:
                      finetuned=bool(args.finetuned or adapter is not None), max_steps=args.max_steps,
                      trials=args.trials, max_tokens=args.max_tokens,
                      noise=NoiseConfig(mode=args.noise, p=args.p, seed=args.seed),
-                     prompt_format=getattr(args, "prompt_format", "chat"), extractive=extractive,
+                     prompt_format=getattr(args, "prompt_format", None) or "auto", extractive=extractive,
                      constrained=extractive or bool(getattr(args, "constrained", False)),
                      prompts=getattr(args, "prompts", "default"), exemplars=getattr(args, "exemplars", 2))
+
+
+def format_notice(args: argparse.Namespace, spec: AgentSpec) -> str | None:
+    """What to tell the user when a fine-tuned agent's format was not given and its adapter does not say it."""
+    from fireact_core.spec import resolve_format
+
+    if getattr(args, "prompt_format", None) not in (None, "auto") or not spec.finetuned or not spec.adapter:
+        return None
+    fmt, why = resolve_format(spec)
+    if "base's format" not in why:
+        return None
+    return (f"note: adapter {spec.adapter}: {why} ({fmt}); if it was trained in another format, choose it with "
+            "--prompt-format alpaca|chat|text")
 
 
 def _model(args: argparse.Namespace) -> str:
@@ -116,7 +131,11 @@ def _model(args: argparse.Namespace) -> str:
 
     if args.model:
         return args.model
+    from fireact_core.known_adapters import known
+
     base = adapter_base_id(args.adapter) if args.adapter and args.adapter not in ("none", "default") else None
+    entry = known(args.adapter)  # a published adapter: the base its authors trained it on
+    base = base or (entry.base if entry else None)
     return base_model_spec(base) if base else "smollm2"
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TextIO
 
-from fireact_core.commands._agent_opts import add_agent_args, agent_factory, spec_from_args
+from fireact_core.commands._agent_opts import add_agent_args, agent_factory, format_notice, spec_from_args
 
 NOISE_BADGES = {"none": "[noise: replaced by None]", "random": "[noise: replaced by an earlier observation]"}
 
@@ -29,13 +29,18 @@ def run(args: argparse.Namespace) -> int:
     from fireact_core.errors import check_question
 
     question = check_question(args.question)  # before loading anything
-    agent = agent_factory(spec_from_args(args))(0)
+    spec = spec_from_args(args)
+    notice = format_notice(args, spec)
+    if notice:
+        print(notice, file=sys.stderr)
+    agent = agent_factory(spec)(0)
     out: TextIO = sys.stdout
     traj = None
     stream = not args.json
     if stream:
         out.write(f"Question: {question}\n")
-    for event in agent.run(question, gold=args.gold, task=args.task):
+    for event in agent.run(question, gold=args.gold, task=args.task,
+                           meta={"prompt_format_note": notice} if notice else None):
         if isinstance(event, Finished):
             traj = event.trajectory
         elif not stream:

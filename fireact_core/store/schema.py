@@ -68,5 +68,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
              AND (ends_with(agent_key, ' · fine-tuned')
                   OR contains(agent_key, ' · ' || coalesce(trajectory->>'$.agent.method', '') || ' '))""",
     ]),
+    # The prompt format is part of a fine-tuned agent (fireact_core.prompt_formats). Fine-tuned runs stored before
+    # ran in chat whatever their record said (a scratchpad setting was ignored): their record says so now, so a
+    # rebuilt key or a re-read spec puts them in the same leaderboard entry as new chat runs.
+    (6, ["""UPDATE runs SET trajectory = json_merge_patch(trajectory, '{"agent": {"prompt_format": "chat"}}')
+        WHERE finetuned AND coalesce(json_extract_string(trajectory, '$.agent.prompt_format'), '') <> 'chat'"""]),
 ]
 TABLES = ("raters", "runs", "steps", "battles", "votes", "ratings", "queue_seen", "schema_version")
