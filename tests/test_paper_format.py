@@ -78,7 +78,7 @@ def test_a_scripted_paper_format_output_runs_through_the_loop_and_parses():
     spec = AgentSpec(model="fake", finetuned=True, prompt_format="alpaca", tools="none")
     t = Agent(fake, Toolbox({"search": encyclopedia}), spec).solve(Q, gold="Idris Kallum")
     assert [(s.action, s.argument) for s in t.steps] == [("search", "Velmora Library"), ("finish", "Idris Kallum")]
-    assert t.em == 1.0 and t.agent.prompt_format == "alpaca" and t.agent.key.endswith("fine-tuned · alpaca")
+    assert t.em == 1.0 and t.agent.prompt_format == "alpaca" and "fine-tuned · alpaca" in t.agent.key
     assert fake.calls[1] == [{"role": "text", "content": ALPACA.format(question=Q) + (
         "Thought: I need to search Velmora Library.\nAction: search[Velmora Library]\n"
         "Observation: The Velmora Library was designed by Idris Kallum.\nThought:")}]

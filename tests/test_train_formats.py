@@ -86,7 +86,7 @@ def test_an_adapter_trained_in_alpaca_is_loaded_back_in_alpaca_with_no_option(ti
     agent = build_agent(spec)
     assert agent.format == "alpaca"
     t = agent.solve("Who designed the Velmora Library?")
-    assert t.agent.prompt_format == "alpaca" and t.agent.key.endswith("· fine-tuned · alpaca")
+    assert t.agent.prompt_format == "alpaca" and "· fine-tuned · alpaca" in t.agent.key
     assert len(t.steps) == 1 and json.loads(json.dumps(t.to_dict()))["agent"]["prompt_format"] == "alpaca"
 
 
