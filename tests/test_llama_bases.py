@@ -284,4 +284,6 @@ def test_fireact_run_with_the_published_adapter_from_the_hub(made, tmp_path):
         traj = json.loads(r.stdout[r.stdout.index("{"):])
         assert (traj["agent"]["model"], traj["agent"]["adapter"]) == (f"local:{LLAMA}", ADAPTER)
         assert traj["agent"]["finetuned"] is True and traj["steps"]
+        # no format option given: the known-adapters table runs the paper's adapter in its Alpaca text format
+        assert traj["agent"]["prompt_format"] == "alpaca", traj["agent"]
         assert f"/{ADAPTER}/resolve/main/adapter_model.bin" in server.paths("GET")
