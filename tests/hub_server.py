@@ -57,7 +57,7 @@ SPACE_GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p
     "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.gguf", "*.gz", "*.h5", "*.joblib", "*.model", "*.npy", "*.npz",
     "*.onnx", "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.safetensors", "*.tar", "*.tflite",
     "*.zip", "*.zst", "*tfevents*"))
-_PREFIX = {"models": "", "datasets": "datasets/", "spaces": "spaces/"}
+_PREFIX = {"models": "", "datasets": "", "spaces": "spaces/"}  # `repos` keys: models and datasets by bare id
 
 
 def _binary(sample: bytes) -> bool:
@@ -354,7 +354,7 @@ class HubServer(Serving):
         """The git-lfs batch API (`basic` transfer: one PUT per object, then verify) and its verify call."""
         if not authed:
             return self._unauthorized()
-        if prefix + repo_id not in self.repos:
+        if (f"spaces/{repo_id}" if prefix == "spaces/" else repo_id) not in self.repos:
             return self._json({"message": "Repository not found"}, 404)
         if what == "verify":
             stored = self.lfs_objects.get(body.get("oid", ""))
