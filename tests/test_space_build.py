@@ -152,9 +152,9 @@ def test_the_default_base_as_safetensors_is_served_byte_for_byte(tmp_path, monke
             local = api.hf_hub_download(repo, name, cache_dir=str(tmp_path))
             want = served[name] if repo == BUNDLED_ID else ROOT / "data/adapters/default" / name
             assert Path(local).read_bytes() == want.read_bytes()
-        head = subprocess.run(["curl", "-sI", f"{hub.url}/{BUNDLED_ID}/resolve/main/model.safetensors"],
-                              capture_output=True, text=True, timeout=30).stdout
-        size = int(re.search(r"(?i)content-length: (\d+)", head).group(1))
+        head = urllib.request.Request(f"{hub.url}/{BUNDLED_ID}/resolve/main/model.safetensors", method="HEAD")
+        with urllib.request.urlopen(head, timeout=30) as r:
+            size = int(r.headers["Content-Length"])
         assert size == served["model.safetensors"].stat().st_size > 100e6  # float weights, not Q4_1
 
 
