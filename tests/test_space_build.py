@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import http.client
+import importlib.util
 import re
 import subprocess
 import sys
@@ -32,8 +33,15 @@ from packaging.version import Version
 from fireact_core.models import BUNDLED_ID
 from space.manifest import ROOT, ZEROGPU_PYTHON, ZEROGPU_TORCH, front_matter, requirement_pins, space_files
 
-sys.path.insert(0, str(ROOT / "bench"))
-import space_check
+
+def _load_space_check():  # by its path: bench/ on sys.path would shadow the `train` package with bench/train.py
+    spec = importlib.util.spec_from_file_location("space_check", ROOT / "bench" / "space_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+space_check = _load_space_check()
 
 META = front_matter(ROOT)
 PINS = requirement_pins(ROOT)
