@@ -1,12 +1,13 @@
 """The Space rehearsal (`make space-check`): the app as a Hugging Face Space would build and run it.
 
-1. Stage exactly the files `fireact space deploy` uploads (`space.manifest.space_files()`) in a
-   temporary folder, README.md as deployed.
+1. Deploy the checkout to a local Hub stand-in (`tests/hub_server.py`, answering as the Hub does)
+   with `fireact space deploy`'s own code, and stage the Space's files as they arrived (exactly
+   `space.manifest.space_files()`, the adapters through git-lfs) in a temporary folder.
 2. Build a fresh virtual environment the way a Space's builder does: `pip install -r
    requirements.txt`, then `gradio[oauth]==<sdk_version>` and `spaces` (no Makefile step, no
    `--no-deps` package, so no bundled GGUF). On a machine without CUDA the CPU build of the same
    torch pin is installed first (a Space with a GPU gets the CUDA build of that version).
-3. Serve the default base on a local Hub stand-in (`tests/hub_server.py`): SmolLM2-135M-Instruct
+3. Serve the default base on the same stand-in: SmolLM2-135M-Instruct
    as safetensors, de-quantised from the bundled GGUF and `save_pretrained` (`fireact_core.models`),
    and the default adapter (`data/adapters/default/`) as a Hub repo named by
    `FIREACT_DEFAULT_ADAPTER`.
@@ -34,29 +35,47 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT, ROOT / "tests"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+# this script's folder first on sys.path would let bench/train.py shadow the `train` package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+for p in (ROOT / "tests", ROOT):
+    sys.path.insert(0, str(p))
 
 from fireact_core.models import BUNDLED_ID  # noqa: E402
-from space.deploy import space_readme  # noqa: E402
 from space.manifest import front_matter, requirement_pins, space_files  # noqa: E402
 
 ADAPTER_REPO = "fireact/smollm2-135m-world"  # the stand-in's name for data/adapters/default
 SPACE_ID = "fireact/arena-rehearsal"
 
 
-def stage(dest: Path, root: Path = ROOT, *, adapter_repo: str | None = None) -> list[str]:
-    """Copy the deploy's file set into `dest` (README.md as `fireact space deploy` uploads it)."""
-    files = space_files(root)
-    for f in files:
-        target = dest / f
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if f == "README.md":
-            target.write_bytes(space_readme(root, adapter_repo=adapter_repo))
-        else:
-            shutil.copy2(root / f, target)
-    return files
+def stage_via_deploy(hub: Any, dest: Path, root: Path = ROOT) -> list[str]:
+    """Deploy the checkout to the Hub stand-in with `fireact space deploy`'s own code (git-lfs for the
+    binaries: the stand-in does not speak Xet) and write the Space's files, as they arrived, to `dest`."""
+    from hub_server import TOKEN
+    from huggingface_hub import constants
+
+    from space.deploy import deploy, plan
+    from space.manifest import KEEP_REMOTE
+
+    saved_env = {k: os.environ.get(k) for k in ("HF_ENDPOINT", "HF_TOKEN")}
+    saved = constants.HF_HUB_OFFLINE, constants.HF_HUB_DISABLE_XET
+    os.environ.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN)
+    constants.HF_HUB_OFFLINE, constants.HF_HUB_DISABLE_XET = False, True
+    try:
+        args = argparse.Namespace(repo_id=SPACE_ID, hardware=None, private=False, dataset=None,
+                                  default_adapter=ADAPTER_REPO, secret=None, variable=None)
+        deploy(plan(args, root), log=lambda *_: None)
+    finally:
+        constants.HF_HUB_OFFLINE, constants.HF_HUB_DISABLE_XET = saved
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    arrived = {k: v for k, v in hub.space(SPACE_ID)["files"].items() if k not in KEEP_REMOTE}
+    for name, data in arrived.items():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_bytes(data)
+    return sorted(arrived)
 
 
 def export_base() -> Path:
@@ -166,19 +185,23 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="fireact-space-check-"))
     app_dir, home = work / "app", work / "home"
     home.mkdir()
-    files = stage(app_dir, adapter_repo=ADAPTER_REPO)
-    print(f"staged {len(files)} files ({sum((app_dir / f).stat().st_size for f in files) / 1e6:.1f} MB) in {app_dir}")
-    if args.venv:
-        venv, build_s = args.venv, None
-    else:
-        venv = work / "venv"
-        print("building a fresh venv as a Space builder would (pip's cache makes a second run quicker) ...")
-        build_s = build_venv(app_dir, venv, args.python)
-        print(f"build: {build_s:.0f} s")
-    base = export_base()
-    proc = None
     with HubServer(lfs=True) as hub:
-        serve_defaults(hub, base)
+        files = stage_via_deploy(hub, app_dir)
+        if files != space_files(ROOT):
+            print("the Space's files differ from space/manifest.py's list", file=sys.stderr)
+            shutil.rmtree(work, ignore_errors=True)
+            return 1
+        lfs = sorted(path for key, path in hub.lfs_paths if key == f"spaces/{SPACE_ID}")
+        print(f"deployed {len(files)} files ({sum((app_dir / f).stat().st_size for f in files) / 1e6:.1f} MB; "
+              f"through LFS: {', '.join(lfs)}) to the stand-in and staged them in {app_dir}")
+        if args.venv:
+            venv, build_s = args.venv, None
+        else:
+            venv = work / "venv"
+            print("building a fresh venv as a Space builder would ...")
+            build_s = build_venv(app_dir, venv, args.python)
+            print(f"build: {build_s:.0f} s")
+        serve_defaults(hub, export_base())
         port = free_port()
         env = space_env(hub.url, port, home)
         log = (work / "app.log").open("wb")

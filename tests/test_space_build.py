@@ -6,7 +6,7 @@
   to a version ZeroGPU supports and the Makefile installs that same pin; the default base is preloaded.
 - The file set: everything the app imports is in it (so the Space starts), nothing from tests/bench/docs.
 - The default base as safetensors (written from the bundled GGUF) served by the Hub stand-in byte for byte.
-- The staged file set started as `python app.py` with a Space's environment against the stand-in Hub:
+- The file set, deployed to the stand-in and staged as it arrived, started as `python app.py` with a Space's environment against the stand-in Hub:
   its first page, the OAuth routes a Space's login needs, and the start-up probe at `HF_ENDPOINT`.
 """
 
@@ -169,9 +169,10 @@ def test_the_default_base_as_safetensors_is_served_byte_for_byte(tmp_path, monke
 def test_the_staged_app_starts_with_a_spaces_environment_against_the_stand_in_hub(tmp_path):
     app_dir, home = tmp_path / "app", tmp_path / "home"
     home.mkdir()
-    staged = space_check.stage(app_dir, adapter_repo=space_check.ADAPTER_REPO)
-    assert sorted(p.relative_to(app_dir).as_posix() for p in app_dir.rglob("*") if p.is_file()) == staged
     with HubServer(lfs=True) as hub:
+        staged = space_check.stage_via_deploy(hub, app_dir)  # what `fireact space deploy` delivered
+        assert staged == space_files(ROOT)
+        assert sorted(p.relative_to(app_dir).as_posix() for p in app_dir.rglob("*") if p.is_file()) == staged
         hub.add_files(BUNDLED_ID, {"config.json": b"{}"})  # enough for the start-up probe (model_info)
         port = space_check.free_port()
         env = space_check.space_env(hub.url, port, home)
