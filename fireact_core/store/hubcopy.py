@@ -43,15 +43,22 @@ class HubSnapshots:
                                     token=self.token, local_dir=folder))
 
     def folders(self) -> list[str]:
-        """The snapshot folders, oldest first ([] when the dataset or its folder does not exist yet)."""
-        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
-        from huggingface_hub.hf_api import RepoFolder
+        """The snapshot folders, oldest first ([] when the dataset or its folder does not exist yet).
 
-        try:
-            entries = list(self.api.list_repo_tree(self.repo_id, path_in_repo=FOLDER, repo_type="dataset"))
-        except (RepositoryNotFoundError, EntryNotFoundError):
-            return []
-        return sorted(e.path for e in entries if isinstance(e, RepoFolder))
+        One try per page, no retries (`list_repo_tree` backs off for half a minute on a 5xx): at start a
+        Hub that does not answer is reported at once, and the pusher asks again on its next round."""
+        from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+        url: str | None = f"{self.endpoint}/api/datasets/{self.repo_id}/tree/main/{FOLDER}"
+        out: list[str] = []
+        while url:
+            r = get_session().get(url, headers=build_hf_headers(token=self.token), timeout=15)
+            if r.status_code == 404:
+                return []
+            hf_raise_for_status(r)
+            out += [e["path"] for e in r.json() if e.get("type") == "directory"]
+            url = r.links.get("next", {}).get("url")
+        return sorted(out)
 
     def latest(self, tries: int = 20) -> CopyInfo | None:
         """The newest snapshot that holds rows (manifests read from the newest back, at most `tries`)."""
@@ -117,6 +124,8 @@ def build_from_parquet(dest: Path, tables: dict[str, Path], version: int) -> Non
         for table, path in tables.items():
             if table in base:
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet('{_sql(path)}')")
+        if not con.execute("SELECT count(*) FROM schema_version").fetchone()[0]:
+            con.execute("INSERT INTO schema_version SELECT v, now() FROM range(1, ?) t(v)", [version + 1])
         con.execute("COMMIT")
     finally:
         con.close()
