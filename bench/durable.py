@@ -30,6 +30,9 @@ from bench.app import start, stop
 QUESTION = "What is the capital of France?"
 SETTINGS = ["fake:scripted", "react", 2, "model:fake:tuned", "off", 0.5, 0, True]
 NO_LIMITS = {"FIREACT_BATTLES_PER_MINUTE": "0", "FIREACT_RATINGS_PER_MINUTE": "0"}
+WORDS = ("the", "of", "and", "in", "was", "a", "is", "by", "film", "directed", "born", "city", "river", "capital",
+         "country", "American", "French", "1987", "1952", "album", "band", "museum", "novel", "written", "located",
+         "county", "founded", "university", "actor", "singer", "Paris", "Tovarin", "Sels", "Ostrava", "northern")
 _COPIED = re.compile(r"durable copy to the (storage bucket|Hub dataset): .* in ([0-9.]+) s")
 
 
@@ -167,7 +170,7 @@ def seed(db: Path, battles: int, steps: int = 6, observation_chars: int = 400) -
     from fireact_core.trajectory import Step, Trajectory
 
     store = Store.open(db)
-    obs = ("The page says many things about the question's subject. " * 20)[:observation_chars]
+    obs = "OBSERVATION-TEXT"  # each copy of the template gets its own words below, so the file compresses as text does
     mk = [Trajectory(question=f"seed question {k}?", id=f"seed-run-{k}", gold="Paris", answer="Paris", em=1.0, f1=1.0,
                      status="finished", steps=[Step(thought=f"I look up part {j}.", action="search", argument=f"topic {j}",
                                                     observation=obs) for j in range(steps - 1)]
@@ -177,12 +180,19 @@ def seed(db: Path, battles: int, steps: int = 6, observation_chars: int = 400) -
     store.save_battle("seed-battle", run_a=mk[0], run_b=mk[1], blind=True, rater_id="seed")
     store.record_vote("seed-battle", "seed", "a")
     with store._write() as cur:  # the template repeated in SQL: minutes of app time in a second
-        cur.execute("INSERT INTO runs SELECT r.* EXCLUDE (i) REPLACE (r.id || '-' || i AS id, r.battle_id || '-' || i "
-                    "AS battle_id) FROM runs r, range(1, ?) t(i)", [battles])
-        cur.execute("INSERT INTO battles SELECT b.* EXCLUDE (i) REPLACE (b.id || '-' || i AS id, b.question || ' ' || "
+        words = ", ".join(f"'{w}'" for w in WORDS)
+        suffix = "CASE WHEN i = 0 THEN '' ELSE '-' || i END"
+        cur.execute(f"CREATE TEMP TABLE seed_runs AS SELECT r.* REPLACE (r.id || {suffix} AS id, r.battle_id || "
+                    f"{suffix} AS battle_id, replace(r.trajectory, 'OBSERVATION-TEXT', array_to_string(list_transform("
+                    f"range(?), lambda x: [{words}][(1 + hash(i * 7919 + x) % {len(WORDS)})::BIGINT]), ' ')) AS trajectory) "
+                    f"FROM runs r, range(0, ?) t(i)", [observation_chars // 6, battles])
+        cur.execute("DELETE FROM runs")
+        cur.execute("INSERT INTO runs SELECT * FROM seed_runs")
+        cur.execute("DROP TABLE seed_runs")
+        cur.execute("INSERT INTO battles SELECT b.* REPLACE (b.id || '-' || i AS id, b.question || ' ' || "
                     "i AS question, b.run_a || '-' || i AS run_a, b.run_b || '-' || i AS run_b) FROM battles b, "
                     "range(1, ?) t(i)", [battles])
-        cur.execute("INSERT INTO votes SELECT v.* EXCLUDE (i) REPLACE (v.id || '-' || i AS id, v.battle_id || '-' || i "
+        cur.execute("INSERT INTO votes SELECT v.* REPLACE (v.id || '-' || i AS id, v.battle_id || '-' || i "
                     "AS battle_id) FROM votes v, range(1, ?) t(i)", [battles])
     store.close()
     return db.stat().st_size

@@ -88,6 +88,10 @@ def test_the_bucket_copy_is_replaced_whole_and_restores_into_an_empty_disk(tmp_p
     assert back.count("votes") == 5 and back.count("steps") == 20
     assert state.restored and state.notes[0].startswith("Restored 10 runs and 5 votes from the storage bucket copy of ")
     assert "fireact_copy_info" not in {r[0] for r in back._con.execute("SHOW TABLES").fetchall()}
+    fresh = Store.open(tmp_path / "fresh.duckdb")
+    constraints = "SELECT table_name, constraint_type, constraint_text FROM duckdb_constraints() ORDER BY ALL"
+    assert back._rows(constraints) == fresh._rows(constraints)  # keys and the one-vote-per-battle rule came along
+    fresh.close()
     with pytest.raises(Exception, match="already has a vote"):
         back.record_vote("b0", "r", "b")
     back.close()
