@@ -208,3 +208,19 @@ def test_a_hub_snapshot_of_an_older_schema_is_restored_and_then_migrated(tmp_pat
     assert back.version() == 4 and back.count("votes") == 2 and back.count("steps") == 8
     assert {r["failed"] for r in back._rows("SELECT failed FROM battles")} == {False}
     back.close()
+
+
+def test_a_second_container_writing_the_same_bucket_stops_when_the_copy_there_holds_rows_it_lacks(tmp_path):
+    bucket = tmp_path / "bucket"
+    one, two = Store.open(tmp_path / "one.duckdb"), Store.open(tmp_path / "two.duckdb")
+    first, second = (Durability(s, DurableTargets(bucket_dir=bucket)) for s in (one, two))
+    _fill(one, 3)
+    assert first.copy("bucket")
+    _fill(two, 2, 10)  # another container, another history, fewer rows
+    assert second.copy("bucket") is None and "another container writes there" in second.bucket_held
+    assert BucketCopy(bucket).latest().counts["votes"] == 3
+    _fill(one, 1, 3)
+    assert first.copy("bucket") and BucketCopy(bucket).latest().counts["votes"] == 4  # the first goes on
+    for d, s in ((first, one), (second, two)):
+        d.stop(final=False)
+        s.close()

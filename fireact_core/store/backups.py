@@ -31,6 +31,7 @@ class Durability:
         self.bucket = BucketCopy(targets.bucket_dir) if targets.bucket_dir else None
         self.hub = targets.hub()
         self.hub_held: str | None = None  # the Hub holds rows this database lacks: no snapshot goes there
+        self.bucket_held: str | None = None  # the bucket's copy holds rows this database lacks: another writer
         self._hub_checked = self.state.hub_checked
         self.last: dict[str, tuple[CopyInfo, float]] = {}  # per target: its last copy and the seconds it took
         self.errors: dict[str, str] = {}
@@ -83,6 +84,8 @@ class Durability:
                 info = take_copy(self.store, self._dir / f"{name}.duckdb")
                 if not info.empty:  # an empty copy is never written: it could only hide a fuller one
                     if name == "bucket":
+                        if not self._bucket_may_put(info):
+                            return None
                         self.bucket.put(Path(info.where))
                     else:
                         self.hub.push(Path(info.where), info)
@@ -99,6 +102,19 @@ class Durability:
             log.info("durable copy to the %s: %d runs, %d votes, taken at %s, in %.3f s", _where(name),
                      info.counts["runs"], info.counts["votes"], info.taken_at.isoformat(), took)
             return info
+
+    def _bucket_may_put(self, info: CopyInfo) -> bool:
+        """False once the bucket's copy holds rows this copy lacks: another container writes there.
+
+        This process's own copies only grow, so a copy it would shrink came from another writer (two
+        containers on one bucket): the first to see that stops writing, and the fuller copy stays."""
+        if self.bucket_held is None:
+            current = self.bucket.latest()
+            if current is not None and fewer(info.counts, current.counts):
+                self.bucket_held = (f"{current.describe()} holds rows this database lacks: another container writes "
+                                    "there, so this one writes no copy to the bucket.")
+                log.warning(self.bucket_held)
+        return self.bucket_held is None
 
     def _hub_may_push(self) -> bool:
         """False while the Hub could not be read since start, or once it showed rows this database lacks."""
