@@ -125,13 +125,13 @@ def loss_run(db: Path, env: dict[str, str], *, stops: tuple[str, ...] = ("kill",
             if not voting.wait(120):
                 raise SystemExit("no vote was acknowledged within 120 s")
             time.sleep(rng.uniform(*storm_s))  # from the first vote acknowledged since the (re)start
-            res.kills.append(time.time())
-            res.clean.append(how == "term")
             if how == "term":
                 stop(proc)
             else:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
+            res.kills.append(time.time())  # once it is gone: every acknowledgement came before this
+            res.clean.append(how == "term")
             for p in (db, Path(f"{db}.wal")):  # the new container's empty disk
                 p.unlink(missing_ok=True)
             t = time.monotonic()
