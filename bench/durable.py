@@ -22,6 +22,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ NO_LIMITS = {"FIREACT_BATTLES_PER_MINUTE": "0", "FIREACT_RATINGS_PER_MINUTE": "0
 WORDS = ("the", "of", "and", "in", "was", "a", "is", "by", "film", "directed", "born", "city", "river", "capital",
          "country", "American", "French", "1987", "1952", "album", "band", "museum", "novel", "written", "located",
          "county", "founded", "university", "actor", "singer", "Paris", "Tovarin", "Sels", "Ostrava", "northern")
-_COPIED = re.compile(r"durable copy to the (storage bucket|Hub dataset): .* in ([0-9.]+) s")
+_COPIED = re.compile(r"durable copy to the (storage bucket|Hub dataset): .*, taken at (\S+), in ([0-9.]+) s")
 
 
 def _connect(url: str, over: Any) -> Any:
@@ -79,6 +80,7 @@ class LossResult:
     stored: set[str] = field(default_factory=set)  # questions with a vote in the database at the end
     lost: list[tuple[str, float]] = field(default_factory=list)  # (question, its age at the kill that lost it)
     copy_s: dict[str, list[float]] = field(default_factory=dict)  # per target, from the app's log
+    copies: list[tuple[float, float]] = field(default_factory=list)  # (taken at, seconds it took), from the log
     notes: list[str] = field(default_factory=list)  # what each restarted page said about its restore
     restart_s: list[float] = field(default_factory=list)
 
@@ -88,6 +90,22 @@ class LossResult:
         for q, t in self.acked:
             after = [(k, c) for k, c in zip(self.kills, self.clean) if k > t]
             if after and after[0][1] == clean and after[0][0] - t >= age:
+                out.append(q)
+        return out
+
+
+    def owed(self) -> list[str]:
+        """Acknowledged votes older than the last copy that was finished before the kill after them.
+
+        Acknowledged before a copy was taken means committed before it, so each of these must be back
+        after any kill, however late a loaded machine ran the copies."""
+        out = []
+        for q, t in self.acked:
+            kill, clean = next(((k, c) for k, c in zip(self.kills, self.clean) if k > t), (None, True))
+            if kill is None or clean:
+                continue
+            done = [taken for taken, took in self.copies if taken + took < kill]
+            if done and t < max(done):
                 out.append(q)
         return out
 
@@ -159,7 +177,8 @@ def loss_run(db: Path, env: dict[str, str], *, stops: tuple[str, ...] = ("kill",
         if q not in res.stored:
             res.lost.append((q, after[0] - t if after else 0.0))
     for m in _COPIED.finditer(log.read_text(errors="replace")):
-        res.copy_s.setdefault(m.group(1), []).append(float(m.group(2)))
+        res.copy_s.setdefault(m.group(1), []).append(float(m.group(3)))
+        res.copies.append((datetime.fromisoformat(m.group(2)).timestamp(), float(m.group(3))))
     return res
 
 

@@ -173,6 +173,23 @@ def test_a_hub_that_cannot_be_read_at_start_gets_no_snapshot_while_it_holds_rows
     store.close()
 
 
+def test_a_restore_that_fails_starts_empty_and_writes_no_copy_over_the_one_it_could_not_fetch(tmp_path, hub):
+    full = Store.open(tmp_path / "full.duckdb")
+    _fill(full, 3)
+    c = _copy(full, tmp_path)
+    targets = DurableTargets(hub_repo="tester/ratings", token=TOKEN, endpoint=hub.url)
+    folder = targets.hub().push(Path(c.where), c)
+    full.close()
+    del hub.repos["tester/ratings"]["files"][f"{folder}/votes.parquet"]  # listed, but its tables do not come
+    store, state = open_with_restore(tmp_path / "local" / "app.duckdb", targets, Store.open)
+    assert state.restored is None and "Restoring the Hub dataset tester/ratings snapshot of" in state.held
+    assert store.count("votes") == 0 and not (tmp_path / "local" / "app.duckdb.restoring").exists()
+    _fill(store, 1)
+    assert Durability(store, targets, state).copy("hub") is None
+    assert len(hub.repos["tester/ratings"]["commits"]) == 1
+    store.close()
+
+
 def test_an_empty_database_is_never_copied(tmp_path, hub):
     store = Store.open(tmp_path / "live.duckdb")
     targets = DurableTargets(bucket_dir=tmp_path / "bucket", hub_repo="tester/ratings", token=TOKEN,

@@ -24,14 +24,16 @@ from bench.durable import loss_run  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 INTERVAL = 0.5
-SLACK_S = 0.5  # a thread's wake-up and a client's reply on 2 shared cores; the window is measured in the bench
+# The window's bound allows for a loaded machine running a copy late (2 shared cores); the window itself is
+# measured by the bench. What must hold exactly: every vote acknowledged before the last copy finished is back.
+SLACK_S = 2.0
 
 
 def _check(res, where: str) -> None:
+    owed = res.owed()
+    assert len(owed) >= 3, res  # votes older than a finished copy were acknowledged before the kill
+    assert set(owed) <= res.stored, f"acknowledged before a finished copy, and lost: {sorted(set(owed) - res.stored)}"
     window = INTERVAL + max(max(v) for v in res.copy_s.values())
-    old = res.older_than(window + SLACK_S)
-    assert len(old) >= 3, res  # votes old enough to be owed back were acknowledged before the kill
-    assert set(old) <= res.stored, f"acknowledged votes older than {window:.2f} s were lost: {sorted(set(old) - res.stored)}"
     assert all(age < window + SLACK_S for _, age in res.lost), (res.lost, window)
     assert res.notes and all(n.startswith("Restored ") and where in n for n in res.notes), res.notes
 

@@ -223,15 +223,20 @@ def _restore(info: CopyInfo, path: Path, targets: DurableTargets) -> None:
     tmp = path.with_name(f"{path.name}.restoring")
     for p in (tmp, Path(f"{tmp}.wal")):
         p.unlink(missing_ok=True)
-    if info.source == "bucket":
-        BucketCopy(Path(info.where).parent).fetch(tmp)
-        con = duckdb.connect(str(tmp))
-        con.execute(f"DROP TABLE IF EXISTS {INFO_TABLE}")
-        con.close()
-    elif info.source == "legacy":
-        _fetch_legacy(Path(info.where), tmp)
-    else:
-        targets.hub().fetch(info, tmp)
+    try:
+        if info.source == "bucket":
+            BucketCopy(Path(info.where).parent).fetch(tmp)
+            con = duckdb.connect(str(tmp))
+            con.execute(f"DROP TABLE IF EXISTS {INFO_TABLE}")
+            con.close()
+        elif info.source == "legacy":
+            _fetch_legacy(Path(info.where), tmp)
+        else:
+            targets.hub().fetch(info, tmp)
+    except BaseException:
+        for p in (tmp, Path(f"{tmp}.wal")):
+            p.unlink(missing_ok=True)
+        raise
     Path(f"{path}.wal").unlink(missing_ok=True)
     os.replace(tmp, path)
 
@@ -272,7 +277,15 @@ def open_with_restore(path: Path, targets: DurableTargets, open_store: Callable[
     if not any(local[t] for t in DATA_TABLES):
         store.close()
         t0 = time.perf_counter()
-        _restore(newest, path, targets)
+        try:
+            _restore(newest, path, targets)
+        except Exception as e:  # serve on the empty database, and write no copy over the one that failed to come back
+            why = redact(f"{type(e).__name__}: {e}".splitlines()[0])[:300]
+            state.held = (f"Restoring {newest.describe()} failed ({why}), so this database starts empty and writes no "
+                          "durable copy (it would replace that one). Restart to try again.")
+            state.notes.append(state.held)
+            log.warning(state.held)
+            return open_store(path), state
         store = open_store(path)
         with store._read() as cur:
             n = count_rows(cur)
