@@ -9,6 +9,7 @@ none. `python bench/reliability.py durable` measures the window on a database of
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -57,4 +58,7 @@ def test_kill_9_and_an_empty_disk_lose_no_vote_older_than_the_interval_from_the_
     _check(res, "the Hub dataset tester/ratings snapshot of")
     added = [f for c in repo["commits"] for f in c["files"]]
     assert len(added) == len(set(added)) and len(repo["commits"]) >= 3  # every push wrote new files only
+    # the restart on an empty disk pushed nothing smaller: each snapshot holds at least the votes of the one before
+    votes = [json.loads(repo["files"][f])["counts"]["votes"] for f in added if f.endswith("/manifest.json")]
+    assert votes[0] > 0 and votes == sorted(votes), votes
     assert not any(f.endswith((".duckdb", ".wal")) for f in added)
