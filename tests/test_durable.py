@@ -86,6 +86,10 @@ def test_the_bucket_copy_is_replaced_whole_and_restores_into_an_empty_disk(tmp_p
     assert bucket.latest().counts["votes"] == 5
     back, state = open_with_restore(tmp_path / "new" / "app.duckdb", DurableTargets(bucket_dir=bucket.folder), Store.open)
     assert back.count("votes") == 5 and back.count("steps") == 20
+    durable = Durability(back, DurableTargets(bucket_dir=bucket.folder), state)
+    assert durable.copy("bucket") is None  # the copy it came from holds the same: not written again
+    back.touch_rater("r")
+    assert durable.copy("bucket") is not None
     assert state.restored and state.notes[0].startswith("Restored 10 runs and 5 votes from the storage bucket copy of ")
     assert "fireact_copy_info" not in {r[0] for r in back._con.execute("SHOW TABLES").fetchall()}
     fresh = Store.open(tmp_path / "fresh.duckdb")

@@ -37,6 +37,9 @@ class Durability:
         self.errors: dict[str, str] = {}
         self._dir = Path(tempfile.mkdtemp(prefix="fireact-copies-"))
         self._done = {"bucket": -1, "hub": -1}  # the store's commit count at each target's last copy
+        restored = self.state.restored.source if self.state.restored else None
+        if restored in ("bucket", "hub"):  # it holds what the database holds now: no copy until something changes
+            self._done[restored] = store.commits
         self._locks = {"bucket": threading.Lock(), "hub": threading.Lock()}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
