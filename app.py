@@ -6,8 +6,10 @@
 `create_app(config)` builds the Blocks without launching them: one module per tab under
 `space/` (arena, annotate, leaderboard), each built as its own Blocks and `.render()`ed here.
 On a Hugging Face Space (SPACE_ID set) the app listens on 0.0.0.0, shows the HF login
-button (README front matter: `hf_oauth: true`), defaults to blind mode, and reads its
-database path from FIREACT_DB (put it on a mounted storage bucket). While the Hub answers, the
+button (README front matter: `hf_oauth: true`) and defaults to blind mode. The live database stays on
+local disk (FIREACT_DB, or the cache folder); durable copies go to a mounted storage bucket and the
+FIREACT_HUB_DATASET dataset, and an empty disk is restored from the newest of them at start
+(`fireact_core/store/durable.py`). While the Hub answers, the
 default base and adapter load from it (`space/defaults.py`); otherwise from the bundled files.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -28,6 +31,7 @@ import gradio as gr
 from fireact_core.errors import FireActError
 from fireact_core.models import cache_root
 from fireact_core.store import redact
+from fireact_core.store.backups import Durability
 from space import annotate, arena, leaderboard
 from space.config import AppConfig
 from space.runtime import Runtime
@@ -65,6 +69,8 @@ def create_app(config: AppConfig | None = None) -> gr.Blocks:
         db_warning = cfg.db_location()[1]
         if db_warning:
             gr.Markdown(f"⚠️ {db_warning}", elem_id="fa-db-warning")
+        if cfg.start_state and cfg.start_state.notes:  # restored from a durable copy, or why copies are held
+            gr.Markdown("\n\n".join(cfg.start_state.notes), elem_id="fa-db-durable")
         with gr.Tabs():
             with gr.Tab("Arena", id="arena"):
                 arena_tab.blocks.render()
@@ -108,14 +114,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fireact app: {e}", file=sys.stderr)
         return 2
     rt: Runtime = demo.fireact_runtime
-    if cfg.hub_dataset and os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("1", "true", "yes"):
-        from fireact_core.store import start_hub_sync
-
-        folder = cache_root() / "hub-snapshots"
-        start_hub_sync(rt.store, cfg.hub_dataset, folder=folder)
-        log.info("syncing Parquet snapshots to the Hub dataset %s", cfg.hub_dataset)
-    demo.launch(server_name=host, server_port=args.port, show_error=False, max_threads=100)
+    targets = cfg.durable_targets()
+    durable = Durability(rt.store, targets, cfg.start_state).start() if targets.any else None
+    if durable:
+        log.info("durable copies of %s: %s", rt.store.path, ", ".join(
+            f"{name} every {every:g} s" for name, every in durable.targets_on()))
+    # A Space stops a container with SIGTERM: end the server as Ctrl-C would, so the last copies are written.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        demo.launch(server_name=host, server_port=args.port, show_error=False, max_threads=100)
+    finally:
+        if durable:
+            durable.stop()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

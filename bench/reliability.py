@@ -8,6 +8,7 @@ prints its figures; docs/reliability.md keeps them with the command that produce
     .venv/bin/python bench/reliability.py writer   # a second app on the same database file
     .venv/bin/python bench/reliability.py fuzz     # hypothesis: fuzzed model outputs through parser, loop, store
     .venv/bin/python bench/reliability.py checks   # the page, secrets, bad requests, limits and admin (pytest)
+    .venv/bin/python bench/reliability.py durable  # lost containers: kill -9, wipe the disk, restore (bench/durable.py)
 
 The fast versions of these run in `make test` (tests/test_reliability_*.py).
 """
@@ -249,26 +250,71 @@ def bench_checks() -> None:
             print("  " + line)
 
 
+def bench_durable(battles: int, interval: float, kills: int, target: str) -> None:
+    """Copy costs of a database of `battles` voted battles, then `kills` × (kill -9, wipe, restore) on it."""
+    import shutil
+
+    from bench.durable import copy_costs, loss_run, seed
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from hub_server import TOKEN, HubServer
+    from huggingface_hub import constants
+
+    constants.HF_HUB_OFFLINE = False  # the stand-in Hub only
+    with HubServer() as hub, tempfile.TemporaryDirectory(prefix="fireact-durable-") as tmp:
+        c = copy_costs(battles, hub.url, TOKEN)
+        print(f"\ndurable copies of a database of {battles:,} voted battles ({2 * battles:,} runs, "
+              f"{c['db_mb']:.1f} MB; the copy {c['copy_mb']:.1f} MB):")
+        print(f"  consistent copy {c['copy_s']:.2f} s · written into the bucket folder and renamed {c['bucket_put_s']:.2f} s"
+              f" · restored from it {c['bucket_restore_s']:.2f} s · Hub snapshot pushed (stand-in Hub) "
+              f"{c['hub_push_s']:.2f} s · restored from it {c['hub_restore_s']:.2f} s")
+        db = Path(tmp) / "local" / "app.duckdb"
+        db.parent.mkdir()
+        seed(db, battles)
+        env = {"FIREACT_BACKUP_DIR": str(Path(tmp) / "bucket"), "FIREACT_BACKUP_INTERVAL_S": str(interval)}
+        if target == "hub":
+            env = {"FIREACT_HUB_DATASET": "tester/loss", "FIREACT_HUB_INTERVAL_S": str(interval), "HF_TOKEN": TOKEN,
+                   "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"}
+        log = Path(tmp) / "app.log"
+        res = loss_run(db, env, stops=("kill",) * kills, storm_s=(interval, 2 * interval), log=log)
+        copies = [x for v in res.copy_s.values() for x in v]
+        shutil.rmtree(Path(tmp) / "bucket", ignore_errors=True)
+    ages = [a for _, a in res.lost]
+    print(f"\nlost containers ({target}, a copy every {interval:g} s): {kills} × (kill -9 mid vote storm, local "
+          f"database deleted, restart), 2 rater processes")
+    print(f"  votes acknowledged {len(res.acked)} · lost {len(res.lost)} · oldest lost vote "
+          f"{max(ages) if ages else 0:.1f} s before its kill · the window (interval + longest copy) "
+          f"{interval + max(copies):.1f} s")
+    print(f"  copies in the app's log {len(copies)}: p50 {statistics.median(copies):.2f} s, max {max(copies):.2f} s · "
+          f"restart to first page (the restore included) p50 {statistics.median(res.restart_s):.1f} s")
+    print(f"  the page said: {res.notes[-1]}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["load", "crash", "writer", "fuzz", "checks", "all"])
+    p.add_argument("part", choices=["load", "crash", "writer", "fuzz", "checks", "durable", "all"])
     p.add_argument("--raters", type=int, default=None, help="load: 50; crash: 10")
     p.add_argument("--votes", type=int, default=20, help="load: rounds per rater")
-    p.add_argument("--kills", type=int, default=10)
+    p.add_argument("--kills", type=int, default=None, help="crash: 10; durable: 3")
     p.add_argument("--examples", type=int, default=2000, help="fuzz: examples per check")
+    p.add_argument("--battles", type=int, default=10_000, help="durable: voted battles in the database")
+    p.add_argument("--interval", type=float, default=30.0, help="durable: seconds between copies")
+    p.add_argument("--target", choices=["bucket", "hub"], default="bucket", help="durable: where the copies go")
     a = p.parse_args()
     print(f"machine: {os.cpu_count()} CPUs · python {sys.version.split()[0]}")
-    parts = ["load", "crash", "writer", "fuzz", "checks"] if a.part == "all" else [a.part]
+    parts = ["load", "crash", "writer", "fuzz", "checks", "durable"] if a.part == "all" else [a.part]
     for part in parts:
         if part == "load":  # separate client processes, one rater each
             n = a.raters or 50
             bench_votes(n, a.votes, waves=False, procs=n)
         elif part == "crash":
-            bench_crash(a.kills, a.raters or 10)
+            bench_crash(a.kills or 10, a.raters or 10)
         elif part == "writer":
             bench_writer()
         elif part == "fuzz":
             bench_fuzz(a.examples)
+        elif part == "durable":
+            bench_durable(a.battles, a.interval, a.kills or 3, a.target)
         else:
             bench_checks()
 

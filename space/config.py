@@ -24,6 +24,7 @@ from typing import Any
 from fireact_core.backends.base import Model
 from fireact_core.errors import ConfigError
 from fireact_core.store import Store, default_db_path
+from fireact_core.store.durable import DurableTargets, StartState, open_with_restore
 from fireact_core.tools.base import Tools
 from space.choices import (
     ADAPTERS_DIR,
@@ -51,6 +52,16 @@ def _env_int(name: str, default: int) -> int:
         return int(os.environ.get(name) or default)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {os.environ[name]!r}") from None
+
+
+def _env_seconds(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name) or default)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {os.environ[name]!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {os.environ[name]!r}")
+    return value
 
 
 @dataclass
@@ -90,6 +101,13 @@ class AppConfig:
     # (`python app.py` on a laptop); `app.main` clears this for any other host.
     loopback: bool = True
     bucket_mount: Path = Path("/data")  # where a Space's storage bucket is mounted (`hf spaces volumes set`)
+    # Durable copies of the local database (fireact_core/store/durable.py): a folder for the bucket's copy (on a
+    # Space, `<bucket_mount>/fireact/backup` when a bucket is mounted), and how often the bucket and the Hub get one.
+    backup_dir: Path | None = field(default_factory=lambda: Path(os.environ["FIREACT_BACKUP_DIR"])
+                                    if os.environ.get("FIREACT_BACKUP_DIR") else None)
+    backup_interval_s: float = field(default_factory=lambda: _env_seconds("FIREACT_BACKUP_INTERVAL_S", 30.0))
+    hub_interval_s: float = field(default_factory=lambda: _env_seconds("FIREACT_HUB_INTERVAL_S", 300.0))
+    start_state: StartState | None = None  # set by `open_store`: what was restored, and the page's notes
     # The admin's training loop (train/loop.py): where new adapters go (the folder the choices scan) and
     # `LoopConfig` options (recipe, overrides, eval_questions, ...).
     adapters_dir: Path = ADAPTERS_DIR
@@ -99,28 +117,44 @@ class AppConfig:
     def blind(self) -> bool:
         return self.space if self.blind_default is None else self.blind_default
 
-    def db_location(self) -> tuple[Path, str | None]:
-        """Where the database lives, and a warning when that does not outlive a restart.
+    def bucket_mounted(self) -> bool:
+        return self.space and self.bucket_mount.is_dir() and os.access(self.bucket_mount, os.W_OK)
 
-        `db_path` or `$FIREACT_DB` first; on a Space, the storage bucket mounted at `bucket_mount`;
-        else the cache folder, which on a Space is the ephemeral disk.
+    def db_location(self) -> tuple[Path, str | None]:
+        """Where the live database lives, and a warning when that does not outlive a restart.
+
+        `db_path` or `$FIREACT_DB` first; else the cache folder, on local disk. On a Space a storage
+        bucket or a Hub dataset keeps durable copies of it (`durable_targets`); with neither, the warning.
         """
         if self.db_path or os.environ.get("FIREACT_DB"):
-            return Path(self.db_path or default_db_path()), None
-        if self.space:
-            if self.bucket_mount.is_dir() and os.access(self.bucket_mount, os.W_OK):
-                return self.bucket_mount / "fireact" / "app.duckdb", None
+            path = Path(self.db_path or default_db_path())
+            if self.bucket_mounted() and path.resolve().is_relative_to(self.bucket_mount.resolve()):
+                return path, (
+                    f"FIREACT_DB puts the live database on the storage bucket mounted at {self.bucket_mount}, which "
+                    "flushes asynchronously and does not lock across containers: an acknowledged vote may be lost "
+                    "there. Leave FIREACT_DB unset to keep it on local disk with a copy in the bucket.")
+            return path, None
+        if self.space and not self.durable_targets().any:
             return default_db_path(), (
-                f"No storage bucket is mounted at {self.bucket_mount} and FIREACT_DB is not set: this Space keeps its "
-                "runs and ratings on its ephemeral disk, and a restart loses them.")
+                f"No storage bucket is mounted at {self.bucket_mount} and FIREACT_HUB_DATASET is not set: this Space "
+                "keeps its runs and ratings on its ephemeral disk only, and a restart loses them.")
         return default_db_path(), None
 
+    def durable_targets(self) -> DurableTargets:
+        """Where durable copies go: the bucket folder and the Hub dataset (not while HF_HUB_OFFLINE is set)."""
+        bucket = self.backup_dir or (self.bucket_mount / "fireact" / "backup" if self.bucket_mounted() else None)
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        legacy = self.bucket_mount / "fireact" / "app.duckdb" if self.bucket_mounted() else None
+        return DurableTargets(bucket_dir=bucket, hub_repo=None if offline else self.hub_dataset,
+                              interval_s=self.backup_interval_s, hub_interval_s=self.hub_interval_s, legacy_db=legacy)
+
     def open_store(self) -> Store:
+        """The store, restored first from the newest durable copy when the local database holds no rows."""
         if self.store is None:
             path, warning = self.db_location()
             if warning:
                 log.warning(warning)
-            self.store = Store.open(path)
+            self.store, self.start_state = open_with_restore(path, self.durable_targets(), Store.open)
         return self.store
 
     def admin_refusal(self, action: str) -> str:

@@ -8,6 +8,8 @@
 - `GET  /api/models?filter=&search=&sort=&limit=&cardData=`   model listing (a JSON list, no Link header)
 - `GET  /api/models/{repo}[/revision/{rev}]`        model info: `{id, sha, private, downloads, siblings}`
 - `GET  /{repo}/resolve/{rev}/{path}`                raw file bytes (a file added as a `Path` streams from disk)
+- `GET  /api/datasets/{repo}/tree/{rev}[/{path}]`   a dataset's files and folders (`recursive=true` for all below)
+- `GET  /datasets/{repo}/resolve/{rev}/{path}`       a dataset's file bytes (HEAD for its metadata)
 
 Spaces, and the LFS way binaries travel (what `fireact space deploy` uses):
 
@@ -194,6 +196,9 @@ class HubServer(Serving):
     def handle(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
                token: str | None) -> tuple[int, dict[str, str], bytes | Path]:
         authed = token in self.tokens
+        dataset = self._dataset_files(method, path, query, authed)
+        if dataset is not None:
+            return dataset
         if path == "/api/whoami-v2":
             if not authed:
                 return self._unauthorized()
@@ -303,6 +308,42 @@ class HubServer(Serving):
             return 200, {"Content-Type": "application/octet-stream", "ETag": f'"{etag}"',
                          "X-Repo-Commit": "1" * 40}, data
         return self._json({"error": f"no route for {method} {path}"}, 404)
+
+    def _dataset_files(self, method: str, path: str, query: dict[str, list[str]],
+                       authed: bool) -> tuple[int, dict[str, str], bytes | Path] | None:
+        """A dataset's tree listing and file downloads (what `list_repo_tree` and `hf_hub_download` ask); None: not one."""
+        m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/tree/([^/]+)(?:/(.+))?", path)
+        r = re.fullmatch(r"/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
+        if not ((m and method == "GET") or (r and method in ("GET", "HEAD"))):
+            return None
+        repo = self.repos.get((m or r).group(1))
+        if repo is None or (repo["private"] and not authed):
+            return self._json({"error": "Repository not found"}, 404, "RepoNotFound")
+        if r:
+            data = repo["files"].get(r.group(3))
+            if data is None:
+                return self._json({"error": "Entry not found"}, 404, "EntryNotFound")
+            return 200, {"Content-Type": "application/octet-stream", "ETag": f'"{_etag(data)}"',
+                         "X-Repo-Commit": "1" * 40}, data
+        base = (m.group(3) or "").strip("/")
+        prefix = f"{base}/" if base else ""
+        recursive = (query.get("recursive") or ["false"])[0] == "true"
+        entries: dict[str, dict[str, Any]] = {}
+        for name, data in repo["files"].items():
+            if not name.startswith(prefix):
+                continue
+            parts = name[len(prefix):].split("/")
+            for depth in range(1, len(parts)):  # the folders on the way
+                if depth == 1 or recursive:
+                    folder = prefix + "/".join(parts[:depth])
+                    entries[folder] = {"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(),
+                                       "size": 0, "path": folder}
+            if len(parts) == 1 or recursive:
+                size = data.stat().st_size if isinstance(data, Path) else len(data)
+                entries[name] = {"type": "file", "oid": _etag(data), "size": size, "path": name}
+        if base and not entries:
+            return self._json({"error": f"{base} does not exist on main"}, 404, "EntryNotFound")
+        return self._json([entries[k] for k in sorted(entries)])
 
     def _commit(self, repo_id: str, raw: bytes) -> tuple[int, dict[str, str], bytes]:
         lines = [json.loads(x) for x in raw.decode().splitlines() if x.strip()]

@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from fireact_core.errors import InputError
+from fireact_core.errors import ConfigError, InputError
 from space.config import AppConfig
 from space.fakes import fake_config
 from space.raters import RaterLimit, rater_of
@@ -126,26 +126,46 @@ def test_on_a_space_the_login_button_and_blind_mode_come_on(tmp_path, monkeypatc
         monkeypatch.setattr(oauth, name, value)
     mount = tmp_path / "bucket"
     mount.mkdir()
+    monkeypatch.delenv("FIREACT_DB", raising=False)
+    monkeypatch.setenv("FIREACT_CACHE", str(tmp_path / "cache"))
     space = create_app(fake_config(None, space=True, bucket_mount=mount))
     assert _has_login(space)
     assert space.fireact_runtime.cfg.blind
-    assert space.fireact_runtime.store.path == str(mount / "fireact" / "app.duckdb")
+    store = space.fireact_runtime.store
+    assert not store.path.startswith(str(mount))  # the live file stays on local disk; its copies go to the bucket
+    assert space.fireact_runtime.cfg.durable_targets().bucket_dir == mount / "fireact" / "backup"
     assert "fa-db-warning" not in [c.get("props", {}).get("elem_id") for c in space.config["components"]]
-    space.fireact_runtime.store.close()
+    store.close()
 
 
-def test_the_database_goes_on_the_mounted_bucket_and_says_so_when_there_is_none(tmp_path, monkeypatch):
+def test_the_database_stays_on_local_disk_with_copies_on_the_mounted_bucket_and_says_so_when_there_is_none(
+        tmp_path, monkeypatch):
     monkeypatch.delenv("FIREACT_DB", raising=False)
+    monkeypatch.delenv("FIREACT_HUB_DATASET", raising=False)
     monkeypatch.setenv("FIREACT_CACHE", str(tmp_path / "cache"))
     mount = tmp_path / "bucket"
     cfg = AppConfig(space=True, bucket_mount=mount)
     path, warning = cfg.db_location()
     assert path == tmp_path / "cache" / "app.duckdb" and "ephemeral" in warning and str(mount) in warning
+    assert not cfg.durable_targets().any
     mount.mkdir()
-    assert cfg.db_location() == (mount / "fireact" / "app.duckdb", None)
+    assert cfg.db_location() == (tmp_path / "cache" / "app.duckdb", None)
+    targets = cfg.durable_targets()
+    assert targets.bucket_dir == mount / "fireact" / "backup" and targets.interval_s == 30.0
+    assert targets.legacy_db == mount / "fireact" / "app.duckdb"  # where an earlier version kept the live file
+    monkeypatch.setenv("FIREACT_HUB_DATASET", "tester/ratings")  # a Hub dataset alone also keeps copies, online
+    assert "ephemeral" in AppConfig(space=True, bucket_mount=tmp_path / "none").db_location()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert AppConfig(space=True, bucket_mount=tmp_path / "none").db_location()[1] is None
     monkeypatch.setenv("FIREACT_DB", str(tmp_path / "chosen.duckdb"))
     assert cfg.db_location() == (tmp_path / "chosen.duckdb", None)  # the environment decides first
+    monkeypatch.setenv("FIREACT_DB", str(mount / "live.duckdb"))
+    path, warning = cfg.db_location()
+    assert path == mount / "live.duckdb" and "flushes asynchronously" in warning and "Leave FIREACT_DB unset" in warning
     assert AppConfig(space=False, bucket_mount=mount, db_path=None).db_location()[1] is None
+    monkeypatch.setenv("FIREACT_BACKUP_INTERVAL_S", "soon")
+    with pytest.raises(ConfigError, match="FIREACT_BACKUP_INTERVAL_S must be a number of seconds"):
+        AppConfig()
 
 
 # --- the question bank ------------------------------------------------------------------------

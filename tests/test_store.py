@@ -289,33 +289,36 @@ def test_open_returns_one_store_per_file(tmp_path):
     b.close()
 
 
-def test_hub_sync_pushes_parquet_snapshots_never_the_database(store, tmp_path, monkeypatch):
+def test_hub_snapshots_are_parquet_in_a_new_folder_per_push_never_the_database(store, tmp_path, monkeypatch):
     from hub_server import TOKEN, HubServer
     from huggingface_hub import constants
 
-    from fireact_core.store import start_hub_sync
+    from fireact_core.store.backups import Durability
+    from fireact_core.store.durable import DurableTargets
 
     store.save_run(_traj(1), source="arena", agent_key="A")
     with HubServer() as hub:
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        scheduler = start_hub_sync(store, "tester/ratings", folder=tmp_path / "sync", every_minutes=60, token=TOKEN)
-        try:
-            scheduler.trigger().result(timeout=60)
-            store.rate("run001", "r", source="arena", score=1)
-            scheduler.trigger().result(timeout=60)
-        finally:
-            scheduler.stop()
+        durable = Durability(store, DurableTargets(hub_repo="tester/ratings", token=TOKEN, endpoint=hub.url))
+        assert durable.copy("hub")
+        first = dict(hub.repos["tester/ratings"]["files"])
+        store.rate("run001", "r", source="arena", score=1)
+        assert durable.copy("hub")
+        durable.stop(final=False)
         repo = hub.repos["tester/ratings"]
     assert repo["private"] is True
     files = repo["files"]
-    assert {"snapshot/runs.parquet", "snapshot/ratings.parquet", "snapshot/votes.parquet"} <= set(files)
+    assert all(files[name] == data for name, data in first.items())  # the second push replaced nothing
+    folders = sorted({name.rsplit("/", 1)[0] for name in files})
+    assert len(folders) == 2 and all(f.startswith("snapshots/") for f in folders)
+    assert {f"{folders[1]}/{t}.parquet" for t in ("runs", "ratings", "votes")} <= set(files)
     assert not any(name.endswith((".duckdb", ".wal")) for name in files)
     back = tmp_path / "ratings.parquet"
-    back.write_bytes(files["snapshot/ratings.parquet"])
-    con = duckdb.connect(":memory:")
-    assert con.execute(f"SELECT count(*) FROM read_parquet('{back}')").fetchone()[0] == 1  # the second snapshot
-    con.close()
+    for folder, n in zip(folders, (0, 1)):
+        back.write_bytes(files[f"{folder}/ratings.parquet"])
+        con = duckdb.connect(":memory:")
+        assert con.execute(f"SELECT count(*) FROM read_parquet('{back}')").fetchone()[0] == n
+        con.close()
 
 
 def test_concurrent_writes_share_a_commit_and_a_failing_one_fails_alone(store, monkeypatch):

@@ -9,10 +9,11 @@ raises `StoreLockedError` naming that process, instead of DuckDB's raw IO error.
 The schema is versioned (`schema.py`): `MIGRATIONS` is a list of (version, statements),
 applied in order inside one transaction each and recorded in `schema_version`.
 
-Exports (`exports.py`): every table as Parquet or JSONL (`export_tables`), a training set in
-the trainer's trajectory JSONL (`export_training_set`), and Parquet snapshots for a Hub
-dataset (`start_hub_sync`, never the live database file). Secrets from the environment are
-scrubbed from everything written (`redact`).
+Exports (`exports.py`): every table as Parquet or JSONL (`export_tables`) and a training set in
+the trainer's trajectory JSONL (`export_training_set`). Durable copies (`durable.py`,
+`backups.py`, `hubcopy.py`): a consistent copy in a storage bucket and Parquet snapshots in a Hub
+dataset, never the live file, and the restore from the newest at start. Secrets from the
+environment are scrubbed from everything written (`redact`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from typing import Any
 from fireact_core.errors import ConfigError, InputError
 from fireact_core.redact import redact
 from fireact_core.store.db import HEAVY_BATCH, Database, StoreLockedError, _light, _Vote
-from fireact_core.store.exports import Exports, default_db_path, start_hub_sync
+from fireact_core.store.exports import Exports, default_db_path
 from fireact_core.store.schema import MIGRATIONS, TABLES
 from fireact_core.trajectory import Trajectory
 
 __all__ = ["HEAVY_BATCH", "MIGRATIONS", "TABLES", "VOTE_CHOICES", "BattleRecord", "QueueItem", "Store", "StoreLockedError",
-           "_light", "default_db_path", "redact", "start_hub_sync"]
+           "_light", "default_db_path", "redact"]
 
 VOTE_CHOICES = ("a", "b", "tie", "bad")
 PENDING_S = 600  # an item shown but not yet rated holds its slot in the queue this long

@@ -113,6 +113,7 @@ class Database:
                 raise StoreLockedError(self.path, int(m["pid"]) if m else None, m["prog"] if m else None) from None
             raise FireActError(f"cannot open the database {self.path}: {e}") from None
         self._write_lock = threading.Lock()
+        self.commits = 0  # write transactions committed since opening: how a durable copy knows it is stale
         self.migrate(migrations)
         self._pending: queue.Queue = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="fireact-store-writer", daemon=True)
@@ -172,6 +173,7 @@ class Database:
                     cur.execute("ROLLBACK")
                     raise
                 cur.execute("COMMIT")
+                self.commits += 1
             finally:
                 cur.close()
 

@@ -1,4 +1,4 @@
-"""Exports: every table as Parquet or JSONL, a training set in the trainer's format, Hub snapshots.
+"""Exports: every table as Parquet or JSONL, and a training set in the trainer's format.
 
 Secrets were scrubbed when rows were written (`redact`), so nothing here can leak one.
 """
@@ -89,25 +89,4 @@ def default_db_path() -> Path:
     from fireact_core.models import cache_root
 
     return cache_root() / "app.duckdb"
-
-
-def start_hub_sync(store: Exports, repo_id: str, *, folder: str | Path, every_minutes: float = 10.0,
-                   token: str | None = None) -> Any:
-    """Push Parquet snapshots of the store to a Hub dataset every `every_minutes` (never the DB file).
-
-    Uses `huggingface_hub.CommitScheduler`; each push first writes a fresh snapshot into `folder`.
-    Returns the scheduler (call `.stop()` to end it).
-    """
-    from huggingface_hub import CommitScheduler, HfApi, constants
-
-    class SnapshotScheduler(CommitScheduler):
-        def push_to_hub(self) -> Any:
-            store.export_tables(Path(self.folder_path) / "snapshot", "parquet")
-            return super().push_to_hub()
-
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    # HF_ENDPOINT is read now (not at import), so a mirror or a test server can stand in for the Hub.
-    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or constants.ENDPOINT, token=token)
-    return SnapshotScheduler(repo_id=repo_id, repo_type="dataset", folder_path=folder, every=every_minutes,
-                             token=token, allow_patterns=["snapshot/*.parquet"], private=True, hf_api=api)
 
