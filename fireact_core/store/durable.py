@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ class CopyInfo:
         return not any(self.counts.get(t, 0) for t in DATA_TABLES)
 
     def describe(self) -> str:
-        return f"{self.label} of {self.taken_at.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+        return f"{self.label} of {self.taken_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 @dataclass
@@ -120,7 +120,7 @@ def take_copy(store: Any, dest: Path) -> CopyInfo:
         live = cur.execute("SELECT current_database()").fetchone()[0]
         cur.execute(f"ATTACH '{_sql(dest)}' AS {alias}")
         try:
-            taken = datetime.now(timezone.utc)
+            taken = datetime.now(UTC)
             cur.execute("BEGIN TRANSACTION")
             try:
                 counts = count_rows(cur)
@@ -202,7 +202,7 @@ def _legacy(path: Path) -> CopyInfo | None:
         finally:
             con.close()
     mtimes = [p.stat().st_mtime for p in (path, Path(f"{path}.wal")) if p.exists()]
-    return CopyInfo("legacy", str(path), datetime.fromtimestamp(max(mtimes), timezone.utc), counts,
+    return CopyInfo("legacy", str(path), datetime.fromtimestamp(max(mtimes), UTC), counts,
                     "the database an earlier version kept on the storage bucket")
 
 
