@@ -25,8 +25,8 @@ from fireact_core import paths
 ROOT = paths.REPO
 QUESTION = "In what year was the singer of the band Broken Giatan born?"  # world dev 0: a 2-hop bridge
 # What a checkout holds that a build does not read (tests and benchmarks, and local outputs).
-NOT_BUILT = (".git", ".venv", "tests", "bench", "docs", "runs", "outputs", "build", "test-artifacts", "*.egg-info",
-             "__pycache__", ".pytest_cache", ".ruff_cache", ".cache", "*.duckdb*")
+NOT_BUILT = (".*", "tests", "bench", "docs", "runs", "outputs", "build", "test-artifacts", "*.egg-info", "__pycache__",
+             "*.duckdb*")
 
 
 def _env(target: Path, **extra: str) -> dict[str, str]:
