@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from fireact_core import paths
+from fireact_core.methods import load_prompts
+from fireact_core.tasks import load_task
 
 ROOT = paths.REPO
 QUESTION = "In what year was the singer of the band Broken Giatan born?"  # world dev 0: a 2-hop bridge
@@ -55,12 +57,16 @@ def installed(tmp_path_factory) -> Path:
 
 
 def test_the_installed_package_finds_its_data_inside_itself(installed, tmp_path):
-    probe = ("import fireact_core, fireact_core.paths as p; "
-             "print(fireact_core.__file__); print(p.HOME_SOURCE); print(p.DEFAULT_ADAPTER); print(p.WORLD)")
+    probe = ("import fireact_core, fireact_core.paths as p; from fireact_core.tasks import load_task; "
+             "from fireact_core.methods import load_prompts; "
+             "print(fireact_core.__file__); print(p.HOME_SOURCE); print(p.DEFAULT_ADAPTER); print(p.WORLD); "
+             "print(len(load_task('world', 'dev'))); print(len(load_prompts('nearest').examples['react']))")
     out = subprocess.run([sys.executable, "-S", "-c", probe], cwd=tmp_path, env=_env(installed),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    module, source, adapter, world = out.stdout.splitlines()
+    module, source, adapter, world, dev, pool = out.stdout.splitlines()
+    # its question bank, and the teacher trajectories that `--prompts nearest` draws exemplars from
+    assert int(dev) == len(load_task("world", "dev")) and int(pool) == len(load_prompts("nearest").examples["react"]) > 0
     assert Path(module).is_relative_to(installed), module  # not the checkout's package
     assert source == "the installed package"
     assert Path(adapter) == installed / "fireact_core" / "data" / "adapters" / "default"
