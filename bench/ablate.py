@@ -47,11 +47,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from fireact_core.robustness import mean_interval, paired_drop_difference  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages, not an installed copy
+from fireact_core.paths import REPO as ROOT
+from fireact_core.paths import TRAJECTORIES
+from fireact_core.robustness import mean_interval, paired_drop_difference
 
-TRAJECTORIES = ROOT / "data" / "world" / "trajectories" / "train.jsonl"
 RECIPE = "smollm2-135m-world"
 LEDGER = ROOT / "bench" / "results" / "ablate.jsonl"
 

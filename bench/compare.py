@@ -20,12 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-from reproduce import _kind, wilson  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages, not an installed copy
+from fireact_core.paths import REPO as ROOT
 
-from fireact_core.robustness import mean_interval  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench"))
+from reproduce import _kind, wilson
+
+from fireact_core.robustness import mean_interval
 
 OVERALL = "all"
 

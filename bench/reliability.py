@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench.app import PY, bench_votes, free_port, pct, start, stop  # noqa: E402
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # this checkout's packages, not an installed copy
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.app import PY, bench_votes, free_port, pct, start, stop
+from fireact_core.paths import REPO as ROOT
 
 QUESTION = "What is the capital of France?"
 SETTINGS = ["fake:scripted", "react", 2, "model:fake:tuned", "off", 0.5, 0, True]

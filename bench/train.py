@@ -23,7 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages, not an installed copy
+from fireact_core.paths import REPO as ROOT
+from fireact_core.paths import SHARED, TRAJECTORIES
+
 SETTINGS = {"fp32": {"load_in_4bit": False, "activation_checkpointing": False, "dtype": "float32"},
             # What `dtype: auto` picks on a CPU with native bf16 (and on CUDA): bf16 weights under autocast.
             "bf16": {"load_in_4bit": False, "activation_checkpointing": False, "dtype": "bfloat16"},
@@ -31,9 +34,9 @@ SETTINGS = {"fp32": {"load_in_4bit": False, "activation_checkpointing": False, "
 
 
 def default_data() -> str:
-    shared = Path(os.environ.get("FIREACT_SHARED_DATA", ROOT.parent / "shared" / "data" / "fireact"))
+    shared = Path(os.environ.get("FIREACT_SHARED_DATA", SHARED))
     paper = shared / "finetune" / "alpaca_format" / "hotpotqa.json"
-    return str(paper if paper.exists() else ROOT / "data" / "world" / "trajectories" / "train.jsonl")
+    return str(paper if paper.exists() else TRAJECTORIES)
 
 
 def worker(args: argparse.Namespace) -> dict:

@@ -101,10 +101,10 @@ def _pool(path: Path, mtime: float, max_steps: int) -> tuple[dict[str, str], ...
 
 
 def _pool_path(spec: str, prompts_file: Path) -> Path:
+    from fireact_core.paths import HOME as root
     from fireact_core.tasks import data_dirs
 
     p = Path(spec).expanduser()
-    root = Path(__file__).resolve().parents[1]
     for cand in ([p] if p.is_absolute() else [prompts_file.parent / p, root / p, *(d / p for d in data_dirs())]):
         if cand.is_file():
             return cand

@@ -38,12 +38,11 @@ from fireact_core.bundled import (  # callers also read these names from here
     cache_root,
 )
 from fireact_core.errors import ConfigError
+from fireact_core.paths import DEFAULT_ADAPTER, where
 
 BUNDLED_ID = BUNDLED_BASES[DEFAULT_BASE].hub_id
 BUNDLED_GGUF = BUNDLED_BASES[DEFAULT_BASE].gguf
 MARKER = "fireact_base.json"  # written next to a converted model: which base it is and where it came from
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ADAPTER = ROOT / "data" / "adapters" / "default"
 
 
 # --- where things are -----------------------------------------------------------------------
@@ -278,7 +277,7 @@ def resolve_adapter(adapter: str | os.PathLike, base: str | os.PathLike | None =
         if not (folder / "adapter_config.json").is_file():
             raise ConfigError(
                 f"the default adapter is not there yet ({folder} has no adapter_config.json); "
-                f"train it (`fireact train`, see train/recipes/) or pass --adapter <folder or hub id>")
+                f"train it (`fireact train`, see train/recipes/) or pass --adapter <folder or hub id>; {where()}")
         return str(folder)
     path = Path(name).expanduser()
     if path.is_dir():

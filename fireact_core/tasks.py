@@ -28,8 +28,7 @@ from typing import Any, ClassVar
 from fireact_core import metrics
 from fireact_core.errors import ConfigError, FireActError, FormatError
 from fireact_core.jsonl import iter_jsonl
-
-ROOT = Path(__file__).resolve().parents[1]  # the project (repository) root
+from fireact_core.paths import HOME as ROOT  # the folder holding data/
 
 
 @dataclass
@@ -215,7 +214,7 @@ class World(Task):
 
     name, title, splits, layout = "world", "Offline world", ("train", "dev", "test"), "world/questions/{split}.jsonl"
     hint = ("Generate the offline world first (it writes data/world/, layout: {layout}), "
-            "or set $FIREACT_DATA to a folder that holds it.")
+            "set $FIREACT_DATA to a folder that holds it, or $FIREACT_HOME to the folder holding data/.")
 
     def _paths(self, base: Path) -> list[Path]:
         return [base / "world" / "questions" / f"{self.split}.jsonl"]

@@ -20,12 +20,10 @@ from typing import Any
 
 from fireact_core.errors import ConfigError, FireActError, InputError
 from fireact_core.models import online
+from fireact_core.paths import ADAPTERS_DIR, DEFAULT_ADAPTER  # space.config reads them from here
 from fireact_core.spec import PROMPT_FORMATS, adapter_base_id
 
 log = logging.getLogger("fireact.app")
-ROOT = Path(__file__).resolve().parents[1]
-ADAPTERS_DIR = ROOT / "data" / "adapters"
-DEFAULT_ADAPTER = ADAPTERS_DIR / "default"
 OPENAI_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4o", "gpt-3.5-turbo")
 Choice = tuple[str, str]  # (label, value)
 

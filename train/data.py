@@ -22,10 +22,10 @@ from typing import Any
 from fireact_core.errors import ConfigError, FormatError
 from fireact_core.formats import read_trajectories
 from fireact_core.metrics import normalize_answer
+from fireact_core.paths import HOME as ROOT  # the folder holding data/
 from fireact_core.tasks import data_dirs
 from fireact_core.training_rule import TrainingRule
 
-ROOT = Path(__file__).resolve().parents[1]
 Messages = list[dict[str, str]]
 
 

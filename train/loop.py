@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from fireact_core.errors import ConfigError
+from fireact_core.paths import ADAPTERS_DIR  # train.commands reads it from here
+from fireact_core.paths import DEFAULT_ADAPTER as BUNDLED_ADAPTER
 from fireact_core.training_rule import TrainingRule
 
-ROOT = Path(__file__).resolve().parents[1]
-ADAPTERS_DIR = ROOT / "data" / "adapters"
-BUNDLED_ADAPTER = ADAPTERS_DIR / "default"
 Progress = Callable[[str], None]
 
 

@@ -52,6 +52,7 @@ def resolve_path(path: str | Path | None = None) -> Path:
         if not p.is_file():
             raise ConfigError(f"corpus file not found: {p}")
         return p
+    from fireact_core import paths
     from fireact_core.tasks import data_dirs
 
     dirs = data_dirs()
@@ -61,7 +62,8 @@ def resolve_path(path: str | Path | None = None) -> Path:
     where = "\n".join(f"  - {d / DEFAULT_CORPUS}" for d in dirs)
     raise ConfigError(f"the offline corpus was not found. Looked for:\n{where}\n"
                       "Generate the offline world first (it writes data/world/corpus.jsonl), "
-                      "or name a corpus with --tools corpus:PATH (JSONL or Parquet of {title, text}).")
+                      "or name a corpus with --tools corpus:PATH (JSONL or Parquet of {title, text}); "
+                      f"{paths.where()}.")
 
 
 def read_articles(path: Path) -> list[Article]:
