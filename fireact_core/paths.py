@@ -4,7 +4,8 @@
 `data/world/`), the first of:
 
 1. `$FIREACT_HOME`, when set: a FireAct checkout, or any folder laid out like one;
-2. the source checkout this package runs from (the repository, or an editable install of it);
+2. the source checkout this package runs from (the repository, an editable install of it, or the
+   copy a Space runs: `fireact space deploy` uploads app.py and data/ beside the package);
 3. the installed package itself: a wheel ships the default adapters and the world inside
    `fireact_core/data/` (see setup.py), found through `importlib.resources`.
 
@@ -20,8 +21,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent  # fireact_core/: its prompts, templates
 REPO = PACKAGE.parent  # the folder above the package: the repository root in a source checkout
-# A checkout has pyproject.toml beside data/ (a site-packages folder never has both).
-IN_CHECKOUT = (REPO / "pyproject.toml").is_file() and (REPO / "data").is_dir()
+# A checkout has pyproject.toml beside data/; a Space's copy (space/manifest.py) has app.py beside it, and no
+# pyproject.toml. A site-packages folder has neither beside a data/ folder.
+IN_CHECKOUT = (REPO / "data").is_dir() and any((REPO / f).is_file() for f in ("pyproject.toml", "app.py"))
 
 
 def _bundled_home() -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import http.client
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -173,6 +174,11 @@ def test_the_staged_app_starts_with_a_spaces_environment_against_the_stand_in_hu
         staged = space_check.stage_via_deploy(hub, app_dir)  # what `fireact space deploy` delivered
         assert staged == space_files(ROOT)
         assert sorted(p.relative_to(app_dir).as_posix() for p in app_dir.rglob("*") if p.is_file()) == staged
+        # the staged copy finds its own data/ (the adapters, the world) beside app.py, with no pyproject.toml there
+        probe = subprocess.run([sys.executable, "-c", "from fireact_core import paths; print(paths.DATA)"],
+                               cwd=app_dir, env={**os.environ, "PYTHONPATH": str(app_dir)}, capture_output=True,
+                               text=True, timeout=60)
+        assert probe.stdout.strip() == str((app_dir / "data").resolve()), probe.stderr
         hub.add_files(BUNDLED_ID, {"config.json": b"{}"})  # enough for the start-up probe (model_info)
         port = space_check.free_port()
         env = space_check.space_env(hub.url, port, home)
