@@ -20,7 +20,8 @@ from typing import Any
 
 from fireact_core.errors import ConfigError, FireActError, InputError
 from fireact_core.models import online
-from fireact_core.spec import PROMPT_FORMATS, adapter_base_id
+from fireact_core.build import adapter_base_id
+from fireact_core.spec import PROMPT_FORMATS
 
 log = logging.getLogger("fireact.app")
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,9 @@ from fireact_core.backends.base import Completion, Message
 from fireact_core.backends.fake import FakeModel
 from fireact_core.errors import ConfigError
 from fireact_core.known_adapters import KNOWN, adapter_format
-from fireact_core.spec import AgentSpec, build_agent, spec_from_options
+from fireact_core.build import build_agent
+from fireact_core.options import spec_from_options
+from fireact_core.spec import AgentSpec
 from fireact_core.tools.base import Toolbox
 
 ALPACA = ("Below is an instruction that describes a task. Write a response that appropriately completes the request."
@@ -138,7 +140,7 @@ def test_the_published_adapters_run_in_alpaca_from_the_table_with_their_source_q
 
 
 def test_an_adapter_with_no_manifest_runs_in_the_bases_format_and_says_how_to_choose(tmp_path, capsys):
-    from fireact_core.commands._agent_opts import format_notice
+    from fireact_core.options import format_notice
 
     folder = tmp_path / "mystery"
     folder.mkdir()

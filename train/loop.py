@@ -154,7 +154,8 @@ def learned_from(store: Any, data: Path) -> dict[str, Any]:
 def compare(base: str, new: Path, predecessor: str, cfg: LoopConfig) -> dict[str, Any]:
     """EM of the new adapter and of its predecessor on the same held-out world questions."""
     from fireact_core.evaluate import evaluate
-    from fireact_core.spec import agent_factory, base_model_spec, spec_from_options
+    from fireact_core.build import agent_factory, base_model_spec
+    from fireact_core.options import spec_from_options
     from fireact_core.tasks import load_task
 
     task = load_task("world", cfg.eval_split)
