@@ -266,7 +266,10 @@ def default_adapter(base: str | os.PathLike | None = None) -> Path:
     """The project's bundled adapter for a base: `data/adapters/default/` (SmolLM2) or
     `data/adapters/<name>/` for another bundled base (`gemma3`)."""
     name = bundled_name(base) if base else DEFAULT_BASE
-    return DEFAULT_ADAPTER if name in (None, DEFAULT_BASE) else DEFAULT_ADAPTER.parent / name
+    return DEFAULT_ADAPTER if name in (None, DEFAULT_BASE) else ADAPTERS_DIR / name
+
+
+ADAPTERS_DIR = DEFAULT_ADAPTER.parent  # the project's adapters (the bundled default beside the others): the app, the trainer
 
 
 def resolve_adapter(adapter: str | os.PathLike, base: str | os.PathLike | None = None) -> str:

@@ -24,7 +24,7 @@ from fireact_core.errors import ConfigError, FormatError
 from fireact_core.noise import NoiseConfig
 
 METHODS = ("io", "cot", "react", "reflexion")  # fireact_core.methods, where their prompts are
-PROMPT_FORMATS = ("chat", "scratchpad", "alpaca", "text")  # fireact_core.prompt_formats, where they are rendered
+PROMPT_FORMATS = ("chat", "alpaca", "text", "scratchpad")  # fireact_core.prompt_formats, where they are rendered
 AUTO = "auto"  # a prompt format resolved when the agent is built (an adapter's own format needs its manifest)
 KEYLESS_TOOLS = ("corpus", "")  # tools the leaderboard key leaves unsaid: the default offline world, and unknown
 
@@ -36,15 +36,16 @@ class ModelKind:
     runs: str  # its concurrency class: local (this machine's weights), openai, fake
     adapter: bool  # takes a LoRA adapter (`fake` accepts and ignores one)
     grammar: bool  # decodes under a grammar (constrained decoding; the app's fakes accept one)
+    loader: str  # "module:function" that loads it (`fireact_core.factory.load_model`), imported only when used
 
 
-# The one list of model kinds; `fireact_core.factory.MODEL_LOADERS` loads each.
+# The one list of model kinds.
 MODEL_KINDS: dict[str, ModelKind] = {
-    "smollm2": ModelKind("local", adapter=True, grammar=True),
-    "gemma3": ModelKind("local", adapter=True, grammar=True),
-    "local": ModelKind("local", adapter=True, grammar=True),
-    "openai": ModelKind("openai", adapter=False, grammar=False),
-    "fake": ModelKind("fake", adapter=True, grammar=True),
+    "smollm2": ModelKind("local", adapter=True, grammar=True, loader="fireact_core.backends.local:load"),
+    "gemma3": ModelKind("local", adapter=True, grammar=True, loader="fireact_core.backends.local:load_gemma3"),
+    "local": ModelKind("local", adapter=True, grammar=True, loader="fireact_core.backends.local:load"),
+    "openai": ModelKind("openai", adapter=False, grammar=False, loader="fireact_core.backends.openai_backend:load"),
+    "fake": ModelKind("fake", adapter=True, grammar=True, loader="fireact_core.backends.fake:load"),
 }
 LOCAL_KINDS = tuple(k for k, m in MODEL_KINDS.items() if m.runs == "local")  # run on this machine's weights
 ADAPTER_KINDS = tuple(k for k, m in MODEL_KINDS.items() if m.adapter)  # take an adapter

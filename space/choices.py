@@ -18,15 +18,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from fireact_core.errors import ConfigError, FireActError, InputError
-from fireact_core.models import online
 from fireact_core.build import adapter_base_id
+from fireact_core.errors import ConfigError, FireActError, InputError
+from fireact_core.models import ADAPTERS_DIR, DEFAULT_ADAPTER, online  # (space.config reads them here)
 from fireact_core.spec import PROMPT_FORMATS
 
 log = logging.getLogger("fireact.app")
-ROOT = Path(__file__).resolve().parents[1]
-ADAPTERS_DIR = ROOT / "data" / "adapters"
-DEFAULT_ADAPTER = ADAPTERS_DIR / "default"
 OPENAI_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4o", "gpt-3.5-turbo")
 Choice = tuple[str, str]  # (label, value)
 
@@ -64,7 +61,6 @@ def react_shots(prompts: str) -> int:
     from fireact_core.methods import load_prompts
 
     return load_prompts(prompts).react_shots()
-CONSTRAINABLE_KINDS = ("local", "fake")  # model kinds that decode under a grammar (the app's fakes accept one)
 
 
 def _adapter_ok(path: Path) -> bool:
