@@ -22,14 +22,11 @@ from typing import TYPE_CHECKING, Any
 from fireact_core.errors import ConfigError
 from fireact_core.known_adapters import resolve_format
 from fireact_core.noise import NoiseConfig
-from fireact_core.spec import ADAPTER_KINDS, AgentSpec
+from fireact_core.spec import ADAPTER_KINDS, FIELD_ORDER, AgentSpec
 
 if TYPE_CHECKING:
     from fireact_core.agent import Agent
 
-# The record's fields in the order the options are listed (the JSON's order; `role` is the arena's, no option).
-_FIELDS = ("model", "adapter", "finetuned", "method", "tools", "noise", "max_steps", "trials", "max_tokens",
-           "prompt_format", "prompts", "exemplars", "constrained", "extractive")
 
 
 def _probability(value: str) -> float:
@@ -65,7 +62,9 @@ _AT_LEAST = {1: _positive, 0: _nonneg}
 def _option_fields() -> Iterator[tuple[dataclasses.Field[Any], str]]:
     """(field, its flag) for each option, the noise's own fields in place of `noise`."""
     by_name = {f.name: f for f in dataclasses.fields(AgentSpec)}
-    for name in _FIELDS:
+    for name in FIELD_ORDER:
+        if not by_name[name].metadata.get("cli", True):  # the arena's `role`
+            continue
         for f in dataclasses.fields(NoiseConfig) if name == "noise" else [by_name[name]]:
             yield f, f.metadata.get("flag", "--" + f.name.replace("_", "-"))
 

@@ -174,7 +174,7 @@ class AgentSpec(AgentConfig):
 
     # --- JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = {name: getattr(self, name) for name in _ORDER}
+        d = {name: getattr(self, name) for name in FIELD_ORDER}
         d["noise"] = asdict(self.noise)
         return d
 
@@ -190,7 +190,7 @@ class AgentSpec(AgentConfig):
         if isinstance(d, AgentSpec):
             return d
         d = dict(d or {})
-        kw: dict[str, Any] = {k: d[k] for k in _ORDER if k in d and d[k] is not None and k != "noise"}
+        kw: dict[str, Any] = {k: d[k] for k in FIELD_ORDER if k in d and d[k] is not None and k != "noise"}
         kw["model"] = str(d.get("model") or "unknown")
         kw.setdefault("tools", "")  # an old record that does not say: unknown, not the default
         if "method" not in kw and method:
@@ -220,7 +220,7 @@ class AgentSpec(AgentConfig):
     def __getitem__(self, name: str) -> Any:
         if name == "key":
             return self.key
-        if name not in _ORDER:
+        if name not in FIELD_ORDER:
             raise KeyError(name)
         return self.to_dict()[name]
 
@@ -240,34 +240,13 @@ class AgentSpec(AgentConfig):
             given.setdefault("p", self.noise.p)
             given.setdefault("seed", self.noise.seed)
         merged = AgentSpec.from_dict({**self.to_dict(), **given}, method=self.method)
-        for name in _ORDER:
+        for name in FIELD_ORDER:
             if name in given or (name == "noise" and {"p", "seed"} & set(given)):
                 setattr(self, name, getattr(merged, name))
 
 
-_ORDER = ("model", "adapter", "method", "finetuned", "exemplars", "max_steps", "max_tokens", "trials", "tools",
-          "noise", "prompts", "prompt_format", "constrained", "extractive",
-          "role")
-
-
-def _noise(d: Mapping[str, Any]) -> NoiseConfig:
-    noise = d.get("noise")
-    if isinstance(noise, NoiseConfig):
-        return noise
-    if isinstance(noise, str):  # `fireact run/eval` before format 2: the mode, with p and seed beside it
-        noise = {"mode": noise, "p": d.get("p"), "seed": d.get("seed")}
-    if not isinstance(noise, Mapping):
-        return NoiseConfig()
-    values = {k: noise[k] for k in ("mode", "p", "seed") if noise.get(k) is not None}
-    try:
-        return NoiseConfig(str(values.get("mode", "off")), float(values.get("p", 0.5)), int(values.get("seed", 0)))
-    except (ConfigError, TypeError, ValueError) as e:
-        raise FormatError(f"agent.noise: {e}") from None
-
-
-_ORDER = ("model", "adapter", "method", "finetuned", "exemplars", "max_steps", "max_tokens", "trials", "tools",
-          "noise", "prompts", "prompt_format", "constrained", "extractive",
-          "role")
+FIELD_ORDER = ("model", "adapter", "method", "finetuned", "exemplars", "max_steps", "max_tokens", "trials", "tools",
+               "noise", "prompts", "prompt_format", "constrained", "extractive", "role")  # the JSON's, the CLI's
 
 
 def _noise(d: Mapping[str, Any]) -> NoiseConfig:
