@@ -19,7 +19,7 @@ SEED_LIMIT = 2**31  # the store keeps the seed in an INTEGER column
 class NoiseConfig:
     """Noisy search: with probability `p` an observation becomes "None" or a random earlier one; `seed` replays it.
 
-    Each field's `flag` and `help` are its CLI option (`fireact_core.commands._agent_opts`)."""
+    Each field's `flag` and `help` are its CLI option (`fireact_core.options`)."""
 
     mode: str = field(default="off", metadata={
         "flag": "--noise", "choices": NOISE_MODES,

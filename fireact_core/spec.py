@@ -1,7 +1,7 @@
 """Which agent ran: `AgentSpec`, the one typed description every part of FireAct passes around.
 
 The record layer: this module imports nothing of the project but the other records (`errors`, `noise`).
-The CLI builds a spec from its options (`fireact_core.commands._agent_opts`, whose flags are generated
+The CLI builds a spec from its options (`fireact_core.options`, whose flags are generated
 from the fields here), the teacher from its model and tools, the arena for each side of a battle, the
 trainer's evaluation from its recipe. `fireact_core.build.build_agent(spec)` turns it into an `Agent`;
 the agent records it on each `Trajectory` (`trajectory.agent`); the store reads its columns and its
@@ -61,7 +61,7 @@ def _opt(help: str, **cli: Any) -> dict[str, Any]:
 class AgentConfig:
     """The agent loop's knobs: the method, prompted or fine-tuned, and its limits.
 
-    Each field's metadata is its `fireact run`/`eval` option (`fireact_core.commands._agent_opts` generates them)."""
+    Each field's metadata is its `fireact run`/`eval` option (`fireact_core.options` generates them)."""
 
     method: str = field(default="react", metadata=_opt("agent method", choices=METHODS))
     finetuned: bool = field(default=False, metadata=_opt(  # no instruction, no exemplars: the question alone
