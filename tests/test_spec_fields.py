@@ -9,6 +9,11 @@ import json
 
 import pytest
 
+# At collection, as every test module's imports: a test that puts bench/ on sys.path (bench/compare.py does)
+# would make a later `import train` find bench/train.py.
+import space.choices
+import train.loop
+from fireact_core import models
 from fireact_core.agent import Agent, Finished
 from fireact_core.backends.base import Completion
 from fireact_core.backends.fake import FakeModel
@@ -89,10 +94,6 @@ def test_one_list_of_model_kinds():
 
 
 def test_one_adapters_folder():
-    import space.choices
-    import train.loop
-    from fireact_core import models
-
     assert models.DEFAULT_ADAPTER.parent == models.ADAPTERS_DIR == space.choices.ADAPTERS_DIR == train.loop.ADAPTERS_DIR
     assert space.choices.DEFAULT_ADAPTER == models.default_adapter() == train.loop.DEFAULT_ADAPTER
 
