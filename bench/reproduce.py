@@ -86,7 +86,8 @@ def worker(cfg: RunConfig, agent: str, wid: int, limit: int, split: str, out_dir
     Workers of one agent share the questions through claim files (created exclusively), so any
     number of them split the work without a plan; each writes its own files.
     """
-    from fireact_core.spec import agent_factory, load_spec_model, spec_from_options
+    from fireact_core.build import agent_factory, load_spec_model
+    from fireact_core.options import spec_from_options
     from fireact_core.tasks import load_task
 
     examples = load_task("world", split).examples[:limit]

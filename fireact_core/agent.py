@@ -18,12 +18,13 @@ from fireact_core import prompt_formats as pf
 from fireact_core.backends.base import BackendError, Completion, Message, Model
 from fireact_core.backends.grammar import ActionGrammar
 from fireact_core.errors import ConfigError, check_question
+from fireact_core.known_adapters import resolve_format
 from fireact_core.methods import Prompts, load_prompts
 from fireact_core.redact import redact
 from fireact_core.spec import AgentConfig, AgentSpec
 from fireact_core.tools.base import ToolResult, Tools
 from fireact_core.tools.noisy import NoisyToolbox
-from fireact_core.trajectory import Step, Trajectory, observed_method, parse_action, parse_model_turn
+from fireact_core.trajectory import Step, Trajectory, parse_action, parse_model_turn
 
 STOP = ("\nObservation:", "\nObservation ")
 
@@ -110,7 +111,6 @@ class Agent:
             traj.status, traj.reason = "failed", redact(f"model error: {e}")  # SDK errors may echo a key
         traj.time_s = time.perf_counter() - t0
         traj.finalize_totals()
-        traj.chosen_method = observed_method(traj)
         traj.cost_usd = self._cost_usd
         if gold is not None and traj.answer is not None:
             traj.em = float(metrics.exact_match(traj.answer, gold, task=task))
@@ -309,6 +309,8 @@ def effective_format(config: AgentConfig, prompts: Prompts) -> str:
     """The format an agent runs in: `auto` resolved (a raw prompts file: `text`, else `chat`); a fine-tuned agent
     given `scratchpad`, a prompting format no adapter is trained in, runs in `chat`."""
     fmt = config.prompt_format
-    if fmt == pf.AUTO:
-        return "text" if not config.finetuned and prompts.raw else "chat"
+    if fmt == pf.AUTO and config.finetuned:  # its adapter's own format (its manifest, or the known adapters' table)
+        fmt = resolve_format(config)[0]
+    elif fmt == pf.AUTO:
+        return "text" if prompts.raw else "chat"
     return "chat" if config.finetuned and fmt == "scratchpad" else fmt

@@ -14,16 +14,11 @@ from typing import Any
 
 from fireact_core.backends.base import Model
 from fireact_core.errors import ConfigError
+from fireact_core.spec import MODEL_KINDS
 from fireact_core.tools.base import Toolbox
 
 # name -> "module:function"; the function takes (rest_of_spec, **options) and returns the object.
-MODEL_LOADERS: dict[str, str] = {
-    "smollm2": "fireact_core.backends.local:load",
-    "gemma3": "fireact_core.backends.local:load_gemma3",
-    "local": "fireact_core.backends.local:load",
-    "openai": "fireact_core.backends.openai_backend:load",
-    "fake": "fireact_core.backends.fake:load",
-}
+MODEL_LOADERS: dict[str, str] = {kind: m.loader for kind, m in MODEL_KINDS.items()}  # the record's one list
 TOOL_LOADERS: dict[str, str] = {
     "corpus": "fireact_core.tools.corpus:load",
     "wikipedia": "fireact_core.tools.wikipedia:load",

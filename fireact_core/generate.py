@@ -112,7 +112,7 @@ class AgentTeacher:
             load_tools(self.spec.tools)  # a bad spec or a missing key fails now, before any question
 
     def solve(self, example: Example, method: str, noise: NoiseConfig) -> Trajectory:
-        from fireact_core.spec import build_agent
+        from fireact_core.build import build_agent
 
         agent = build_agent(replace(self.spec, method=method, noise=noise), self.model)
         return agent.solve(example.question, gold=example.answer, task=example.task, id=example.id,

@@ -9,9 +9,11 @@ that has neither runs in its base's format (`chat`) and the CLI says how to choo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from fireact_core.spec import AUTO, AgentConfig
 
 MANIFEST = "fireact.json"
 
@@ -117,3 +119,26 @@ def adapter_format(adapter: str | None, base: str | None = None) -> tuple[str | 
     if entry is not None:
         return entry.prompt_format, f"the known adapters' table (anchen1011/FireAct {entry.source})"
     return None, f"{adapter} has no {MANIFEST} and is not a known adapter"
+
+
+def resolve_format(spec: AgentConfig) -> tuple[str, str]:
+    """(format, why) for `prompt_format: auto`: a fine-tuned agent's adapter's own format (its `fireact.json`, or
+    the known adapters' table for the paper's published ones), a `paper` prompts file's `text`, else `chat`."""
+    if spec.finetuned:
+        adapter = getattr(spec, "adapter", None)
+        model = str(getattr(spec, "model", ""))
+        if adapter is None and model.startswith("local:"):  # a merged fine-tuned model, e.g. forestai/fireact_llama_2_7b
+            adapter = model.split(":", 1)[1]
+        fmt, why = adapter_format(adapter, model.split(":", 1)[-1] if ":" in model else model)
+        return (fmt, why) if fmt else ("chat", f"{why}: the base's format")
+    return ("text", "raw prompts") if spec.prompts == "paper" else ("chat", "the default")
+
+
+Config = TypeVar("Config", bound=AgentConfig)
+
+
+def resolved(spec: Config) -> Config:
+    """`spec` with its format resolved when it is `auto` (a copy; the record itself does no I/O)."""
+    if spec.prompt_format != AUTO:
+        return spec
+    return replace(spec, prompt_format=resolve_format(spec)[0])

@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from fireact_core.errors import ConfigError
+from fireact_core.spec import METHODS  # noqa: F401  (the record's; read here by callers)
 
-METHODS = ("io", "cot", "react", "reflexion")
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 
 

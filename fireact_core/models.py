@@ -38,7 +38,7 @@ from fireact_core.bundled import (  # callers also read these names from here
     cache_root,
 )
 from fireact_core.errors import ConfigError
-from fireact_core.paths import DEFAULT_ADAPTER, where
+from fireact_core.paths import ADAPTERS_DIR, DEFAULT_ADAPTER, where
 
 BUNDLED_ID = BUNDLED_BASES[DEFAULT_BASE].hub_id
 BUNDLED_GGUF = BUNDLED_BASES[DEFAULT_BASE].gguf
@@ -265,7 +265,8 @@ def default_adapter(base: str | os.PathLike | None = None) -> Path:
     """The project's bundled adapter for a base: `data/adapters/default/` (SmolLM2) or
     `data/adapters/<name>/` for another bundled base (`gemma3`)."""
     name = bundled_name(base) if base else DEFAULT_BASE
-    return DEFAULT_ADAPTER if name in (None, DEFAULT_BASE) else DEFAULT_ADAPTER.parent / name
+    return DEFAULT_ADAPTER if name in (None, DEFAULT_BASE) else ADAPTERS_DIR / name
+
 
 
 def resolve_adapter(adapter: str | os.PathLike, base: str | os.PathLike | None = None) -> str:

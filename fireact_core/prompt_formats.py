@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fireact_core.errors import ConfigError
+from fireact_core.spec import AUTO, PROMPT_FORMATS
 from fireact_core.trajectory import _OBS_SPLIT_RE, Trajectory
 
-PROMPT_FORMATS = ("chat", "scratchpad", "alpaca", "text")
 TEXT_FORMATS = ("alpaca", "text")  # raw text, no chat template
-AUTO = "auto"  # resolved when the agent is made: an adapter's own format, else the prompts' or the base's (`chat`)
 # The paper's Alpaca prompt (the authors' generation.py `prepare_prompt`, their LoRA script's `generate_prompt`).
 ALPACA = ("Below is an instruction that describes a task. Write a response that appropriately completes the request."
           "\n\n### Instruction:\n{question}\n\n### Response:\n")

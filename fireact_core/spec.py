@@ -1,11 +1,12 @@
 """Which agent ran: `AgentSpec`, the one typed description every part of FireAct passes around.
 
-The CLI builds it from its options (`fireact_core.commands._agent_opts.spec_from_args`), the
-teacher from its model and tools, the arena for each side of a battle, the trainer's evaluation
-from its recipe. `build_agent(spec)` turns it into an `Agent`; the agent records it on each
-`Trajectory` (`trajectory.agent`); the store reads its columns and its leaderboard `key` from it;
-and an old record (a plain dict in one of the shapes earlier versions wrote) upgrades through
-`AgentSpec.from_dict`.
+The record layer: this module imports nothing of the project but the other records (`errors`, `noise`).
+The CLI builds a spec from its options (`fireact_core.options`, whose flags are generated
+from the fields here), the teacher from its model and tools, the arena for each side of a battle, the
+trainer's evaluation from its recipe. `fireact_core.build.build_agent(spec)` turns it into an `Agent`;
+the agent records it on each `Trajectory` (`trajectory.agent`); the store reads its columns and its
+leaderboard `key` from it; and an old record (a plain dict in one of the shapes earlier versions wrote)
+upgrades through `AgentSpec.from_dict`.
 
     spec = AgentSpec(model="smollm2", adapter="data/adapters/default", finetuned=True)
     traj = build_agent(spec).solve("Which country is the director of Tovarin Sels from?")
@@ -14,53 +15,92 @@ and an old record (a plain dict in one of the shapes earlier versions wrote) upg
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fireact_core.errors import ConfigError, FormatError
-from fireact_core.methods import METHODS
-from fireact_core.tools.noisy import NoiseConfig
+from fireact_core.noise import NoiseConfig
 
-if TYPE_CHECKING:
-    from fireact_core.agent import Agent
-    from fireact_core.backends.base import Model
-    from fireact_core.methods import Prompts
-    from fireact_core.tools.base import Tools
-
+METHODS = ("io", "cot", "react", "reflexion")  # fireact_core.methods, where their prompts are
 PROMPT_FORMATS = ("chat", "alpaca", "text", "scratchpad")  # fireact_core.prompt_formats, where they are rendered
+AUTO = "auto"  # a prompt format resolved when the agent is built (an adapter's own format needs its manifest)
 KEYLESS_TOOLS = ("corpus", "")  # tools the leaderboard key leaves unsaid: the default offline world, and unknown
-LOCAL_KINDS = ("smollm2", "gemma3", "local")  # model kinds that run on this machine's weights (and take an adapter)
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """What a model spec's kind (its prefix: `smollm2`, `local:…`, `openai:…`) is."""
+
+    runs: str  # its concurrency class: local (this machine's weights), openai, fake
+    adapter: bool  # takes a LoRA adapter (`fake` accepts and ignores one)
+    grammar: bool  # decodes under a grammar (constrained decoding; the app's fakes accept one)
+    loader: str  # "module:function" that loads it (`fireact_core.factory.load_model`), imported only when used
+
+
+# The one list of model kinds.
+MODEL_KINDS: dict[str, ModelKind] = {
+    "smollm2": ModelKind("local", adapter=True, grammar=True, loader="fireact_core.backends.local:load"),
+    "gemma3": ModelKind("local", adapter=True, grammar=True, loader="fireact_core.backends.local:load_gemma3"),
+    "local": ModelKind("local", adapter=True, grammar=True, loader="fireact_core.backends.local:load"),
+    "openai": ModelKind("openai", adapter=False, grammar=False, loader="fireact_core.backends.openai_backend:load"),
+    "fake": ModelKind("fake", adapter=True, grammar=True, loader="fireact_core.backends.fake:load"),
+}
+LOCAL_KINDS = tuple(k for k, m in MODEL_KINDS.items() if m.runs == "local")  # run on this machine's weights
+ADAPTER_KINDS = tuple(k for k, m in MODEL_KINDS.items() if m.adapter)  # take an adapter
+CONSTRAINABLE_KINDS = tuple(dict.fromkeys(m.runs for m in MODEL_KINDS.values() if m.grammar))  # `AgentSpec.kind`s
+
+
+def _opt(help: str, **cli: Any) -> dict[str, Any]:
+    """A field's CLI option: its help text and how argparse reads it (`choices`, `minimum`, `cli_default`, ...)."""
+    return {"help": help, **cli}
 
 
 @dataclass
 class AgentConfig:
-    """The agent loop's knobs: the method, prompted or fine-tuned, and its limits."""
+    """The agent loop's knobs: the method, prompted or fine-tuned, and its limits.
 
-    method: str = "react"  # io | cot | react | reflexion
-    finetuned: bool = False  # no instruction, no exemplars: the question alone
-    max_steps: int = 11  # the paper's limit
-    max_tokens: int = 200  # per model call
-    trials: int = 3  # Reflexion
-    exemplars: int = 2
-    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    Each field's metadata is its `fireact run`/`eval` option (`fireact_core.options` generates them)."""
+
+    method: str = field(default="react", metadata=_opt("agent method", choices=METHODS))
+    finetuned: bool = field(default=False, metadata=_opt(  # no instruction, no exemplars: the question alone
+        "fine-tuned mode (the question alone) for a model without --adapter, e.g. a fine-tuned API model"))
+    max_steps: int = field(default=11, metadata=_opt("step limit (11: the paper's)", minimum=1))
+    max_tokens: int = field(default=200, metadata=_opt("tokens per model call", minimum=1))
+    trials: int = field(default=3, metadata=_opt("Reflexion trials", minimum=1))
+    exemplars: int = field(default=2, metadata=_opt("few-shot exemplars for prompted agents", minimum=0))
+    noise: NoiseConfig = field(default_factory=NoiseConfig)  # its own fields are its options
     # How the model sees the trajectory (fireact_core.prompt_formats): `chat` (each Observation a user
     # turn), `scratchpad` (prompted agents: one assistant turn that grows, Observations inline), `alpaca`
     # (the paper's raw Alpaca text, its fine-tuned Llamas' format) or `text` (a raw prompt as it is, the
-    # paper's prompted baselines). `auto`: an adapter's own format (its fireact.json, or the known
-    # adapters' table), a raw prompts file's `text`, else `chat`. A fine-tuned agent given `scratchpad` runs `chat`.
-    prompt_format: str = "auto"
-    constrained: bool = False  # format-constrained decoding of the Action line (local models only)
+    # paper's prompted baselines). `auto`: a raw prompts file's `text`, else `chat`; for a fine-tuned agent,
+    # its adapter's own format (its fireact.json, or the known adapters' table), resolved when it is built
+    # (`fireact_core.known_adapters.resolve_format`). A fine-tuned agent given `scratchpad` runs `chat`.
+    prompt_format: str = field(default=AUTO, metadata=_opt(
+        "how the model sees the trajectory: chat (each Observation a user turn), scratchpad (prompted: one "
+        "growing assistant turn, Observations inline), alpaca (the paper's Alpaca text, its fine-tuned "
+        "Llamas' format) or text (a raw prompt as it is). Default (auto): an adapter's own format (its "
+        "fireact.json, or the known table for the paper's adapters), text for --prompts paper, else chat",
+        choices=(*PROMPT_FORMATS, AUTO), cli_default=None))
+    constrained: bool = field(default=False, metadata=_opt(  # format-constrained decoding (local models only)
+        "prompted local models: constrain decoding to one Thought line and an Action "
+        "search[...]/lookup[...]/finish[...] (reported as its own configuration)"))
     # On top of it: each argument copied from the question or the Observations (finish: also yes,
     # no or a number), so a small model answers with what it read, not with an exemplar's answer.
-    extractive: bool = False
-    prompts: str = "default"  # the prompts file: a name in fireact_core/prompts/ (`default`, `world`) or a path
+    extractive: bool = field(default=False, metadata=_opt(
+        "with constrained decoding (implies --constrained): each argument is copied from the question or "
+        "the Observations; finish may also say yes, no or a number"))
+    prompts: str = field(default="default", metadata=_opt(  # a name in fireact_core/prompts/ or a path
+        "prompted agents' instructions and exemplars: default (written for this project), world "
+        "(the world's own teacher trajectories as exemplars; use with --exemplars 6), nearest (each "
+        "question's exemplars drawn from the world's teacher trajectories worded most like it), paper "
+        "(the FireAct paper's ReAct prompt verbatim, as raw text, from its data folder) or a YAML path"))
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.prompt_format not in (*PROMPT_FORMATS, "auto"):
+        if self.prompt_format not in (*PROMPT_FORMATS, AUTO):
             raise ConfigError(f"unknown prompt format {self.prompt_format!r}; choose one of {', '.join(PROMPT_FORMATS)} "
                               "or auto")
         if self.extractive and not self.constrained:
@@ -78,15 +118,21 @@ class AgentSpec(AgentConfig):
     (`corpus`, `wikipedia`, `google`, `none`); `role` the arena's side (`prompted`, `finetuned`).
     """
 
-    model: str = "smollm2"
-    adapter: str | None = None
-    tools: str = "corpus"
-    role: str = ""
+    model: str = field(default="smollm2", metadata=_opt(
+        "model spec: smollm2 (default, bundled; with an --adapter folder, the base its adapter_config.json "
+        "names) · gemma3 (bundled Gemma 3 270M) · local:<path or hub id> · openai:<model> · fake[:answer]",
+        cli_default=None))
+    adapter: str | None = field(default=None, metadata=_opt(
+        "LoRA adapter for a local model: 'default' (the bundled fine-tuned adapter), 'none' (a prompted agent), "
+        "or a folder / hub id", cli_default="default"))
+    tools: str = field(default="corpus", metadata=_opt(
+        "tool spec: corpus[:PATH] (offline) · wikipedia · google · none; comma-separated"))
+    role: str = field(default="", metadata={"cli": False})
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.prompt_format == "auto":
-            self.prompt_format = resolve_format(self)[0]
+        if self.prompt_format == AUTO and not self.finetuned:  # what needs no adapter's manifest is known now
+            self.prompt_format = "text" if self.prompts == "paper" else "chat"
 
     # --- derived ----------------------------------------------------------------------------
     @property
@@ -98,7 +144,7 @@ class AgentSpec(AgentConfig):
         tool = self.tools.strip()
         tool = f" · {tool}" if tool not in KEYLESS_TOOLS else ""
         if self.finetuned:  # a format other than chat is part of the agent (the paper's adapters run in alpaca)
-            fmt = f" · {self.prompt_format}" if self.prompt_format not in ("chat", "scratchpad") else ""
+            fmt = f" · {self.prompt_format}" if self.prompt_format not in ("chat", "scratchpad", AUTO) else ""
             return f"{name} · fine-tuned{fmt}{tool}"
         extras = "".join(f" · {x}" for x in (self.prompts if self.prompts != "default" else "",
                                               self.prompt_format if self.prompt_format != "chat" else "",
@@ -110,7 +156,7 @@ class AgentSpec(AgentConfig):
     def kind(self) -> str:
         """The concurrency class of its model: local, openai, fake, ..."""
         k = self.model.split(":", 1)[0]
-        return "local" if k in LOCAL_KINDS else k
+        return MODEL_KINDS[k].runs if k in MODEL_KINDS else k
 
     @property
     def name(self) -> str:
@@ -128,7 +174,7 @@ class AgentSpec(AgentConfig):
 
     # --- JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = {name: getattr(self, name) for name in _ORDER}
+        d = {name: getattr(self, name) for name in FIELD_ORDER}
         d["noise"] = asdict(self.noise)
         return d
 
@@ -144,7 +190,7 @@ class AgentSpec(AgentConfig):
         if isinstance(d, AgentSpec):
             return d
         d = dict(d or {})
-        kw: dict[str, Any] = {k: d[k] for k in _ORDER if k in d and d[k] is not None and k != "noise"}
+        kw: dict[str, Any] = {k: d[k] for k in FIELD_ORDER if k in d and d[k] is not None and k != "noise"}
         kw["model"] = str(d.get("model") or "unknown")
         kw.setdefault("tools", "")  # an old record that does not say: unknown, not the default
         if "method" not in kw and method:
@@ -174,7 +220,7 @@ class AgentSpec(AgentConfig):
     def __getitem__(self, name: str) -> Any:
         if name == "key":
             return self.key
-        if name not in _ORDER:
+        if name not in FIELD_ORDER:
             raise KeyError(name)
         return self.to_dict()[name]
 
@@ -194,14 +240,13 @@ class AgentSpec(AgentConfig):
             given.setdefault("p", self.noise.p)
             given.setdefault("seed", self.noise.seed)
         merged = AgentSpec.from_dict({**self.to_dict(), **given}, method=self.method)
-        for name in _ORDER:
+        for name in FIELD_ORDER:
             if name in given or (name == "noise" and {"p", "seed"} & set(given)):
                 setattr(self, name, getattr(merged, name))
 
 
-_ORDER = ("model", "adapter", "method", "finetuned", "exemplars", "max_steps", "max_tokens", "trials", "tools",
-          "noise", "prompts", "prompt_format", "constrained", "extractive",
-          "role")
+FIELD_ORDER = ("model", "adapter", "method", "finetuned", "exemplars", "max_steps", "max_tokens", "trials", "tools",
+               "noise", "prompts", "prompt_format", "constrained", "extractive", "role")  # the JSON's, the CLI's
 
 
 def _noise(d: Mapping[str, Any]) -> NoiseConfig:
@@ -219,44 +264,6 @@ def _noise(d: Mapping[str, Any]) -> NoiseConfig:
         raise FormatError(f"agent.noise: {e}") from None
 
 
-def resolve_format(spec: AgentConfig) -> tuple[str, str]:
-    """(format, why) for `prompt_format: auto`: a fine-tuned agent's adapter's own format (its `fireact.json`, or
-    the known adapters' table for the paper's published ones), a `paper` prompts file's `text`, else `chat`."""
-    from fireact_core.known_adapters import adapter_format
-
-    if spec.finetuned:
-        adapter = getattr(spec, "adapter", None)
-        model = str(getattr(spec, "model", ""))
-        if adapter is None and model.startswith("local:"):  # a merged fine-tuned model, e.g. forestai/fireact_llama_2_7b
-            adapter = model.split(":", 1)[1]
-        fmt, why = adapter_format(adapter, model.split(":", 1)[-1] if ":" in model else model)
-        return (fmt, why) if fmt else ("chat", f"{why}: the base's format")
-    return ("text", "raw prompts") if spec.prompts == "paper" else ("chat", "the default")
-
-
-def adapter_base_id(adapter: str) -> str | None:
-    """The Hub id of the base a local adapter folder's `adapter_config.json` names (None: not a folder, no base)."""
-    import json
-
-    try:
-        conf = json.loads((Path(adapter).expanduser() / "adapter_config.json").read_text(encoding="utf-8"))
-        base = conf.get("base_model_name_or_path")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not base:
-        return None
-    from fireact_core.models import canonical_base
-
-    return canonical_base(base)
-
-
-def base_model_spec(base: str) -> str:
-    """The model spec of a base (Hub id, alias or folder): a bundled base by its name, else `local:<base>`."""
-    from fireact_core.models import bundled_name
-
-    return bundled_name(base) or f"local:{base}"
-
-
 def adapter_label(adapter: str | None) -> str | None:
     """How an adapter is named on the leaderboard: a local folder by its name (the same on every
     machine: `data/adapters/default` → `default`), a Hub repo by its id."""
@@ -264,58 +271,3 @@ def adapter_label(adapter: str | None) -> str | None:
         return None
     p = Path(adapter).expanduser()
     return p.name if p.is_absolute() or p.is_dir() else adapter
-
-
-def spec_from_options(options: Sequence[str], **defaults: Any) -> AgentSpec:
-    """An `AgentSpec` from `fireact run`/`eval` agent options (e.g. a recipe's `eval_args`), over `defaults`
-    (option names: `model`, `adapter`, `tools`, ...). A bad option raises `ConfigError`."""
-    import argparse
-
-    from fireact_core.commands._agent_opts import add_agent_args, spec_from_args
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> Any:  # type: ignore[override]
-            raise ConfigError(f"agent options {' '.join(options)!r}: {message}")
-
-    parser = Parser(prog="agent options", add_help=False)
-    add_agent_args(parser)
-    parser.set_defaults(**defaults)
-    return spec_from_args(parser.parse_args(list(options)))
-
-
-def load_spec_model(spec: AgentSpec) -> Model:
-    """The model a spec names, with its adapter if any."""
-    from fireact_core.factory import load_model
-
-    return load_model(spec.model, adapter=spec.adapter) if spec.adapter is not None else load_model(spec.model)
-
-
-def build_agent(spec: AgentSpec, model: Model | None = None, *, tools: Tools | str | None = "spec",
-                prompts: Prompts | None = None, noise_pool: Sequence[str] | None = None) -> Agent:
-    """The `Agent` a spec describes: `model` (loaded from the spec when None), fresh tools from
-    `spec.tools` (or the `tools` given), and the spec as its configuration and record."""
-    from fireact_core.agent import Agent
-    from fireact_core.factory import load_tools
-
-    if isinstance(tools, str):
-        spec_tools = (spec.tools or "none").strip()
-        tools = None if spec_tools.lower() in ("none", "") else load_tools(spec_tools)
-    return Agent(load_spec_model(spec) if model is None else model, tools, spec, prompts=prompts,
-                 noise_pool=noise_pool)
-
-
-def agent_factory(spec: AgentSpec, model: Model | None = None) -> Callable[[int], Agent]:
-    """Load the model once (or reuse `model`); return `make(i)`, a fresh agent (own tools, noise seed `seed + i`).
-
-    A bad tool spec or a missing corpus fails before the model loads.
-    """
-    from fireact_core.factory import load_tools
-
-    if spec.tools.lower() not in ("none", ""):
-        load_tools(spec.tools)
-    loaded = load_spec_model(spec) if model is None else model
-
-    def make(i: int = 0) -> Agent:
-        return build_agent(spec.with_seed_offset(i), loaded)
-
-    return make

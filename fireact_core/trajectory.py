@@ -12,16 +12,18 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import InitVar, asdict, dataclass, field, fields, replace
+from typing import Any
 
-from fireact_core.errors import FormatError
-
-if TYPE_CHECKING:
-    from fireact_core.spec import AgentSpec
+from fireact_core.errors import ConfigError, FormatError
+from fireact_core.spec import METHODS, AgentSpec
 
 # 2: `agent` is an `AgentSpec` (noise as {mode, p, seed}); format 1 records upgrade on reading.
-FORMAT_VERSION = 2
+# 3: one method, the agent's (`agent.method`); the top-level `method` and `chosen_method` the JSON still
+#    carries are derived copies for its readers (`chosen_method`: from the steps). Reading a format 1 or 2
+#    record, its top-level `method` (what the trajectory was) becomes the agent's: they disagreed on the
+#    released records `fireact convert` read (a CoT record's agent said `react`).
+FORMAT_VERSION = 3
 
 # What the noisy tool did to an observation.
 NOISE_CLEAN = "clean"
@@ -80,8 +82,8 @@ class Trajectory:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     task: str = ""
     gold: str | None = None
-    method: str = "react"
-    agent: AgentSpec = field(default_factory=lambda: _spec().from_dict({}))  # which agent ran (a dict upgrades)
+    method: InitVar[str | None] = None  # the agent's method: given here, kept in `agent.method` (the property below)
+    agent: AgentSpec = field(default_factory=lambda: AgentSpec.from_dict({}))  # which agent ran (a dict upgrades)
     answer: str | None = None
     em: float | None = None
     f1: float | None = None
@@ -95,14 +97,29 @@ class Trajectory:
     tokens_out: int = 0
     cost_usd: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
-    chosen_method: str | None = None  # what the agent did: answer | react | cot | io (`observed_method`)
     format_version: int = FORMAT_VERSION
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.agent, _spec()):
-            self.agent = _spec().from_dict(self.agent, method=self.method)
-        if self.chosen_method is None and self.steps:  # a record from before the field, or one built whole
-            self.chosen_method = observed_method(self)
+    def __post_init__(self, method: str | None) -> None:
+        if not isinstance(self.agent, AgentSpec):
+            self.agent = AgentSpec.from_dict(self.agent, method=method)
+        if isinstance(method, str):  # (not the property, read by the dataclass as this argument's default)
+            self._set_method(method)
+
+    # --- the method, one field: the agent's -----------------------------------------------
+    def _get_method(self) -> str:
+        return self.agent.method
+
+    def _set_method(self, method: str) -> None:
+        if method != self.agent.method:  # a copy: the spec given may be shared with other trajectories
+            try:
+                self.agent = replace(self.agent, method=method)
+            except ConfigError as e:
+                raise FormatError(f"trajectory: {e}") from None
+
+    @property
+    def chosen_method(self) -> str | None:
+        """What the agent did, from its steps: answer | react | cot | io (`observed_method`); None without steps."""
+        return observed_method(self)
 
     # --- totals -------------------------------------------------------------------------
     def finalize_totals(self) -> None:
@@ -117,6 +134,7 @@ class Trajectory:
     # --- JSON ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["method"], d["chosen_method"] = self.method, self.chosen_method  # derived copies for the JSON's readers
         d["steps"] = [s.to_dict() for s in self.steps]
         d["agent"] = self.agent.to_dict()
         for name in ("reflections", "meta"):
@@ -134,9 +152,12 @@ class Trajectory:
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         kw["steps"] = [Step.from_dict(s) for s in d.get("steps", [])]
-        kw["agent"] = _spec().from_dict(d.get("agent"), method=d.get("method"))  # format 1's dicts upgrade here
+        kw["agent"] = AgentSpec.from_dict(d.get("agent"), method=d.get("method"))  # format 1's dicts upgrade here
         kw["format_version"] = FORMAT_VERSION
-        return cls(**kw)
+        traj = cls(**kw)
+        if version < 3 and d.get("method") in METHODS:  # the trajectory's own method, kept apart before format 3
+            traj.method = d["method"]
+        return traj
 
     # --- ReAct text ---------------------------------------------------------------------
     def render_react(self, final_observation: bool = True) -> str:
@@ -186,10 +207,8 @@ def observed_method(traj: Trajectory) -> str | None:
     return "answer"
 
 
-def _spec() -> type[AgentSpec]:
-    from fireact_core.spec import AgentSpec  # here: the spec's noise config imports this module
-
-    return AgentSpec
+Trajectory.method = property(  # type: ignore[assignment]  # the `method` argument, kept in the agent
+    Trajectory._get_method, Trajectory._set_method, doc="The agent's method (`agent.method`): io | cot | react | reflexion.")
 
 
 # --- parsing ------------------------------------------------------------------------------

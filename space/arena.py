@@ -24,11 +24,11 @@ from typing import Any
 import gradio as gr
 
 from fireact_core.errors import InputError, check_visitor_question
+from fireact_core.known_adapters import resolved
 from fireact_core.methods import METHODS
-from fireact_core.spec import AgentSpec
+from fireact_core.spec import CONSTRAINABLE_KINDS, AgentSpec
 from fireact_core.tools.noisy import NoiseConfig
 from space.choices import (
-    CONSTRAINABLE_KINDS,
     DEFAULT_PROMPTING,
     PROMPTING_CHOICES,
     check_model,
@@ -81,7 +81,8 @@ def _side_specs(p_model: str, p_method: str, p_shots: float, f_choice: str,
     if prompted.constrained and prompted.kind not in CONSTRAINABLE_KINDS:
         prompted, note = replace(prompted, constrained=False, extractive=False), NO_CONSTRAINT
     f_model, adapter = parse_finetuned(f_choice)
-    return prompted, AgentSpec(role="finetuned", model=f_model, adapter=adapter, finetuned=True, exemplars=0), note
+    tuned = resolved(AgentSpec(role="finetuned", model=f_model, adapter=adapter, finetuned=True, exemplars=0))
+    return prompted, tuned, note
 
 
 def _with_note(text: str, note: str) -> str:

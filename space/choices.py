@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from fireact_core.build import adapter_base_id
 from fireact_core.errors import ConfigError, FireActError, InputError
 from fireact_core.models import online
 from fireact_core.paths import ADAPTERS_DIR, DEFAULT_ADAPTER  # space.config reads them from here
-from fireact_core.spec import PROMPT_FORMATS, adapter_base_id
+from fireact_core.spec import PROMPT_FORMATS
 
 log = logging.getLogger("fireact.app")
 OPENAI_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4o", "gpt-3.5-turbo")
@@ -61,7 +62,6 @@ def react_shots(prompts: str) -> int:
     from fireact_core.methods import load_prompts
 
     return load_prompts(prompts).react_shots()
-CONSTRAINABLE_KINDS = ("local", "fake")  # model kinds that decode under a grammar (the app's fakes accept one)
 
 
 def _adapter_ok(path: Path) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fireact_core.agent import Agent, Finished, StepDone, StepStarted, TokenDelta, TrialStarted
-from fireact_core.backends.base import Completion, Message, Model
+from fireact_core.backends.base import Model
 from fireact_core.errors import FireActError
 from fireact_core.methods import Prompts, load_prompts
 from fireact_core.spec import AgentSpec
@@ -95,39 +95,6 @@ class ModelPool:
         return self.loader(spec.model, spec.adapter)
 
 
-class Metered:
-    """A model view that sums the cost of every completion passing through (the agent does not)."""
-
-    def __init__(self, model: Model, total: list[float] | None = None) -> None:
-        self.model = model
-        self.name = model.name
-        self.total = total if total is not None else [0.0]
-
-    @property
-    def cost_usd(self) -> float:
-        return self.total[0]
-
-    def session(self) -> Metered:
-        return Metered(self.model.session(), self.total)
-
-    @property
-    def supports_constraint(self) -> bool:
-        """Whether the model under it decodes under a grammar (the agent asks before it passes `constraint`)."""
-        return bool(getattr(self.model, "supports_constraint", False))
-
-    @property
-    def accepts_text(self) -> bool:
-        """Whether the model under it takes a raw-text prompt (the alpaca and text formats) as it is."""
-        return bool(getattr(self.model, "accepts_text", False))
-
-    def stream(self, messages: Sequence[Message], *, stop: Sequence[str], max_tokens: int,
-               **kw: Any) -> Iterator[str | Completion]:
-        for item in self.model.stream(messages, stop=stop, max_tokens=max_tokens, **kw):  # kw: `constraint`
-            if isinstance(item, Completion):
-                self.total[0] += item.cost_usd or 0.0
-            yield item
-
-
 @dataclass
 class _Queued:
     message: str
@@ -174,13 +141,10 @@ def battle_spec(spec: AgentSpec, battle: Battle) -> AgentSpec:
 
 
 def agent_events(spec: AgentSpec, battle: Battle, model: Model, tools: Tools | None) -> Iterator[object]:
-    """One agent's own events on `battle`; its `Finished` trajectory carries the side's spec and cost."""
-    metered = Metered(model)
-    agent = Agent(metered, tools, battle_spec(spec, battle), prompts=_prompts(spec.prompts), noise_pool=battle.noise_pool)
-    for ev in agent.run(battle.question, gold=battle.gold, task=battle.task, meta=dict(battle.meta)):
-        if isinstance(ev, Finished) and not ev.trajectory.cost_usd:
-            ev.trajectory.cost_usd = metered.cost_usd
-        yield ev
+    """One agent's own events on `battle`; its `Finished` trajectory carries the side's spec and cost (summed
+    by the agent, once)."""
+    agent = Agent(model, tools, battle_spec(spec, battle), prompts=_prompts(spec.prompts), noise_pool=battle.noise_pool)
+    yield from agent.run(battle.question, gold=battle.gold, task=battle.task, meta=dict(battle.meta))
 
 
 def agent_events_of(spec: AgentSpec, battle: Battle, pool: ModelPool,

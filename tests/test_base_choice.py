@@ -10,7 +10,8 @@ import json
 import pytest
 
 from fireact_core.errors import InputError
-from fireact_core.spec import AgentSpec, spec_from_options
+from fireact_core.options import spec_from_options
+from fireact_core.spec import AgentSpec
 from fireact_core.store import Store
 from fireact_core.trajectory import Step, Trajectory, observed_method
 from space import choices

@@ -15,12 +15,15 @@ from types import SimpleNamespace
 import pytest
 from tiny_llama import make_tiny_llama
 
-from fireact_core.agent import Agent
+from fireact_core.agent import Agent, Finished
 from fireact_core.backends.base import Completion, Message
 from fireact_core.backends.fake import FakeModel
+from fireact_core.build import build_agent
 from fireact_core.errors import ConfigError
 from fireact_core.known_adapters import KNOWN, adapter_format
-from fireact_core.spec import AgentSpec, build_agent, spec_from_options
+from fireact_core.noise import NoiseConfig
+from fireact_core.options import spec_from_options
+from fireact_core.spec import AgentSpec
 from fireact_core.tools.base import Toolbox
 
 ALPACA = ("Below is an instruction that describes a task. Write a response that appropriately completes the request."
@@ -138,7 +141,7 @@ def test_the_published_adapters_run_in_alpaca_from_the_table_with_their_source_q
 
 
 def test_an_adapter_with_no_manifest_runs_in_the_bases_format_and_says_how_to_choose(tmp_path, capsys):
-    from fireact_core.commands._agent_opts import format_notice
+    from fireact_core.options import format_notice
 
     folder = tmp_path / "mystery"
     folder.mkdir()
@@ -185,15 +188,16 @@ def test_eval_order_paper_from_the_command_line(shared_data, tmp_path, capsys):
     assert "the paper order" in capsys.readouterr().err
 
 
-def test_the_arenas_metered_view_passes_raw_text_through_to_a_model_that_takes_it():
-    from space.runner import Metered
+def test_the_arena_passes_raw_text_through_to_a_model_that_takes_it():
+    from space.runner import Battle, agent_events
 
     fake = FakeModel(["Thought: I know.\nAction: finish[Idris Kallum]"])
     fake.accepts_text = True
     spec = AgentSpec(model="fake", finetuned=True, prompt_format="alpaca", tools="none")
-    t = Agent(Metered(fake), None, spec).solve(Q)
+    done = [ev for ev in agent_events(spec, Battle(Q, gold=None, noise=NoiseConfig()), fake, None)
+            if isinstance(ev, Finished)]
     assert fake.calls[0] == [{"role": "text", "content": ALPACA.format(question=Q) + "Thought:"}]
-    assert "prompt_sent_as" not in t.meta and not Metered(FakeModel([])).accepts_text
+    assert "prompt_sent_as" not in done[0].trajectory.meta
 
 
 def test_fireact_run_json_records_the_format_and_the_notice_for_an_adapter_that_does_not_say(tmp_path, capsys):

@@ -63,7 +63,8 @@ def test_alpaca_examples_are_the_agents_prompt_ids_and_the_loss_is_on_the_agents
 def test_an_adapter_trained_in_alpaca_is_loaded_back_in_alpaca_with_no_option(tiny, world_file, tmp_path):
     import torch
 
-    from fireact_core.spec import build_agent, spec_from_options
+    from fireact_core.build import build_agent
+    from fireact_core.options import spec_from_options
     from train import card
     from train.sft import build, save, train_run
 

@@ -157,13 +157,13 @@ def test_a_format_1_record_upgrades_to_a_typed_agent_spec():
     from fireact_core.tools.noisy import NoiseConfig
 
     t = Trajectory.from_dict(json.loads(json.dumps(V1_EVAL)))
-    assert isinstance(t.agent, AgentSpec) and t.format_version == FORMAT_VERSION == 2
+    assert isinstance(t.agent, AgentSpec) and t.format_version == FORMAT_VERSION == 3
     assert t.agent.noise == NoiseConfig("random", 0.25, 7)  # the CLI's string and its p/seed beside it
     assert (t.agent.model, t.agent.adapter, t.agent.finetuned, t.agent.tools) == ("smollm2", "default", True, "corpus")
     assert t.agent.key == "smollm2 + default · fine-tuned"
     d = t.to_dict()
     assert d["agent"]["noise"] == {"mode": "random", "p": 0.25, "seed": 7} and "p" not in d["agent"]
-    assert d["format_version"] == 2 and Trajectory.from_dict(d) == t
+    assert d["format_version"] == 3 and Trajectory.from_dict(d) == t
     arena = Trajectory.from_dict({**V1_EVAL, "method": "cot", "agent": V1_ARENA_AGENT})
     assert arena.agent.key == V1_ARENA_AGENT["key"] and arena.agent.role == "prompted"
     assert arena.agent.noise == NoiseConfig("none", 0.5, 1) and arena.agent.max_steps == 8

@@ -34,9 +34,10 @@ def agent_eval(cfg: TrainConfig, adapter_dir: Path, summary: DataSummary) -> dic
     with the recipe's `eval_args` (`fireact eval`'s agent options) on top."""
     import shlex
 
+    from fireact_core.build import agent_factory
     from fireact_core.evaluate import evaluate
     from fireact_core.models import bundled_name
-    from fireact_core.spec import agent_factory, spec_from_options
+    from fireact_core.options import spec_from_options
     from fireact_core.tasks import load_task
 
     task_name = cfg.eval_task or max(summary.by_task, key=summary.by_task.get)

@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fireact_core.errors import ConfigError
-from fireact_core.paths import ADAPTERS_DIR  # train.commands reads it from here
-from fireact_core.paths import DEFAULT_ADAPTER as BUNDLED_ADAPTER
+from fireact_core.paths import ADAPTERS_DIR, DEFAULT_ADAPTER  # train.commands reads ADAPTERS_DIR from here
 from fireact_core.training_rule import TrainingRule
 
 Progress = Callable[[str], None]
@@ -135,7 +134,7 @@ def newest_adapter(adapters_dir: str | Path) -> str | None:
             loops.append((at, p.parent))
     if loops:
         return str(max(loops)[1])
-    return str(BUNDLED_ADAPTER) if (BUNDLED_ADAPTER / "adapter_config.json").is_file() else None
+    return str(DEFAULT_ADAPTER) if (DEFAULT_ADAPTER / "adapter_config.json").is_file() else None
 
 
 def learned_from(store: Any, data: Path) -> dict[str, Any]:
@@ -152,8 +151,9 @@ def learned_from(store: Any, data: Path) -> dict[str, Any]:
 
 def compare(base: str, new: Path, predecessor: str, cfg: LoopConfig) -> dict[str, Any]:
     """EM of the new adapter and of its predecessor on the same held-out world questions."""
+    from fireact_core.build import agent_factory, base_model_spec
     from fireact_core.evaluate import evaluate
-    from fireact_core.spec import agent_factory, base_model_spec, spec_from_options
+    from fireact_core.options import spec_from_options
     from fireact_core.tasks import load_task
 
     task = load_task("world", cfg.eval_split)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fireact_core.commands._agent_opts import _nonneg, add_agent_args, agent_factory, format_notice, spec_from_args
+from fireact_core.options import _nonneg, add_agent_args, agent_factory, format_notice, spec_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:

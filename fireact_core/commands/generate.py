@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fireact_core.commands._agent_opts import _positive, _probability
+from fireact_core.options import _positive, _probability
 
 
 def register(sub: argparse._SubParsersAction) -> None:

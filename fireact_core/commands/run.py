@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TextIO
 
-from fireact_core.commands._agent_opts import add_agent_args, agent_factory, format_notice, spec_from_args
+from fireact_core.options import add_agent_args, agent_factory, format_notice, spec_from_args
 
 NOISE_BADGES = {"none": "[noise: replaced by None]", "random": "[noise: replaced by an earlier observation]"}
 

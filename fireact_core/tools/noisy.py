@@ -9,44 +9,14 @@ or a list supplied by the caller (the app supplies its store's).
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from fireact_core.errors import ConfigError
+from fireact_core.noise import NOISE_MODES, SEED_LIMIT, NoiseConfig  # the record's; re-exported for callers
 from fireact_core.tools.base import ToolResult, Tools
 from fireact_core.trajectory import NOISE_NONE, NOISE_RANDOM
 
-NOISE_MODES = ("off", "none", "random")
-SEED_LIMIT = 2**31  # the store keeps the seed in an INTEGER column
-
-
-@dataclass(frozen=True)
-class NoiseConfig:
-    mode: str = "off"  # off | none | random
-    p: float = 0.5
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.mode not in NOISE_MODES:
-            raise ConfigError(f"unknown noise mode {self.mode!r}; choose one of {', '.join(NOISE_MODES)}")
-        if not 0.0 <= self.p <= 1.0:
-            raise ConfigError(f"noise probability must be within [0, 1], got {self.p}")
-        if not isinstance(self.seed, int) or not -SEED_LIMIT <= self.seed < SEED_LIMIT:
-            raise ConfigError(f"the noise seed must be a whole number within ±{SEED_LIMIT:,}")
-
-    @classmethod
-    def from_values(cls, mode: str | None, p: float | None, seed: float | None) -> NoiseConfig:
-        """From a form's values (a number may be NaN or infinite): a clear `ConfigError` for anything out of range."""
-        p_, seed_ = float(p or 0.0), float(seed or 0)
-        if not math.isfinite(seed_) or seed_ != int(seed_):
-            raise ConfigError(f"the noise seed must be a whole number within ±{SEED_LIMIT:,}")
-        return cls(mode or "off", p_, int(seed_))
-
-    @property
-    def active(self) -> bool:
-        return self.mode != "off" and self.p > 0
+__all__ = ["NOISE_MODES", "SEED_LIMIT", "NoiseConfig", "NoisyToolbox"]
 
 
 class NoisyToolbox:
