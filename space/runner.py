@@ -149,6 +149,8 @@ def agent_events(spec: AgentSpec, battle: Battle, model: Model, tools: Tools | N
     for ev in agent.run(battle.question, gold=battle.gold, task=battle.task, meta=dict(battle.meta)):
         if isinstance(ev, Finished) and not ev.trajectory.cost_usd:
             ev.trajectory.cost_usd = metered.cost_usd
+        if isinstance(ev, Finished) and getattr(model, "engine", None):  # what decoded it (local models)
+            ev.trajectory.meta.setdefault("engine", model.engine)
         yield ev
 
 

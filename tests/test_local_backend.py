@@ -213,3 +213,10 @@ def test_growing_cache_layer_keeps_one_dtype_and_its_contents_across_growth():
     assert torch.equal(keys[..., -1:, :], steps[-1][0]) and torch.equal(values[..., -1:, :], steps[-1][1].float())
     layer.crop(-50)
     assert layer.get_seq_length() == 400 and torch.equal(layer.values[..., :200, :], v0)
+
+
+def test_completion_times_prefill_and_decode_and_names_the_engine(fast, exact):
+    _, done = run(fast, Q, max_tokens=6)
+    assert done.prefill_s > 0 and done.decode_s > 0  # bench/battle.py splits a battle's model time by these
+    assert fast.engine.startswith(fast._shared.fast.kind) and fast.engine.endswith("threads")
+    assert exact.engine.startswith("torch float32")

@@ -177,6 +177,7 @@ class QuantLlama:
         self.head = _base_weight(causal.lm_head).detach()
         self.head_q = Int8Linear(self.head)
         self.loras: dict[str, list[tuple[LoraPair | None, ...]]] = {}
+        self.kind = "torch int4 eager"  # the engine's name, recorded with each arena run
 
     def add_adapter(self, model: Any, name: str) -> None:
         """Copy the LoRA factors of adapter `name` from the `PeftModel` `model` (once)."""
