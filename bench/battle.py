@@ -8,7 +8,7 @@ same cores. Prints each side's load time, its steps' latencies, and the shares o
 decode in its model calls; the battle's wall time, first with the decoding weights still to be
 built (a fresh app's first battle) and then once loaded (`--rounds` more); the engine that served
 each side; and the process's peak resident memory (`ru_maxrss`) with the default base and
-adapter loaded and a battle run. `--engine` picks the CPU decode path (`FIREACT_ENGINE`).
+adapter loaded and a battle run.
 
     .venv/bin/python bench/battle.py [--threads 2] [--rounds 2] [--question "..."]
 """
@@ -59,10 +59,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (a free CPU Space has 2 cores)")
     ap.add_argument("--rounds", type=int, default=2, help="battles after the first (timed once loaded)")
     ap.add_argument("--question", default=QUESTION)
-    ap.add_argument("--engine", default=None, help="the CPU decode engine (FIREACT_ENGINE; default: the backend's)")
     args = ap.parse_args()
-    if args.engine:
-        os.environ["FIREACT_ENGINE"] = args.engine
 
     import torch
 

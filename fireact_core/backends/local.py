@@ -132,7 +132,8 @@ class _Shared:
             kind = f"torch {str(next(self.model.parameters()).dtype).removeprefix('torch.')}"
         else:
             kind = "torch int8 dynamic"
-        return f"{kind}, {torch.get_num_threads()} threads" if self.device == "cpu" else f"{kind}, {self.device}"
+        n = torch.get_num_threads()
+        return f"{kind}, {n} thread{'s' * (n != 1)}" if self.device == "cpu" else f"{kind}, {self.device}"
 
     def _activate(self, adapter: str | None) -> None:
         if not self.adapters() or adapter == self.active:
