@@ -239,7 +239,8 @@ class QuantLlama:
         for i, (w1, eps1, qkv, o, w2, eps2, gate_up, down) in enumerate(self.layers):
             lq, lo, lg, ld = loras[i] if loras else (None, None, None, None)
             h = w1 * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps1))
-            y = qkv(h) if lq is None else qkv(h) + lq(h)
+            # Each 4-bit matmul's bf16 output is cast to fp32 once (exact), not once per op that reads it.
+            y = qkv(h).float() if lq is None else qkv(h) + lq(h)
             # Rotary embedding on the query and key heads at once: x * cos + rotate_half(x) * sin.
             qk = y[:, :nq].view(h_ + kv_, d_)
             qk = qk * cos + torch.cat((-qk[:, half:], qk[:, :half]), dim=-1) * sin
@@ -248,8 +249,8 @@ class QuantLlama:
             a = a.view(1, h_ * d_)
             x = x + (o(a) if lo is None else o(a) + lo(a))
             h = w2 * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps2))
-            y = gate_up(h) if lg is None else gate_up(h) + lg(h)
-            m = F.silu(y[:, :inter].float()) * y[:, inter:]  # in fp32, like the fp32 model (bf16 here changed greedy text)
+            y = gate_up(h).float() if lg is None else gate_up(h) + lg(h)
+            m = F.silu(y[:, :inter]) * y[:, inter:]  # in fp32, like the fp32 model (bf16 here changed greedy text)
             x = x + (down(m) if ld is None else down(m) + ld(m))
         w, eps = self.norm
         h = (w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)))[0]
