@@ -165,6 +165,7 @@ def llama_cpp_engine(args: argparse.Namespace, models: object, fast: object, thr
         t0 = time.perf_counter()
         stamps: list[float] = []
         new: list[int] = []
+        llm.reset()  # no prefix reuse from the last call: every column prefills its whole prompt
         for token in llm.generate(ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0, reset=True):
             stamps.append(time.perf_counter())
             new.append(token)
