@@ -112,8 +112,13 @@ def render_summary(traj: Trajectory, *, with_status: bool = True) -> str:
         "<th>Tokens</th><th>Cost</th></tr></thead><tbody><tr>"
         f'<td class="fa-answer">{answer}</td><td>{gold}</td><td class="fa-em{em_cls}">{em}</td><td>{fmt_score(traj.f1)}</td>'
         f'<td class="fa-chose" data-chosen="{esc(traj.chosen_method or "")}">{esc(chosen)}</td>'
-        f"<td>{traj.num_steps}</td><td>{traj.time_s:.2f} s</td><td>{fmt_tokens(traj.tokens_in, traj.tokens_out)}</td>"
+        f"<td>{traj.num_steps}</td><td>{traj.time_s:.2f} s{_engine(traj)}</td><td>{fmt_tokens(traj.tokens_in, traj.tokens_out)}</td>"
         f"<td>{fmt_cost(traj.cost_usd)}</td></tr></tbody></table>")
+
+
+def _engine(traj: Trajectory) -> str:
+    engine = traj.meta.get("engine") if isinstance(traj.meta, dict) else None
+    return f'<br><span class="fa-engine">{esc(engine)}</span>' if engine else ""
 
 
 def render_reflections(reflections: Sequence[str]) -> str:

@@ -213,3 +213,31 @@ def test_growing_cache_layer_keeps_one_dtype_and_its_contents_across_growth():
     assert torch.equal(keys[..., -1:, :], steps[-1][0]) and torch.equal(values[..., -1:, :], steps[-1][1].float())
     layer.crop(-50)
     assert layer.get_seq_length() == 400 and torch.equal(layer.values[..., :200, :], v0)
+
+
+def test_completion_times_prefill_and_decode_and_names_the_engine(fast, exact):
+    _, done = run(fast, Q, max_tokens=6)
+    assert done.prefill_s > 0 and done.decode_s > 0  # bench/battle.py splits a battle's model time by these
+    assert fast.engine.startswith(fast._shared.fast.kind) and "thread" in fast.engine
+    assert exact.engine.startswith("torch float32")
+
+
+def test_quantised_step_gives_the_same_logits_whether_the_cache_has_room_or_must_grow(fast):
+    from fireact_core.backends.quant import GrowingLayer, new_cache
+
+    sh = fast._shared
+    fast.warm_up()
+    ids = sh.encode(Q)
+    roomy, full = new_cache(sh.model.config), new_cache(sh.model.config)
+    for cache in (roomy, full):
+        sh.forward(sh.model, ids, cache, None)
+    for layer in full.layers:  # no room left: the step's direct write gives way to a growing update
+        assert isinstance(layer, GrowingLayer)
+        layer.buffers = tuple(b[..., :layer.length, :] for b in layer.buffers)
+    with torch.inference_mode():
+        for token in (ids[-1], 42, 7):
+            a, b = sh.fast.step(token, roomy, None), sh.fast.step(token, full, None)
+            assert torch.equal(a, b)
+    assert roomy.get_seq_length() == full.get_seq_length() == len(ids) + 3
+    assert torch.equal(roomy.layers[3].keys, full.layers[3].keys)
+    assert full.layers[0].buffers[0].shape[-2] > len(ids) + 3  # it grew

@@ -26,6 +26,8 @@ class Completion:
     prefill_tokens: int = 0  # tokens actually encoded this call (<= prompt_tokens with a cache)
     cost_usd: float = 0.0
     finish_reason: str = "stop"  # stop | length | error
+    prefill_s: float = 0.0  # local backend: seconds encoding the prompt (to the first token's logits)
+    decode_s: float = 0.0  # local backend: seconds from then to the end of the reply
 
 
 class BackendError(Exception):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import functools
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -123,6 +124,20 @@ class _Shared:
                     self.runtimes.popitem(last=False)
             self.runtimes.move_to_end(adapter)
             return self.runtimes[adapter]
+
+    def engine(self, adapter: str | None) -> str:
+        """What decodes for `adapter`, in words (builds the decoder if it is not built yet)."""
+        import torch
+
+        module = self.decoder(adapter)
+        if isinstance(module, _FastDecoder):
+            kind = module.fast.kind
+        elif module is self.model:
+            kind = f"torch {str(next(self.model.parameters()).dtype).removeprefix('torch.')}"
+        else:
+            kind = "torch int8 dynamic"
+        n = torch.get_num_threads()
+        return f"{kind}, {n} thread{'s' * (n != 1)}" if self.device == "cpu" else f"{kind}, {self.device}"
 
     def _activate(self, adapter: str | None) -> None:
         if not self.adapters() or adapter == self.active:
@@ -291,6 +306,11 @@ class LocalModel:
             raise ConfigError(f"adapter {name!r} is not loaded; loaded: {', '.join(self.adapters) or '(none)'}")
         return LocalModel(self._shared, name)
 
+    @property
+    def engine(self) -> str:
+        """What decodes this view's tokens, in words (the arena records it with each run)."""
+        return self._shared.engine(self.adapter)
+
     def warm_up(self) -> None:
         """Build the decoding weights now (int8 copy), instead of on the first call."""
         self._shared.decoder(self.adapter)
@@ -316,7 +336,9 @@ class LocalModel:
         if len(sess.ids) > k:
             sess.cache.crop(k - len(sess.ids))
         new = prompt[k:]
+        t0 = time.perf_counter()
         logits = sh.forward(sh.model, new, sess.cache, self.adapter)
+        t1 = time.perf_counter()
         sess.ids = list(prompt)
         gen = torch.Generator().manual_seed(sh.seed) if sh.seed is not None else None
 
@@ -357,7 +379,8 @@ class LocalModel:
         if len(text) > emitted:
             yield text[emitted:]
         yield Completion(text=text, prompt_tokens=len(prompt), completion_tokens=produced,
-                         prefill_tokens=len(new), finish_reason=finish)
+                         prefill_tokens=len(new), finish_reason=finish, prefill_s=t1 - t0,
+                         decode_s=time.perf_counter() - t1)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
