@@ -39,10 +39,8 @@ def hub(monkeypatch):
 
 
 def fireact(args: list[str]) -> int:
-    """`fireact ARGS` through the entry point once installed (`make setup` after a pyproject change);
-    until then the same `make_parser` on a bare parser (the shared venv's metadata may predate it)."""
-    if "space" in plugin_commands():
-        return cli(args)
+    """`fireact ARGS` on a bare parser with the command's own `make_parser`, so a refusal raises its error
+    (the installed `fireact` prints it and exits 2: `test_without_a_token_the_error_is_one_line`)."""
     parser = argparse.ArgumentParser(prog="fireact")
     make_parser(parser.add_subparsers(dest="command"))
     ns = parser.parse_args(args)
@@ -139,7 +137,7 @@ def test_dry_run_lists_the_files_and_sends_nothing(hub, capsys):
     assert "tests/" not in out and hub.requests == []
 
 
-def test_without_a_token_the_error_is_one_line(hub, monkeypatch, tmp_path):
+def test_without_a_token_the_error_is_one_line(hub, monkeypatch, tmp_path, capsys):
     from huggingface_hub import constants
 
     from train.hub import HubError
@@ -149,6 +147,10 @@ def test_without_a_token_the_error_is_one_line(hub, monkeypatch, tmp_path):
     with pytest.raises(HubError, match="no Hugging Face token"):
         fireact(["space", "deploy", "tester/arena"])
     assert "tester/arena" not in str(hub.repos)
+    if "space" in plugin_commands():  # the installed `fireact` (after `make setup`): one line, exit 2
+        assert cli(["space", "deploy", "tester/arena"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "no Hugging Face token" in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
 if __name__ == "__main__":  # pragma: no cover
