@@ -107,10 +107,26 @@ def test_the_library_declares_what_its_modules_import():
     assert not missing, "add these to pyproject.toml's dependencies (or an extra):\n" + "\n".join(missing)
 
 
+def _library_parts_used(path: Path) -> list[Path]:
+    """The files of the library's extra layers (`PART_OF`: the local backend, the store) that `path` imports."""
+    used = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        for name in names:
+            if name.startswith("fireact_core."):
+                module = ROOT / Path(*name.split("."))
+                files = sorted(module.rglob("*.py")) if module.is_dir() else [module.with_suffix(".py")]
+                used += [f for f in files if f.is_file() and _part(f) is not None]
+    return used
+
+
 def test_the_trainer_and_the_app_declare_what_they_import():
+    """Their own imports, and those of the library's extra layers they use (`fireact loop` reads the store)."""
     for extra, files in (("train", sorted((ROOT / "train").rglob("*.py"))),
                          ("app", [ROOT / "app.py", *sorted((ROOT / "space").rglob("*.py"))])):
         allowed = _closure(extra)
+        files = sorted({*files, *(f for path in files for f in _library_parts_used(path))})
         missing = _undeclared(files, dict.fromkeys(files, allowed), allowed)
         assert not missing, f"add these to pyproject.toml's {extra} extra:\n" + "\n".join(missing)
 
