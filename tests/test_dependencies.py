@@ -4,7 +4,8 @@
   is one of them, except the local backend's modules (loaded only through the local model kinds' loader
   strings), whose top-level imports are the `local` extra's, and the store's (the app's, `app` extra).
   An import inside a function reaches an extra and must be declared in one of them.
-- `train`: everything `train/` imports; `app`: everything `space/` and `app.py` import.
+- `train`: everything `train/` imports; `app`: everything `space/` and `app.py` import; the world generator
+  (`worldgen/`, a development package) needs nothing beyond the library's own.
 - requirements.txt (what a Space installs) names the same distributions with the same versions.
 Import names map to distributions through `importlib.metadata.packages_distributions()` (the installed
 environment's own record), so `yaml` is PyYAML and `Stemmer` is PyStemmer.
@@ -25,7 +26,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-OURS = {"fireact_core", "space", "train", "app"}
+OURS = {"fireact_core", "space", "train", "worldgen", "app"}
 # Imported inside `try: ... except ImportError` with a fallback: used when present, never required.
 OPTIONAL = {"psutil"}  # fireact_core/base_fit.py: available RAM (else /proc/meminfo)
 # fireact_core modules that belong to an extra's layer (their top-level imports are that extra's).
@@ -124,11 +125,12 @@ def _library_parts_used(path: Path) -> list[Path]:
 def test_the_trainer_and_the_app_declare_what_they_import():
     """Their own imports, and those of the library's extra layers they use (`fireact loop` reads the store)."""
     for extra, files in (("train", sorted((ROOT / "train").rglob("*.py"))),
-                         ("app", [ROOT / "app.py", *sorted((ROOT / "space").rglob("*.py"))])):
+                         ("app", [ROOT / "app.py", *sorted((ROOT / "space").rglob("*.py"))]),
+                         (None, sorted((ROOT / "worldgen").rglob("*.py")))):  # the generator: the library's own
         allowed = _closure(extra)
         files = sorted({*files, *(f for path in files for f in _library_parts_used(path))})
         missing = _undeclared(files, dict.fromkeys(files, allowed), allowed)
-        assert not missing, f"add these to pyproject.toml's {extra} extra:\n" + "\n".join(missing)
+        assert not missing, f"add these to pyproject.toml's {extra or 'dependencies'}:\n" + "\n".join(missing)
 
 
 def test_the_library_stays_small():
