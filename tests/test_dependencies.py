@@ -189,3 +189,15 @@ def test_a_local_model_without_the_local_extra_is_a_clear_error():
     error, fake = out.stdout.strip().splitlines()
     assert "fireact[local]" in error and "'smollm2'" in error and "transformers" in error, error
     assert fake  # the fake model still loads
+
+
+def test_a_command_without_its_extra_names_the_install(tmp_path):
+    """`fireact loop` on an install without the trainer's extra: one line naming it, no traceback."""
+    code = ("import sys\nsys.modules['duckdb'] = None\n"
+            "from fireact_core.cli import main\n"
+            f"raise SystemExit(main(['loop', '--db', {str(tmp_path / 'app.duckdb')!r}, '--recipe', 'smollm2-135m-world']))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "fireact loop: error: the package 'duckdb' is not installed: pip install 'fireact[train]'" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "app.duckdb").exists()
