@@ -59,26 +59,36 @@ def test_the_loop_runs_in_a_child_process_and_its_error_comes_back(tmp_path):
 
 
 def test_a_running_loop_can_be_cancelled_and_the_server_goes_on(tmp_path):
+    """The admin's cancel button (`loop_cancel`) on the app's runtime stops the child mid-training."""
     pytest.importorskip("gradio_client")
     from test_loop import _rated_store
 
+    from space.fakes import fake_config
+    from space.leaderboard import loop_cancel
+    from space.runtime import Runtime
+
     store, _ = _rated_store(tmp_path / "app.duckdb")
-    rt = _Runtime(store)
-    job = start_loop(rt, LoopConfig(recipe="smollm2-135m-world", adapters_dir=tmp_path / "adapters", name="y",
-                                    work_dir=tmp_path / "work", eval_questions=0))
-    assert job.error is None, job.error
-    deadline = time.monotonic() + 120
-    while not any("2/4 training" in line for line in job.lines) and job.running and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert job.running, (job.error, job.lines)  # training started, in the child
-    assert (tmp_path / "work" / "y" / "rated.jsonl").is_file()  # exported by the server, read by the child
-    # the server's store is still open and usable while the child trains
-    assert len(store.runs_table()) == 8 and subprocess.run(["kill", "-0", str(job.pid)]).returncode == 0
-    job.cancel()
-    _wait(job, 30)
-    assert job.error == "cancelled" and job.result is None and rt.registered == []
-    assert job.process.returncode != 0 and not (tmp_path / "adapters" / "y").exists()
     store.close()
+    rt = Runtime(fake_config(tmp_path / "app.duckdb", admin_token="s3cret-token"))
+    try:
+        assert loop_cancel(rt, "s3cret-token", None) == "No training is running."
+        job = start_loop(rt, LoopConfig(recipe="smollm2-135m-world", adapters_dir=tmp_path / "adapters", name="y",
+                                        work_dir=tmp_path / "work", eval_questions=0))
+        assert job.error is None, job.error
+        deadline = time.monotonic() + 120
+        while not any("2/4 training" in line for line in job.lines) and job.running and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert job.running, (job.error, job.lines)  # training started, in the child
+        assert (tmp_path / "work" / "y" / "rated.jsonl").is_file()  # exported by the server, read by the child
+        # the server's store is still open and usable while the child trains
+        assert len(rt.store.runs_table()) == 8 and subprocess.run(["kill", "-0", str(job.pid)]).returncode == 0
+        assert "Only" in loop_cancel(rt, "wrong", None) and job.running  # not an admin: nothing stops
+        assert loop_cancel(rt, "s3cret-token", None) == "Training cancelled."
+        _wait(job, 30)
+        assert job.error == "cancelled" and job.result is None and rt.finetuned_choices()[0][0] != "Loop adapter: y"
+        assert job.process.returncode != 0 and not (tmp_path / "adapters" / "y").exists()
+    finally:
+        rt.store.close()
 
 
 def test_on_zero_gpu_nothing_starts(tmp_path, monkeypatch):
