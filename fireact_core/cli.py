@@ -21,6 +21,10 @@ from fireact_core.errors import FireActError
 PLUGIN_GROUP = "fireact.commands"
 
 
+# The extra (pyproject.toml) that installs what a plugin package's commands need.
+PLUGIN_EXTRAS: dict[str, str] = {"train": "train", "space": "app", "worldgen": "all"}
+
+
 def plugin_commands() -> dict[str, Any]:
     """The commands other packages register (name -> entry point), read from package metadata without importing them."""
     from importlib.metadata import entry_points
@@ -72,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except FireActError as e:
         print(f"fireact {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # a package of an extra this command needs (pyproject.toml)
+        if (e.name or "").split(".")[0] in ("", "fireact_core", *PLUGIN_EXTRAS):
+            raise
+        ep = plugins.get(args.command)
+        extra = PLUGIN_EXTRAS.get(ep.value.split(".")[0] if ep else "", "all")
+        print(f"fireact {args.command}: error: the package {e.name!r} is not installed: "
+              f"pip install 'fireact[{extra}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -33,7 +33,14 @@ def _resolve(table: dict[str, str], spec: str, what: str) -> tuple[Callable[...,
     if kind not in table:
         raise ConfigError(f"unknown {what} {spec!r}; valid kinds: {', '.join(table)}")
     module, _, fn = table[kind].partition(":")
-    return getattr(importlib.import_module(module), fn), rest
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as e:  # an extra's package (pyproject.toml): say which install adds it
+        if (e.name or "").split(".")[0] in ("fireact_core", ""):
+            raise
+        raise ConfigError(f"the {what} {kind!r} needs the package {e.name!r}, which is not installed: "
+                          "pip install 'fireact[local]' (the local backend; `fireact[all]` for everything)") from None
+    return getattr(loaded, fn), rest
 
 
 def load_model(spec: str = DEFAULT_MODEL, **options: Any) -> Model:

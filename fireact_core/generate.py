@@ -7,7 +7,7 @@ methods, and the trajectories whose answer is right (exact match) become fine-tu
 A teacher is anything with a `name` and `solve(example, method, noise) -> Trajectory`
 (`Teacher`). `AgentTeacher` makes any backend one (`openai:…`, `smollm2`, `fake`): a
 few-shot prompted `Agent` with fresh tools per trajectory. `TEACHERS` registers others by
-dotted path, like the factory: `scripted` is the offline world's (`fireact_core.world.teacher`),
+dotted path, like the factory: `scripted` is the world generator's (`worldgen.teacher`, a package beside the library),
 loaded as `load(rest, seed=…)`.
 
 Output folder:
@@ -49,7 +49,7 @@ from fireact_core.trajectory import Trajectory
 
 KEPT, REJECTED, FAILED = "trajectories.jsonl", "rejected.jsonl", "failed"
 ALPACA, CHAT, MANIFEST = "alpaca.json", "chat.jsonl", "manifest.json"
-TEACHERS: dict[str, str] = {"scripted": "fireact_core.world.teacher:load"}
+TEACHERS: dict[str, str] = {"scripted": "worldgen.teacher:load"}
 
 
 class Teacher(Protocol):

@@ -55,6 +55,17 @@ def loop_progress(rt: Runtime, recipe: str, token: str | None, profile: Any) -> 
         yield f"{text}\n{job.result.format()}\nThe fine-tuned side offers it now."
 
 
+def loop_cancel(rt: Runtime, token: str | None, profile: Any) -> str:
+    """The admin's cancel button: stop the training child (the progress stream then ends with "cancelled")."""
+    if not rt.cfg.is_admin(profile, token):
+        return rt.cfg.admin_refusal("cancel training")
+    job = rt.loop_job
+    if job is None or not job.running:
+        return "No training is running."
+    job.cancel()
+    return "Training cancelled."
+
+
 def _r(x: float | None, nd: int = 2) -> float | None:
     return None if x is None else round(float(x), nd)
 
@@ -161,6 +172,7 @@ def build(rt: Runtime) -> Tab:
                 recipe = gr.Textbox(value=cfg.loop_options.get("recipe", ""), label="Recipe for a new adapter",
                                     info="fireact loop: the rated set → an adapter, compared with its predecessor")
                 loop_btn = gr.Button("Train a new adapter from the ratings", elem_id="fa-loop")
+                cancel_btn = gr.Button("Cancel training", elem_id="fa-loop-cancel", variant="stop")
             loop_log = gr.Textbox(label="Training progress", lines=8, interactive=False, elem_id="fa-loop-log")
 
         def refresh():
@@ -192,10 +204,14 @@ def build(rt: Runtime) -> Tab:
         def train_adapter(rec: str, tok: str, profile: gr.OAuthProfile | None):
             yield from loop_progress(rt, rec, tok, profile)
 
+        def cancel_training(tok: str, profile: gr.OAuthProfile | None) -> str:
+            return loop_cancel(rt, tok, profile)
+
         outputs = [agree, table, bt_plot, wr_plot, noise_plot, method_table]
         refresh_btn.click(refresh, None, outputs, api_name="leaderboard", concurrency_limit=4)
         blocks.load(refresh, None, outputs, api_visibility="private")
         export_btn.click(export_all, [fmt, token], [files, export_msg], api_name="export_tables")
         train_btn.click(export_training, [mode, token], [files, export_msg], api_name="export_training_set")
         loop_btn.click(train_adapter, [recipe, token], [loop_log], api_name="train_adapter", concurrency_limit=2)
+        cancel_btn.click(cancel_training, [token], [loop_log], api_name="cancel_training")
     return Tab(blocks, refresh, outputs)

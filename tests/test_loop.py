@@ -3,8 +3,8 @@ a battle with it streams.
 
 The app runs on 127.0.0.1 with the real SmolLM2 on the local side (a scripted model on the prompted
 side). The store holds battles between world trajectories, with blind votes, a thumbs up and a step
-labelled wrong. The admin button's endpoint (`/train_adapter`) runs `train.loop.run_loop` in the
-background: it exports the rated set, trains LoRA for two steps on one CPU thread, compares the new
+labelled wrong. The admin button's endpoint (`/train_adapter`) runs `train.loop.run_loop` in a
+child process (the server answers requests meanwhile): it exports the rated set, trains LoRA for two steps on one CPU thread, compares the new
 adapter with the bundled one on a held-out world question, writes the card and registers the
 adapter; then a battle against the new adapter streams its tokens. `fireact loop` (the CLI) runs the
 same function; its options are checked without training.
@@ -13,7 +13,9 @@ same function; its options are checked without training.
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -84,12 +86,35 @@ def looped(tmp_path_factory):
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     c = client(f"http://127.0.0.1:{port}/")
     job = c.submit(str(recipe), "", api_name="/train_adapter")
+    answered = _while_training(demo.fireact_runtime, f"http://127.0.0.1:{port}/config")
     final = job.result(timeout=600)
     try:
-        yield {"client": c, "rt": demo.fireact_runtime, "progress": job.outputs(), "final": final,
+        yield {"client": c, "rt": demo.fireact_runtime, "progress": job.outputs(), "final": final, "answered": answered,
                "adapter": tmp / "adapters" / "loop-1", "battles": battles}
     finally:
         demo.close()
+
+
+def _while_training(rt, url: str) -> list[tuple[int, int]]:
+    """(training child's PID, HTTP status) of requests to the server made while the child runs."""
+    import urllib.request
+
+    answered = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (rt.loop_job is None or rt.loop_job.process is None):
+        time.sleep(0.05)
+    while rt.loop_job is not None and rt.loop_job.process is not None and rt.loop_job.process.poll() is None:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            answered.append((rt.loop_job.pid, r.status))
+        time.sleep(0.5)
+    return answered
+
+
+def test_the_training_runs_in_a_child_while_the_server_answers(looped):
+    answered = looped["answered"]
+    assert answered, "the training child ended before a request was made"
+    assert all(pid != os.getpid() and status == 200 for pid, status in answered), answered
+    assert looped["rt"].loop_job.process.returncode == 0
 
 
 def test_the_loop_trains_an_adapter_from_the_ratings(looped):

@@ -19,9 +19,9 @@ import pytest
 
 from fireact_core.formats import read_trajectories
 from fireact_core.tools.noisy import NoiseConfig
-from fireact_core.world.files import read_questions
-from fireact_core.world.relations import NEED
-from fireact_core.world.teacher import ScriptedTeacher
+from worldgen.files import read_questions
+from worldgen.relations import NEED
+from worldgen.teacher import ScriptedTeacher
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = ROOT / "data" / "world"

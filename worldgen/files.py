@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from fireact_core.errors import ConfigError, FormatError
-from fireact_core.world.articles import corpus
-from fireact_core.world.generator import Entity, World, build_world
-from fireact_core.world.questions import SPLITS, make_questions
+from worldgen.articles import corpus
+from worldgen.generator import Entity, World, build_world
+from worldgen.questions import SPLITS, make_questions
 
 
 def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -81,7 +81,7 @@ def write_manifest(out: Path, seed: int, size: float, extra: dict[str, Any] | No
 
 def _trajectory_flags(stats: dict[str, Any]) -> str:
     """The `fireact world` flags that regenerate these trajectories (`--bridge3` only when not the default)."""
-    from fireact_core.world.teacher import BRIDGE3_SHARE
+    from worldgen.teacher import BRIDGE3_SHARE
 
     share = stats.get("bridge3", BRIDGE3_SHARE)
     return f" --trajectories {stats['requested']}" + (f" --bridge3 {share:g}" if share != BRIDGE3_SHARE else "")

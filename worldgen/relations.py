@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fireact_core.world.generator import World
+from worldgen.generator import World
 
 # relation -> (entity kind, fact key)
 RELATIONS: dict[str, tuple[str, str]] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from fireact_core.world.generator import Entity, World
+from worldgen.generator import Entity, World
 
 ORDINALS = ("debut", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 

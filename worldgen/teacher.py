@@ -41,9 +41,9 @@ from fireact_core.metrics import exact_match
 from fireact_core.tools.base import Toolbox
 from fireact_core.tools.noisy import NoiseConfig
 from fireact_core.trajectory import Trajectory, parse_action, parse_model_turn
-from fireact_core.world.files import read_questions, read_world
-from fireact_core.world.policy import Planned, Policy, Script
-from fireact_core.world.questions import SPLITS
+from worldgen.files import read_questions, read_world
+from worldgen.policy import Planned, Policy, Script
+from worldgen.questions import SPLITS
 
 MODES = ("auto", "react", "cot", "reflexion", "reflexion-flat")
 # The share of 3-hop bridge trajectories in `training_set`: the questions a 135M model failed most

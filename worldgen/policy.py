@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fireact_core.metrics import exact_match
-from fireact_core.world.generator import World
-from fireact_core.world.relations import FACT, NEED, NP, follow, value_text
+from worldgen.generator import World
+from worldgen.relations import FACT, NEED, NP, follow, value_text
 
 KIND_WORD = {"film": "film", "book": "novel", "album": "album", "band": "band", "team": "team", "city": "city",
              "country": "country"}

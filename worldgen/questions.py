@@ -18,8 +18,8 @@ import random
 from itertools import combinations
 from typing import Any
 
-from fireact_core.world.generator import World
-from fireact_core.world.relations import NP, follow, value_text
+from worldgen.generator import World
+from worldgen.relations import NP, follow, value_text
 
 # chains of relations from a start kind; 2 relations = 2 hops (2 articles read), 3 = 3 hops
 CHAINS: dict[str, list[tuple[str, ...]]] = {

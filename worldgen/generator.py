@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from fireact_core.world.names import NameMaker, demonym
+from worldgen.names import NameMaker, demonym
 
 # How many of each kind the default world has (scaled by `size`).
 COUNTS = {"country": 24, "city_per_country": 10, "university": 36, "studio": 36, "publisher": 36,

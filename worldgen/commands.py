@@ -1,11 +1,14 @@
-"""`fireact world --seed S --out DIR`: generate the offline world (and, optionally, teacher trajectories)."""
+"""`fireact world --seed S --out DIR`: generate the offline world (and, optionally, teacher trajectories).
+
+A command this package adds to `fireact` (the `fireact.commands` entry point in pyproject.toml)."""
 
 from __future__ import annotations
 
 import argparse
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def make_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """`fireact world`'s parser, added to `fireact`'s subcommands."""
     p = sub.add_parser("world", help="generate the offline world: encyclopedia, questions, teacher trajectories",
                        description="Generate the offline world deterministically: the same seed gives the same "
                                    "bytes. Writes corpus.jsonl, entities.jsonl, questions/{train,dev,test}.jsonl, "
@@ -21,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="share of 3-hop bridge trajectories among them (default 0.35; a 3-hop question gets up to "
                         "three trajectories, with different wordings)")
     p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fireact_core.errors import ConfigError
-    from fireact_core.world.files import write_manifest, write_world
+    from worldgen.files import write_manifest, write_world
 
     # Every flag is checked before anything is written (training_set checks --bridge3 again, for its other callers).
     if args.size <= 0 or args.size > 10:
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
           + f" ({time.perf_counter() - t0:.1f} s)")
     if args.trajectories:
         from fireact_core.formats import write_trajectories
-        from fireact_core.world.teacher import BRIDGE3_SHARE, ScriptedTeacher
+        from worldgen.teacher import BRIDGE3_SHARE, ScriptedTeacher
 
         t1 = time.perf_counter()
         teacher = ScriptedTeacher(out, seed=args.seed)
