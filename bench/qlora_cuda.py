@@ -89,7 +89,7 @@ def train(base: Path, data: Path, out: Path, *, r: int, steps: int, log: Any) ->
 
     cfg = load_config(None, {
         "base": str(base), "data": [str(data)], "prompt_format": "alpaca", "output_dir": str(out),
-        "load_in_4bit": True, "optim": "paged_adamw_8bit", "activation_checkpointing": True, "dtype": "bfloat16",
+        "load_in_4bit": True, "optim": "paged_adamw_8bit", "activation_checkpointing": True, "dtype": "auto",
         "lora_r": r, "lora_alpha": 2 * r, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"],
         "max_steps": steps, "learning_rate": 5e-3, "warmup_steps": 0, "lr_scheduler_type": "constant",
         "per_device_train_batch_size": 2, "max_length": 384, "val_size": 0, "logging_steps": 1,
@@ -111,7 +111,9 @@ def train(base: Path, data: Path, out: Path, *, r: int, steps: int, log: Any) ->
             "lora_b_tensors": len(b_names), "lora_b_unchanged": frozen_b,
             "quantisation": quantisation(inner), "optimiser": optimiser(run.trainer),
             "gradient_checkpointing": bool(getattr(inner, "is_gradient_checkpointing", False)),
-            "bf16_autocast": bool(run.trainer.args.bf16), "lora_dtype": run.info["lora_dtype"]}
+            "bf16_autocast": bool(run.trainer.args.bf16),
+            "lora_dtypes": sorted({str(p.dtype).removeprefix("torch.") for n, p in run.trainer.model.named_parameters()
+                                   if "lora_" in n})}
 
 
 def infer(base: Path, adapter: Path, *, cuda: bool) -> dict[str, Any]:
