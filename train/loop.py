@@ -149,9 +149,9 @@ def learned_from(store: Any, data: Path) -> dict[str, Any]:
     trajs = list(read_trajectories(data))
     ids = [t.id for t in trajs]
     battles = sorted({r["battle_id"] for r in store.runs_table() if r["id"] in set(ids) and r["battle_id"]})
-    return {"runs": ids, "battles": battles, "ratings": sum(int(t.meta.get("ratings") or 0) for t in trajs),
-            "step_labels": sum(len(t.meta.get("step_votes") or {}) for t in trajs),
-            "votes_won": sum(int(t.meta.get("votes_won") or 0) for t in trajs)}
+    evidence = [t.evidence for t in trajs if t.evidence]
+    return {"runs": ids, "battles": battles, "ratings": sum(e.ratings for e in evidence),
+            "step_labels": sum(len(e.steps) for e in evidence), "votes_won": sum(e.votes_won for e in evidence)}
 
 
 def eval_spec(base: str, adapter: str, options: str) -> AgentSpec:
