@@ -110,14 +110,15 @@ def test_the_arena_shows_what_each_side_chose(tmp_path):
     from space.fakes import fake_config
     from space.raters import Rater
     from space.runtime import Runtime
+    from space.state import ArenaOutputs
 
-    rt = Runtime(fake_config(tmp_path / "app.duckdb"))
+    rt, ui = Runtime(fake_config(tmp_path / "app.duckdb")), ArenaOutputs.detached()
     try:
-        outs = list(battle_updates(rt, "What is the capital of France?", "fake:scripted", "cot", 2, "model:fake:tuned",
+        outs = list(battle_updates(rt, ui, "What is the capital of France?", "fake:scripted", "cot", 2, "model:fake:tuned",
                                    "off", 0.5, 0, False, who=lambda: Rater("anon:x", "anon")))
-        st = outs[-1][8]
+        st = outs[-1][ui.state]
         prompted, tuned = (s.view.trajectory for s in st.sides)
         assert (prompted.chosen_method, tuned.chosen_method) == ("cot", "react")  # the fake fine-tuned side searches
-        assert 'data-chosen="react"' in outs[-1][2] and 'data-chosen="cot"' in outs[-1][1]
+        assert 'data-chosen="react"' in outs[-1][ui.sides[1]] and 'data-chosen="cot"' in outs[-1][ui.sides[0]]
     finally:
         rt.store.close()
