@@ -30,9 +30,9 @@ from fireact_core.tools.noisy import NoiseConfig
 from space.choices import (
     DEFAULT_PROMPTING,
     PROMPTING_CHOICES,
+    FinetunedChoice,
+    Prompting,
     check_model,
-    parse_finetuned,
-    parse_prompting,
     react_shots,
 )
 from space.loading import tool_menu
@@ -280,7 +280,7 @@ def tools_on_load(rt: Runtime, current: str | None) -> tuple:
 def prompting_shots(value: str | None) -> Any:
     """The exemplar count a prompting setup is meant with (the world's exemplars: 6), for the slider."""
     try:
-        return gr.update(value=react_shots(parse_prompting(value)["prompts"]))
+        return gr.update(value=react_shots(Prompting.parse(value).prompts))
     except InputError:
         return gr.skip()
 
@@ -301,8 +301,8 @@ def battle_updates(rt: Runtime, ui: ArenaOutputs, q: str, pm: str, pmeth: str, p
     left, right = replace(left, tools=tool), replace(right, tools=tool)  # the same tool on both sides
     # the choices are listed (a folder scan) only for a model the rule alone does not allow
     check_model(left.model, lambda: [v for _, v in cfg.prompted_choices()])
-    check_model(right.model, lambda: [parse_finetuned(v)[0] for _, v in rt.finetuned_choices()
-                                      if v.startswith("model:")])
+    check_model(right.model, lambda: [c.model for c in (FinetunedChoice.parse(v) for _, v in rt.finetuned_choices())
+                                      if c is not None and c.model is not None])
     left, right = cfg.defaults.resolve(left), cfg.defaults.resolve(right)
     note = _with_note(cfg.defaults.note(left, right), note)  # where the default model runs from now
     noise = NoiseConfig.from_values(nmode, np_, nseed)  # NaN, infinite or huge values: a message

@@ -12,7 +12,7 @@ from fireact_core.backends.base import Model
 from fireact_core.errors import ConfigError, FireActError
 from fireact_core.spec import AgentSpec
 from fireact_core.store import Store, redact
-from space.choices import Choice
+from space.choices import Choice, FinetunedChoice
 from space.config import AppConfig
 from space.defaults import BUNDLED_MODEL
 from space.gpu import FORK_GUARD, GpuRun, gpu_decorator, gpu_runner
@@ -136,7 +136,7 @@ class Runtime:
 
     def register_adapter(self, path: str, label: str) -> None:
         """Offer a new adapter (the loop's) on the fine-tuned side from now on, first in the list."""
-        self._registered.insert(0, (label, f"adapter:{path}"))
+        self._registered.insert(0, (label, FinetunedChoice(adapter=path).value))
 
     def refresh_hub(self) -> None:
         """List the Hub's `fireact` adapters again, in the background (after a push)."""

@@ -6,7 +6,7 @@ from fireact_core.errors import InputError
 from fireact_core.known_adapters import resolved
 from fireact_core.methods import METHODS
 from fireact_core.spec import CONSTRAINABLE_KINDS, AgentSpec
-from space.choices import DEFAULT_PROMPTING, parse_finetuned, parse_prompting
+from space.choices import DEFAULT_PROMPTING, Prompting, parse_finetuned
 
 NO_CONSTRAINT = ("Constrained decoding needs a local model, so the prompted agent (an API model) "
                  "runs this setup without it.")
@@ -21,7 +21,7 @@ def side_specs(p_model: str, p_method: str, p_shots: float, f_choice: str,
     if p_method not in METHODS:
         raise InputError(f"choose a method: {', '.join(METHODS)}")
     prompted = AgentSpec(role="prompted", model=p_model, method=p_method, exemplars=int(p_shots or 0),
-                         **parse_prompting(prompting))
+                         **Prompting.parse(prompting).spec_fields())
     note = ""
     # An API model (openai:...) cannot decode under a grammar. The constraint is dropped, with a note
     # in the status, rather than the battle refused: the default setup is constrained, and an API

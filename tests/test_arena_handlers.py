@@ -234,17 +234,19 @@ def test_a_bad_prompting_value_is_refused_with_nothing_stored(rt, bad):
 
 def test_prompting_values_parse_to_the_spec_fields():
     from space.arena import prompting_shots
-    from space.choices import PROMPTING_CHOICES, parse_prompting
+    from space.choices import PROMPTING_CHOICES, Prompting, parse_prompting
 
     def fields(v):
         f = parse_prompting(v)
-        return f["prompt_format"], f["constrained"], f["prompts"], f["extractive"]
+        assert isinstance(f, Prompting) and Prompting.parse(f.value) == f  # its dropdown string gives it back
+        return f.prompt_format, f.constrained, f.prompts, f.extractive
 
     assert [fields(v) for _, v in PROMPTING_CHOICES] == [
         ("scratchpad", True, "nearest", True), ("scratchpad", True, "default", False),
         ("scratchpad", False, "default", False), ("chat", False, "default", False),
         ("scratchpad", True, "world", False), ("scratchpad", True, "default", True), ("text", False, "paper", False)]
     assert fields(None) == ("scratchpad", True, "nearest", True)
+    assert [parse_prompting(v).value for _, v in PROMPTING_CHOICES] == [v for _, v in PROMPTING_CHOICES]
     assert fields(" chat+constrained:world ") == ("chat", True, "world", False)  # the form, not only the presets
     assert fields("chat+extractive:world") == ("chat", True, "world", True)
     assert prompting_shots("scratchpad+constrained:world")["value"] == 6  # the world's exemplars are six

@@ -64,6 +64,16 @@ def test_the_hub_listing_keeps_only_bases_the_app_loads(adapters, monkeypatch):
     assert choices.hub_adapter_choices() == [("Hub: a/small (10↓)", "adapter:a/small"),
                                              ("Hub: g/gem (5↓) (on gemma3)", "on:gemma3:g/gem")]
     assert choices.parse_finetuned("on:gemma3:g/gem") == ("gemma3", "g/gem")
+    listed = [choices.FinetunedChoice.parse(v) for _, v in choices.hub_adapter_choices()]  # typed where it comes in
+    assert listed == [choices.FinetunedChoice(adapter="a/small"), choices.FinetunedChoice(adapter="g/gem", base="gemma3")]
+    assert [c.value for c in listed] == ["adapter:a/small", "on:gemma3:g/gem"]
+
+
+def test_a_fine_tuned_choice_is_a_typed_value_its_string_gives_back():
+    FC = choices.FinetunedChoice
+    for c in (FC(adapter="/x/loop-1"), FC(adapter="o/n", base="local:meta-llama/Llama-2-7b-hf"), FC(model="openai:ft:a:b")):
+        assert FC.parse(c.value) == c  # a base may hold ":" (local:<id>), a repo id not
+    assert FC.parse("someone/x") is None and FC.parse("ft:gpt-4o-mini:org::abc") is None  # typed by a visitor
 
 
 def test_the_cli_puts_an_adapter_on_its_base(adapters):
