@@ -34,12 +34,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages, not an installed copy
 from fireact_core.paths import REPO as ROOT
+
+if TYPE_CHECKING:
+    from fireact_core.spec import AgentSpec
 
 AGENTS = ("prompted", "fine-tuned")
 NOISES = ("off", "none", "random")
@@ -56,11 +59,15 @@ class RunConfig:
     adapter: str = "default"
     noises: tuple[str, ...] = NOISES
 
-    def options(self, agent: str) -> list[str]:
-        """The `fireact run` options of `agent` ("prompted" or "fine-tuned")."""
+    def spec(self, agent: str) -> AgentSpec:
+        """The agent `agent` ("prompted" or "fine-tuned") runs, noise off: `prompted` (options a person wrote)
+        is parsed here, once; the workers pass the record on."""
+        from fireact_core.options import spec_from_options
+
         if agent == "prompted":
-            return ["--model", self.model, "--adapter", "none", "--method", "react", *shlex.split(self.prompted)]
-        return ["--model", self.model, "--adapter", self.adapter]
+            return spec_from_options(["--method", "react", *shlex.split(self.prompted)], model=self.model,
+                                     adapter="none")
+        return spec_from_options([], model=self.model, adapter=self.adapter)
 
     @classmethod
     def load(cls, out_dir: Path, **given: str | None) -> RunConfig:
@@ -87,12 +94,12 @@ def worker(cfg: RunConfig, agent: str, wid: int, limit: int, split: str, out_dir
     number of them split the work without a plan; each writes its own files.
     """
     from fireact_core.build import agent_factory, load_spec_model
-    from fireact_core.options import spec_from_options
+    from fireact_core.noise import NoiseConfig
     from fireact_core.tasks import load_task
 
     examples = load_task("world", split).examples[:limit]
-    specs = {n: spec_from_options([*cfg.options(agent), "--noise", n, "--p", str(p), "--seed", str(seed)])
-             for n in cfg.noises}
+    clean = cfg.spec(agent)
+    specs = {n: replace(clean, noise=NoiseConfig(mode=n, p=p, seed=seed)) for n in cfg.noises}
     model = load_spec_model(specs["off"])
     makers = {n: agent_factory(spec, model) for n, spec in specs.items()}
     done = {n: set().union(*(_ids(f) for f in out_dir.glob(f"{agent}-{n}.*.jsonl"))) for n in cfg.noises}

@@ -1,5 +1,8 @@
 """Agent options shared by `fireact run` and `eval`, generated from `AgentSpec`'s fields, and the
-`AgentSpec` they describe (`spec_from_args`, `spec_from_options`).
+`AgentSpec` they describe (`spec_from_args`, `spec_from_options`), and back (`spec_argv`).
+
+Options are for people (the CLI, a recipe's `eval_args`, a config file): they are parsed once, where they
+come in, and code passes the `AgentSpec` (or a `dataclasses.replace` of it) from there on.
 
 Each option is a field of the record (`fireact_core.spec`, `fireact_core.noise`): its flag, help text,
 choices and default come from the field and its metadata (the way TRL's `HfArgumentParser` reads its
@@ -126,6 +129,21 @@ def spec_from_options(options: Sequence[str], **defaults: Any) -> AgentSpec:
     add_agent_args(parser)
     parser.set_defaults(**defaults)
     return spec_from_args(parser.parse_args(list(options)))
+
+
+def spec_argv(spec: AgentSpec) -> list[str]:
+    """The `fireact run`/`eval` options that rebuild `spec` (`spec_from_options(spec_argv(s)) == s`): the model,
+    the adapter, and a flag for each other field that differs from its default. For commands a person reruns."""
+    argv = ["--model", spec.model, "--adapter", spec.adapter or "none"]
+    for f, flag in _option_fields():
+        if f.name in ("model", "adapter"):
+            continue
+        owner: Any = spec.noise if f in dataclasses.fields(NoiseConfig) else spec
+        value = getattr(owner, f.name)
+        if value == f.default:
+            continue
+        argv += [flag] if isinstance(value, bool) else [flag, str(value)]
+    return argv
 
 
 def format_notice(args: argparse.Namespace, spec: AgentSpec) -> str | None:

@@ -3,11 +3,12 @@
 Both the app's export (`Store.export_training_set`) and the trainer (`fireact train --data`,
 `train.data`) apply a `TrainingRule`; so does the teacher's output (`fireact generate`, EM-kept).
 
-Which trajectories (`keep`): the evidence is in each trajectory's `meta`, written by the store's
-export: `rating`, the mean of its thumbs (up +1, down -1) and of the blind votes it took part in
-(won +1, lost -1, "both bad" -1; a tie counts for nothing); `em`, its exact match when the
-question had a gold answer; `step_votes`, per step index `[right, wrong]` label counts. Files
-without that evidence (the paper's data, the teacher's) pass `keep="all"`, the trainer's default.
+Which trajectories (`keep`): the raters' evidence travels beside each trajectory (`Trajectory.evidence`, a
+`fireact_core.evidence.Evidence`, written by the store's export; an old export's `meta` keys migrate to it):
+its `rating`, the mean of its thumbs (up +1, down -1) and of the blind votes it took part in (won +1,
+lost -1, "both bad" -1; a tie counts for nothing), and its step labels, `[right, wrong]` counts per step
+index; with the trajectory's own `em`, its exact match when the question had a gold answer. Files
+without evidence (the paper's data, the teacher's) pass `keep="all"`, the trainer's default.
 
 | keep | kept when |
 | --- | --- |
@@ -37,6 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fireact_core.errors import ConfigError
+from fireact_core.evidence import StepVotes
 from fireact_core.trajectory import Trajectory
 
 KEEP_MODES = ("all", "em", "rated", "rated_or_em", "rated_and_em")
@@ -125,38 +127,24 @@ def training_messages(traj: Trajectory) -> Messages:
 
 
 def rating_of(traj: Trajectory) -> float | None:
-    """The mean rating in `meta.rating` (a number, a list of them, or up/down words), None when unrated."""
-    r = traj.meta.get("rating")
-    if isinstance(r, list):
-        vals = [v for v in (_as_score(x) for x in r) if v is not None]
-        return sum(vals) / len(vals) if vals else None
-    return _as_score(r)
-
-
-def _as_score(r: Any) -> float | None:
-    if isinstance(r, bool):
-        return 1.0 if r else -1.0
-    if isinstance(r, (int, float)):
-        return float(r)
-    if isinstance(r, str):
-        return {"up": 1.0, "good": 1.0, "down": -1.0, "bad": -1.0}.get(r.strip().lower())
-    return None
+    """The mean rating of the trajectory's evidence, None when unrated."""
+    return traj.evidence.rating if traj.evidence else None
 
 
 def is_bad_step(traj: Trajectory, index: int) -> bool:
-    """Whether raters labelled step `index` wrong more often than right (`meta.step_votes`)."""
-    votes = (traj.meta.get("step_votes") or {}).get(str(index))
-    return bool(votes) and votes[1] > votes[0]
+    """Whether raters labelled step `index` wrong more often than right."""
+    return traj.evidence is not None and traj.evidence.bad_step(index)
 
 
-def step_votes(labels: list[dict[str, Any]]) -> dict[str, list[int]]:
-    """`[right, wrong]` per step index from the store's step labels (a label with a wrong thought
+def step_votes(labels: list[dict[str, Any]]) -> dict[int, StepVotes]:
+    """Right and wrong counts per step index from the store's step labels (a label with a wrong thought
     or a useless action counts as wrong; one with only right/useful marks as right)."""
-    out: dict[str, list[int]] = {}
+    out: dict[int, StepVotes] = {}
     for label in labels:
         marks = [v for v in (label.get("thought_ok"), label.get("action_ok")) if v is not None]
         if not marks:
             continue
-        votes = out.setdefault(str(label["step_idx"]), [0, 0])
-        votes[0 if all(marks) else 1] += 1
+        i = int(label["step_idx"])
+        votes = out.get(i, StepVotes())
+        out[i] = replace(votes, right=votes.right + 1) if all(marks) else replace(votes, wrong=votes.wrong + 1)
     return out

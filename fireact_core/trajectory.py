@@ -12,10 +12,12 @@ from __future__ import annotations
 import copy
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import InitVar, asdict, dataclass, field, fields, replace
 from typing import Any
 
 from fireact_core.errors import ConfigError, FormatError
+from fireact_core.evidence import LEGACY_META_KEYS, Evidence
 from fireact_core.spec import METHODS, AgentSpec
 
 # 2: `agent` is an `AgentSpec` (noise as {mode, p, seed}); format 1 records upgrade on reading.
@@ -97,11 +99,18 @@ class Trajectory:
     tokens_out: int = 0
     cost_usd: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    evidence: Evidence | None = None  # what raters said (the store's export writes it; the training rule reads it)
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self, method: str | None) -> None:
         if not isinstance(self.agent, AgentSpec):
             self.agent = AgentSpec.from_dict(self.agent, method=method)
+        if isinstance(self.evidence, Mapping):
+            self.evidence = Evidence.from_dict(self.evidence)
+        if any(k in self.meta for k in LEGACY_META_KEYS):  # an old export's ratings, loose in meta: moved here
+            old = Evidence.from_meta(self.meta)
+            self.evidence = self.evidence or old
+            self.meta = {k: v for k, v in self.meta.items() if k not in LEGACY_META_KEYS}
         if isinstance(method, str):  # (not the property, read by the dataclass as this argument's default)
             self._set_method(method)
 
@@ -137,6 +146,10 @@ class Trajectory:
         d["method"], d["chosen_method"] = self.method, self.chosen_method  # derived copies for the JSON's readers
         d["steps"] = [s.to_dict() for s in self.steps]
         d["agent"] = self.agent.to_dict()
+        if self.evidence is None:  # unrated runs (every run the app stores) keep their JSON as it was
+            del d["evidence"]
+        else:
+            d["evidence"] = self.evidence.to_dict()
         for name in ("reflections", "meta"):
             d[name] = copy.deepcopy(d[name])
         d["format_version"] = FORMAT_VERSION

@@ -9,6 +9,7 @@ JSONL of trajectories (from `fireact generate` or `fireact eval`) to be rated.
 # No `from __future__ import annotations`: Gradio reads the handlers' type hints at runtime.
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -87,25 +88,28 @@ def build(rt: Runtime) -> Tab:
             import_msg = gr.HTML(css_template=CSS, js_on_load=None)
         current = gr.State(None)
 
-        def _next(rater_id: str, note: str = "", kind: str = "ok"):
+        buttons = (up_btn, down_btn, skip_btn)
+
+        def _next(rater_id: str, note: str = "", kind: str = "ok") -> dict[Any, Any]:
             it = rt.store.next_for(rater_id, cfg.k_raters)
             p = rt.store.progress(rater_id, cfg.k_raters)
             prog = render_progress(p["mine"], p["done"], p["target"])
             if it is None:
                 text = (note + " " if note else "") + "Nothing left for you to rate. Thank you!"
-                return (prog, render_message(text.strip(), "ok"), "", None, *[gr.update(interactive=False)] * 3)
+                return {progress: prog, msg: render_message(text.strip(), "ok"), item: "", current: None,
+                        **{b: gr.update(interactive=False) for b in buttons}}
             title = f"{it.ratings_so_far} of {cfg.k_raters} ratings so far"
-            return (prog, render_message(note, kind), render_trajectory(it.trajectory, title=title), it.run_id,
-                    *[gr.update(interactive=True)] * 3)
+            return {progress: prog, msg: render_message(note, kind), item: render_trajectory(it.trajectory, title=title),
+                    current: it.run_id, **{b: gr.update(interactive=True) for b in buttons}}
 
-        outs = [progress, msg, item, current, up_btn, down_btn, skip_btn]
+        outs = [progress, msg, item, current, *buttons]
 
-        @user_errors(len(outs), 1)
+        @user_errors(msg)
         def next_item(request: gr.Request, profile: gr.OAuthProfile | None):
             return _next(rt.rater(profile, request).id)
 
         def make_rate(score: int):
-            @user_errors(len(outs), 1)
+            @user_errors(msg)
             def rate(run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None):
                 if not run_id:
                     raise InputError("Press Start to get a trajectory to rate.")
@@ -116,14 +120,14 @@ def build(rt: Runtime) -> Tab:
 
             return rate
 
-        @user_errors(len(outs), 1)
+        @user_errors(msg)
         def skip(run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None):
             rater = rt.rater(profile, request)
             if run_id:
                 rt.store.skip(run_id, rater.id)
             return _next(rater.id, "Skipped.", "info")
 
-        @user_errors(1, 0)
+        @user_errors(msg)
         def rate_step(run_id: str | None, n: float, th: str, ac: str, text: str, request: gr.Request,
                       profile: gr.OAuthProfile | None):
             if not run_id:
@@ -136,7 +140,7 @@ def build(rt: Runtime) -> Tab:
                           action_ok={"useful": True, "useless": False}.get(ac), comment=text)
             return render_message(f"Saved your label for step {idx + 1}.", "ok")
 
-        @user_errors(1, 0)
+        @user_errors(import_msg)
         def do_import(path: str | None, tok: str, profile: gr.OAuthProfile | None):
             if not cfg.is_admin(profile, tok):
                 raise InputError(cfg.admin_refusal("import trajectories"))

@@ -24,16 +24,15 @@ from typing import Any
 import gradio as gr
 
 from fireact_core.errors import InputError, check_visitor_question
-from fireact_core.known_adapters import resolved
 from fireact_core.methods import METHODS
-from fireact_core.spec import CONSTRAINABLE_KINDS, AgentSpec
+from fireact_core.spec import AgentSpec
 from fireact_core.tools.noisy import NoiseConfig
 from space.choices import (
     DEFAULT_PROMPTING,
     PROMPTING_CHOICES,
+    FinetunedChoice,
+    Prompting,
     check_model,
-    parse_finetuned,
-    parse_prompting,
     react_shots,
 )
 from space.loading import tool_menu
@@ -42,7 +41,19 @@ from space.raters import Rater
 from space.render import CSS, SideView, render_message, render_reveal, render_side
 from space.runner import Battle, run_battle
 from space.runtime import Runtime, stream_user_errors, user_errors
-from space.state import FAILED_NOTE, FAILED_STATUS, ArenaState, Side, recover, restore, role_label, ticket_of
+from space.sides import side_specs
+from space.state import (
+    FAILED_NOTE,
+    FAILED_STATUS,
+    ArenaOutputs,
+    ArenaState,
+    Side,
+    Updates,
+    recover,
+    restore,
+    role_label,
+    ticket_of,
+)
 
 VOTES = (("a", "👈 A is better", "fa-vote-a"), ("b", "👉 B is better", "fa-vote-b"), ("tie", "🤝 Tie", "fa-vote-tie"),
          ("bad", "👎 Both are bad", "fa-vote-bad"))
@@ -59,30 +70,6 @@ class Tab:
 
 
 F_INFO = "bundled, a local folder, a Hub repo id (owner/name) or an OpenAI ft: model."
-
-
-NO_CONSTRAINT = ("Constrained decoding needs a local model, so the prompted agent (an API model) "
-                 "runs this setup without it.")
-
-
-def _side_specs(p_model: str, p_method: str, p_shots: float, f_choice: str,
-                prompting: str | None = DEFAULT_PROMPTING) -> tuple[AgentSpec, AgentSpec, str]:
-    """Both sides' specs, and a note for the status ('' when none)."""
-    if not p_model:
-        raise InputError("choose a prompted model")
-    if p_method not in METHODS:
-        raise InputError(f"choose a method: {', '.join(METHODS)}")
-    prompted = AgentSpec(role="prompted", model=p_model, method=p_method, exemplars=int(p_shots or 0),
-                         **parse_prompting(prompting))
-    note = ""
-    # An API model (openai:...) cannot decode under a grammar. The constraint is dropped, with a note
-    # in the status, rather than the battle refused: the default setup is constrained, and an API
-    # model still gets the rest of it (the format and the exemplars). The key then says what ran.
-    if prompted.constrained and prompted.kind not in CONSTRAINABLE_KINDS:
-        prompted, note = replace(prompted, constrained=False, extractive=False), NO_CONSTRAINT
-    f_model, adapter = parse_finetuned(f_choice)
-    tuned = resolved(AgentSpec(role="finetuned", model=f_model, adapter=adapter, finetuned=True, exemplars=0))
-    return prompted, tuned, note
 
 
 def _with_note(text: str, note: str) -> str:
@@ -176,39 +163,42 @@ def build(rt: Runtime) -> Tab:
         # checks who may have the battle.
         saved = gr.BrowserState("", storage_key="fireact-arena-ticket", secret="fireact-arena-ticket")
 
+        ui = ArenaOutputs(status, (sides[0], sides[1]), (vote_btns[0], vote_btns[1], vote_btns[2], vote_btns[3]),
+                          reveal, state, run_btn, ticket, rate_msg)
+
         # --- wiring: thin closures (Gradio reads their type hints to pass the request and login) -------
-        @stream_user_errors(10, 0, on_error={9: lambda: gr.update(interactive=True)})
+        @stream_user_errors(status, on_error={run_btn: lambda: gr.update(interactive=True)})
         def battle(q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float, nseed: float,
                    is_blind: bool, prompting: str | None, tool_name: str | None, request: gr.Request,
                    profile: gr.OAuthProfile | None):
-            yield from battle_updates(rt, q, pm, pmeth, pshots, fchoice, nmode, np_, nseed, is_blind, prompting,
+            yield from battle_updates(rt, ui, q, pm, pmeth, pshots, fchoice, nmode, np_, nseed, is_blind, prompting,
                                       tool=tool_name, who=lambda: rt.rater(profile, request))
 
         def make_vote(choice: str):
-            @user_errors(8, 0)
+            @user_errors(reveal)
             def on_vote(st: ArenaState | None, tk: str, request: gr.Request, profile: gr.OAuthProfile | None):
-                return vote(rt, st, choice, lambda: rt.rater(profile, request), ticket=tk)
+                return vote(rt, ui, st, choice, lambda: rt.rater(profile, request), ticket=tk)
 
             on_vote.__name__ = f"vote_{choice}"
             return on_vote
 
         def make_thumb(side: int, score: int):
-            @user_errors(1, 0)
+            @user_errors(rate_msg)
             def on_thumb(st: ArenaState | None, tk: str, request: gr.Request, profile: gr.OAuthProfile | None):
-                return thumb(rt, st, side, score, lambda: rt.rater(profile, request), ticket=tk)
+                return thumb(rt, ui, st, side, score, lambda: rt.rater(profile, request), ticket=tk)
 
             return on_thumb
 
-        @user_errors(1, 0)
+        @user_errors(rate_msg)
         def on_rate_step(st: ArenaState | None, side: str, n: float, th: str, ac: str, text: str, tk: str,
                          request: gr.Request, profile: gr.OAuthProfile | None):
-            return rate_step(rt, st, side, n, th, ac, text, lambda: rt.rater(profile, request), ticket=tk)
+            return rate_step(rt, ui, st, side, n, th, ac, text, lambda: rt.rater(profile, request), ticket=tk)
 
         def on_load(current: str | None):
             return refresh_choices(rt, current)
 
         def on_restore(tk: str | None, request: gr.Request, profile: gr.OAuthProfile | None):
-            return restore(rt, tk, lambda: rt.rater(profile, request))
+            return restore(rt, ui, tk, lambda: rt.rater(profile, request))
 
         def on_ticket(st: ArenaState | None, request: gr.Request) -> tuple[str, str]:
             tk = ticket_of(st, getattr(request, "session_hash", None))
@@ -230,7 +220,7 @@ def build(rt: Runtime) -> Tab:
             return prompting_shots(value)
 
         blocks.load(on_load, [f_choice], [f_choice], api_visibility="private", queue=False)
-        blocks.load(user_errors(9, 0)(on_restore), [saved], [status, *sides, *vote_btns, state, ticket],
+        blocks.load(user_errors(status)(on_restore), [saved], [status, *sides, *vote_btns, state, ticket],
                     api_visibility="private", queue=False)
         blocks.load(on_tool_load, [tool], [tool, examples, examples_note], api_visibility="private", queue=False)
         rand_btn.click(on_random, [tool], question, api_name="random_question", queue=False)
@@ -263,8 +253,8 @@ def build(rt: Runtime) -> Tab:
 
 # --- the handlers: functions of the runtime, testable without a page ------------------------------
 # gr.update, not gr.Button(...): cheaper per event, and a Button built here would join the page
-def _closed() -> list[Any]:
-    return [gr.update(interactive=False)] * 4
+def _closed(ui: ArenaOutputs) -> Updates:
+    return {b: gr.update(interactive=False) for b in ui.votes}
 
 
 def random_question(rt: Runtime, tool: str | None = None) -> str:
@@ -290,15 +280,16 @@ def tools_on_load(rt: Runtime, current: str | None) -> tuple:
 def prompting_shots(value: str | None) -> Any:
     """The exemplar count a prompting setup is meant with (the world's exemplars: 6), for the slider."""
     try:
-        return gr.update(value=react_shots(parse_prompting(value)["prompts"]))
+        return gr.update(value=react_shots(Prompting.parse(value).prompts))
     except InputError:
         return gr.skip()
 
 
-def battle_updates(rt: Runtime, q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float,
+def battle_updates(rt: Runtime, ui: ArenaOutputs, q: str, pm: str, pmeth: str, pshots: float, fchoice: str, nmode: str, np_: float,
                    nseed: float, is_blind: bool, prompting: str | None = DEFAULT_PROMPTING, *,
-                   tool: str | None = None, who: Callable[[], Rater]) -> Iterator[tuple]:
-    """Check the request, run both sides and stream the page's outputs; the last holds the `ArenaState`.
+                   tool: str | None = None, who: Callable[[], Rater]) -> Iterator[Updates]:
+    """Check the request, run both sides and stream the page's updates (`ui`'s components); the last holds
+    the `ArenaState`.
 
     `prompting` is the prompted side's setup (`space.choices.PROMPTING_CHOICES`); `tool` the search
     tool both sides use (`space.choices.TOOL_CHOICES`; None: the owner's default). `who` gives the
@@ -306,12 +297,12 @@ def battle_updates(rt: Runtime, q: str, pm: str, pmeth: str, pshots: float, fcho
     cfg = rt.cfg
     text = check_visitor_question(q)  # binary data and forged steps are refused too
     tool = tool_menu(cfg.make_tools).check(tool)  # unknown, or not working here: a message, nothing runs
-    left, right, note = _side_specs(pm, pmeth, pshots, fchoice, prompting)
+    left, right, note = side_specs(pm, pmeth, pshots, fchoice, prompting)
     left, right = replace(left, tools=tool), replace(right, tools=tool)  # the same tool on both sides
     # the choices are listed (a folder scan) only for a model the rule alone does not allow
     check_model(left.model, lambda: [v for _, v in cfg.prompted_choices()])
-    check_model(right.model, lambda: [parse_finetuned(v)[0] for _, v in rt.finetuned_choices()
-                                      if v.startswith("model:")])
+    check_model(right.model, lambda: [c.model for c in (FinetunedChoice.parse(v) for _, v in rt.finetuned_choices())
+                                      if c is not None and c.model is not None])
     left, right = cfg.defaults.resolve(left), cfg.defaults.resolve(right)
     note = _with_note(cfg.defaults.note(left, right), note)  # where the default model runs from now
     noise = NoiseConfig.from_values(nmode, np_, nseed)  # NaN, infinite or huge values: a message
@@ -326,16 +317,20 @@ def battle_updates(rt: Runtime, q: str, pm: str, pmeth: str, pshots: float, fcho
     pool = rt.store.noise_pool(tools=tool) if noise.active and noise.mode == "random" else None
     b = Battle(text, gold=known.answer if known else None, task=known.task if known else "",
                noise=noise, noise_pool=pool or None, max_steps=cfg.max_steps)
-    yield (render_message(_with_note("Running both agents…", note)), *[render_side(v) for v in views], *_closed(), "",
-           None, gr.update(interactive=False))
+    yield {ui.status: render_message(_with_note("Running both agents…", note)), **_sides(ui, views), **_closed(ui),
+           ui.reveal: "", ui.state: None, ui.run_btn: gr.update(interactive=False)}
     for vs in run_battle(b, specs, views, pool=rt.pool, make_tools=cfg.make_tools, tick_s=cfg.tick_s,
                          gpu_run=rt.gpu_run):
-        yield (gr.skip(), *[render_side(v) for v in vs], *[gr.skip()] * 4, gr.skip(), gr.skip(), gr.skip())
-    yield finish_battle(rt, specs, views, is_blind, rater.id, note=note)
+        yield _sides(ui, vs)
+    yield finish_battle(rt, ui, specs, views, is_blind, rater.id, note=note)
 
 
-def finish_battle(rt: Runtime, specs: list[AgentSpec], views: list[SideView], is_blind: bool, rater_id: str, *,
-                  note: str = "") -> tuple:
+def _sides(ui: ArenaOutputs, views: list[SideView]) -> Updates:
+    return {c: render_side(v) for c, v in zip(ui.sides, views)}
+
+
+def finish_battle(rt: Runtime, ui: ArenaOutputs, specs: list[AgentSpec], views: list[SideView], is_blind: bool,
+                  rater_id: str, *, note: str = "") -> Updates:
     """Store the battle and open the vote. A battle whose side failed is stored too, with the
     failed side's record, so both sides can still be rated (after a restart too), but it cannot be
     voted on. `note` joins the status."""
@@ -350,11 +345,13 @@ def finish_battle(rt: Runtime, specs: list[AgentSpec], views: list[SideView], is
     else:
         msg = render_message(_with_note(FAILED_STATUS, note), "warn")
     st = ArenaState(battle_id, is_blind, [Side(v, role_label(s)) for v, s in zip(views, specs)], failed=not ok)
-    votes_on = [gr.update(interactive=True)] * 4 if ok else [gr.skip()] * 4
-    return (msg, *[render_side(v) for v in views], *votes_on, "", st, gr.update(interactive=True))
+    votes_on = {b: gr.update(interactive=True) for b in ui.votes} if ok else {}  # a failed battle's stay closed
+    return {ui.status: msg, **_sides(ui, views), **votes_on, ui.reveal: "", ui.state: st,
+            ui.run_btn: gr.update(interactive=True)}
 
 
-def vote(rt: Runtime, st: ArenaState | None, choice: str, who: Callable[[], Rater], *, ticket: str = "") -> tuple:
+def vote(rt: Runtime, ui: ArenaOutputs, st: ArenaState | None, choice: str, who: Callable[[], Rater], *,
+         ticket: str = "") -> Updates:
     """Record the battle's one vote and reveal both sides' names. `ticket`: see `recover`."""
     st = recover(rt, st, ticket, who)
     if st is None or not st.battle_id:
@@ -368,23 +365,24 @@ def vote(rt: Runtime, st: ArenaState | None, choice: str, who: Callable[[], Rate
     rt.store.record_vote(st.battle_id, st.rater_id or rater.id, choice)
     st = replace(st, voted=True)
     a, b = st.sides
-    return (render_reveal(a.label, b.label, choice), *[render_side(replace(s.view, subtitle=s.label)) for s in st.sides],
-            st, *[gr.update(interactive=False)] * 4)
+    return {ui.reveal: render_reveal(a.label, b.label, choice), **_sides(ui, [replace(s.view, subtitle=s.label)
+                                                                               for s in st.sides]),
+            ui.state: st, **_closed(ui)}
 
 
-def thumb(rt: Runtime, st: ArenaState | None, side: int, score: int, who: Callable[[], Rater], *,
-          ticket: str = "") -> str:
+def thumb(rt: Runtime, ui: ArenaOutputs, st: ArenaState | None, side: int, score: int, who: Callable[[], Rater], *,
+          ticket: str = "") -> Updates:
     """A thumbs up (+1) or down (-1) on one side's trajectory. `ticket`: see `recover`."""
     st = recover(rt, st, ticket, who)
     run_id = _run_of(st, side)
     rater = who()
     rt.rate_limiter.check(rater.id)
     rt.store.rate(run_id, st.rater_id or rater.id, source="arena", score=score)
-    return render_message(f"Saved: {'👍' if score > 0 else '👎'} for {'AB'[side]}.", "ok")
+    return {ui.rate_msg: render_message(f"Saved: {'👍' if score > 0 else '👎'} for {'AB'[side]}.", "ok")}
 
 
-def rate_step(rt: Runtime, st: ArenaState | None, side: str, n: float, th: str, ac: str, text: str,
-              who: Callable[[], Rater], *, ticket: str = "") -> str:
+def rate_step(rt: Runtime, ui: ArenaOutputs, st: ArenaState | None, side: str, n: float, th: str, ac: str, text: str,
+              who: Callable[[], Rater], *, ticket: str = "") -> Updates:
     """A label on one step (thought right/wrong, action useful/useless, a comment). `ticket`: see `recover`."""
     st = recover(rt, st, ticket, who)
     run_id = _run_of(st, 0 if side == "A" else 1)
@@ -393,7 +391,7 @@ def rate_step(rt: Runtime, st: ArenaState | None, side: str, n: float, th: str, 
     idx = int(n or 0) - 1
     rt.store.rate(run_id, st.rater_id or rater.id, source="arena", step_idx=idx, thought_ok={"right": True, "wrong": False}.get(th),
                   action_ok={"useful": True, "useless": False}.get(ac), comment=text)
-    return render_message(f"Saved your label for step {idx + 1} of {side}.", "ok")
+    return {ui.rate_msg: render_message(f"Saved your label for step {idx + 1} of {side}.", "ok")}
 
 
 def refresh_choices(rt: Runtime, current: str | None) -> Any:

@@ -5,7 +5,11 @@ The prompted side: the local bases (the bundled ones and those the owner offers 
 adapter, adapter folders in `data/adapters/`, OpenAI `ft:` models (`FIREACT_OPENAI_FT_MODELS`)
 and, online, Hub adapters tagged `fireact`, each on the offered base it fits
 (`fireact_core.adapters`). The prompted side's prompting setups (`PROMPTING_CHOICES`, read by
-`parse_prompting`). The search tools (`TOOL_CHOICES`).
+`Prompting`). The search tools (`TOOL_CHOICES`).
+
+A dropdown carries strings; each kind of choice is a small frozen value made from its string in one place
+where it comes in (`Prompting.parse`, `FinetunedChoice.parse`) and written back by its `value`, so nothing
+else splits a choice's string.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import importlib.util
 import logging
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -214,22 +219,72 @@ def check_model(spec: str, offered: Callable[[], Iterable[str]]) -> None:
     raise InputError(f"{spec!r} is not a model this app offers; choose one from the list{hint}.")
 
 
-def parse_prompting(value: str | None) -> dict[str, Any]:
-    """The `AgentSpec` fields a prompting value sets (None: the default); else `InputError`.
+@dataclass(frozen=True)
+class Prompting:
+    """A prompted side's setup: the `AgentSpec` fields it sets (`spec_fields`), all in the leaderboard key."""
 
-    `scratchpad+constrained:world` → `prompt_format="scratchpad", constrained=True, prompts="world"`;
-    `+extractive` is constrained decoding that also copies each argument from what the agent read.
-    """
-    text = DEFAULT_PROMPTING if value is None else str(value).strip()
-    head, _, prompts = text.partition(":")
-    fmt, _, flag = head.partition("+")
-    prompts = prompts or "default"
-    if fmt not in PROMPT_FORMATS or flag not in ("", "constrained", "extractive") or prompts not in PROMPT_SETS:
-        shown = text if len(text) <= 60 else text[:60] + "…"
-        raise InputError(f"Unknown prompting setup {shown!r}: choose one from the list (the form is "
-                         f"{'|'.join(PROMPT_FORMATS)}[+constrained|+extractive][:{'|'.join(PROMPT_SETS)}], "
-                         f"e.g. {DEFAULT_PROMPTING}).")
-    return {"prompt_format": fmt, "constrained": bool(flag), "extractive": flag == "extractive", "prompts": prompts}
+    prompt_format: str
+    constrained: bool
+    extractive: bool  # constrained decoding that also copies each argument from what the agent read
+    prompts: str
+
+    @classmethod
+    def parse(cls, value: str | None) -> Prompting:
+        """From a dropdown's value (None: the default), e.g. `scratchpad+constrained:world`; else `InputError`."""
+        text = DEFAULT_PROMPTING if value is None else str(value).strip()
+        head, _, prompts = text.partition(":")
+        fmt, _, flag = head.partition("+")
+        prompts = prompts or "default"
+        if fmt not in PROMPT_FORMATS or flag not in ("", "constrained", "extractive") or prompts not in PROMPT_SETS:
+            shown = text if len(text) <= 60 else text[:60] + "…"
+            raise InputError(f"Unknown prompting setup {shown!r}: choose one from the list (the form is "
+                             f"{'|'.join(PROMPT_FORMATS)}[+constrained|+extractive][:{'|'.join(PROMPT_SETS)}], "
+                             f"e.g. {DEFAULT_PROMPTING}).")
+        return cls(fmt, bool(flag), flag == "extractive", prompts)
+
+    @property
+    def value(self) -> str:
+        """The dropdown's string for it."""
+        flag = "+extractive" if self.extractive else "+constrained" if self.constrained else ""
+        return self.prompt_format + flag + ("" if self.prompts == "default" else f":{self.prompts}")
+
+    def spec_fields(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_prompting(value: str | None) -> Prompting:
+    """`Prompting.parse`."""
+    return Prompting.parse(value)
+
+
+@dataclass(frozen=True)
+class FinetunedChoice:
+    """A listed fine-tuned side: a whole `model` spec (e.g. `openai:ft:…`), or an `adapter` (a folder or Hub
+    repo id) on `base` (None: the base its `adapter_config.json` names)."""
+
+    model: str | None = None
+    adapter: str | None = None
+    base: str | None = None
+
+    @classmethod
+    def parse(cls, value: str) -> FinetunedChoice | None:
+        """A listed choice's value (`adapter:…`, `on:<base>:<repo id>`, `model:…`); None for a typed value."""
+        kind, _, rest = value.partition(":")
+        if kind == "adapter":
+            return cls(adapter=rest)
+        if kind == "on":
+            base, _, repo = rest.rpartition(":")  # a spec may hold ":" (local:<id>), a repo id not
+            return cls(adapter=repo, base=base)
+        if kind == "model":
+            return cls(model=rest)
+        return None
+
+    @property
+    def value(self) -> str:
+        """The dropdown's string for it."""
+        if self.model is not None:
+            return f"model:{self.model}"
+        return f"on:{self.base}:{self.adapter}" if self.base else f"adapter:{self.adapter}"
 
 
 def default_prompted_choices() -> list[Choice]:
@@ -247,9 +302,10 @@ def default_finetuned_choices() -> list[Choice]:
     """The bundled adapter, local adapter folders, OpenAI `ft:` models (the Hub's come from `hub_adapter_choices`)."""
     out: list[Choice] = []
     if _adapter_ok(DEFAULT_ADAPTER):
-        out.append(("FireAct SmolLM2 (bundled default adapter)", f"adapter:{DEFAULT_ADAPTER}"))
+        out.append(("FireAct SmolLM2 (bundled default adapter)", FinetunedChoice(adapter=str(DEFAULT_ADAPTER)).value))
     else:
-        out.append(("Default adapter — not trained yet (data/adapters/default missing)", f"adapter:{DEFAULT_ADAPTER}"))
+        out.append(("Default adapter — not trained yet (data/adapters/default missing)",
+                    FinetunedChoice(adapter=str(DEFAULT_ADAPTER)).value))
     if ADAPTERS_DIR.is_dir():
         for p in sorted(ADAPTERS_DIR.iterdir()):
             if p != DEFAULT_ADAPTER and p.is_dir() and _adapter_ok(p):
@@ -259,9 +315,9 @@ def default_finetuned_choices() -> list[Choice]:
                     log.info("not offering %s: %s", p, e)
                     continue
                 out.append((f"Local adapter: {p.name}" + ("" if base == "smollm2" else f" (on {base})"),
-                            f"adapter:{p}"))
+                            FinetunedChoice(adapter=str(p)).value))
     for m in [x.strip() for x in os.environ.get("FIREACT_OPENAI_FT_MODELS", "").split(",") if x.strip()]:
-        out.append((f"OpenAI fine-tuned {m}", f"model:openai:{m}"))
+        out.append((f"OpenAI fine-tuned {m}", FinetunedChoice(model=f"openai:{m}").value))
     return out
 
 
@@ -288,8 +344,8 @@ def hub_adapter_choices(limit: int = 30) -> list[Choice]:
             log.info("not offering Hub adapter %s: its base %s is not one this app loads", a.repo_id, a.base_model)
             continue
         label = f"Hub: {a.repo_id}" + (f" ({a.downloads:,}↓)" if a.downloads else "")
-        out.append((label, f"adapter:{a.repo_id}") if base == "smollm2" else
-                   (f"{label} (on {base})", f"on:{base}:{a.repo_id}"))
+        out.append((label, FinetunedChoice(adapter=a.repo_id).value) if base == "smollm2" else
+                   (f"{label} (on {base})", FinetunedChoice(adapter=a.repo_id, base=base).value))
     return out
 
 
@@ -305,19 +361,18 @@ def parse_finetuned(value: str) -> tuple[str, str | None]:
     v = (value or "").strip()
     if not v:
         raise InputError("choose a fine-tuned agent")
-    if v.startswith("adapter:"):
-        adapter = v.removeprefix("adapter:")
-        if adapter == str(DEFAULT_ADAPTER) and not _adapter_ok(DEFAULT_ADAPTER):
+    listed = FinetunedChoice.parse(v)
+    if listed is not None and listed.model is not None:
+        return listed.model, None
+    if listed is not None and listed.base is not None:
+        if listed.base not in offered_bases().values() or not listed.adapter:
+            raise InputError(f"{v!r}: {listed.base!r} is not a base this app loads")
+        return listed.base, listed.adapter
+    if listed is not None and listed.adapter is not None:
+        if listed.adapter == str(DEFAULT_ADAPTER) and not _adapter_ok(DEFAULT_ADAPTER):
             raise ConfigError("The default adapter is not there yet (data/adapters/default/ has no adapter_config.json). "
                               "Train it with `fireact train`, or pick another adapter.")
-        return base_for(adapter), adapter
-    if v.startswith("on:"):
-        base, _, repo = v.removeprefix("on:").rpartition(":")  # a spec may hold ":" (local:<id>), a repo id not
-        if base not in offered_bases().values() or not repo:
-            raise InputError(f"{v!r}: {base!r} is not a base this app loads")
-        return base, repo
-    if v.startswith("model:"):
-        return v.removeprefix("model:"), None
+        return base_for(listed.adapter), listed.adapter
     if v.startswith("ft:"):
         return f"openai:{v}", None
     if v.startswith("openai:") or v.startswith("fake"):

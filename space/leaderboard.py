@@ -186,20 +186,20 @@ def build(rt: Runtime) -> Tab:
             d.mkdir(parents=True, exist_ok=True)
             return d
 
-        @user_errors(2, 1)
+        @user_errors(export_msg)
         def export_all(f: str, tok: str, profile: gr.OAuthProfile | None):
             if not cfg.is_admin(profile, tok):
                 raise InputError(cfg.admin_refusal("export"))
             paths = rt.store.export_tables(_out_dir("tables"), f)
-            return [str(p) for p in paths], render_message(f"Exported {len(paths)} tables as {esc(f)}.", "ok")
+            return {files: [str(p) for p in paths], export_msg: render_message(f"Exported {len(paths)} tables as {esc(f)}.", "ok")}
 
-        @user_errors(2, 1)
+        @user_errors(export_msg)
         def export_training(m: str, tok: str, profile: gr.OAuthProfile | None):
             if not cfg.is_admin(profile, tok):
                 raise InputError(cfg.admin_refusal("export"))
             path = _out_dir("training") / f"training-{m}.jsonl"
             n = rt.store.export_training_set(path, m)
-            return [str(path)], render_message(f"{n} trajectories in the training set ({m}).", "ok")
+            return {files: [str(path)], export_msg: render_message(f"{n} trajectories in the training set ({m}).", "ok")}
 
         def train_adapter(rec: str, tok: str, profile: gr.OAuthProfile | None):
             yield from loop_progress(rt, rec, tok, profile)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from fireact_core.backends.base import Model
 from fireact_core.errors import ConfigError, FireActError
 from fireact_core.spec import AgentSpec
 from fireact_core.store import Store, redact
-from space.choices import Choice
+from space.choices import Choice, FinetunedChoice
 from space.config import AppConfig
 from space.defaults import BUNDLED_MODEL
 from space.gpu import FORK_GUARD, GpuRun, gpu_decorator, gpu_runner
@@ -136,7 +136,7 @@ class Runtime:
 
     def register_adapter(self, path: str, label: str) -> None:
         """Offer a new adapter (the loop's) on the fine-tuned side from now on, first in the list."""
-        self._registered.insert(0, (label, f"adapter:{path}"))
+        self._registered.insert(0, (label, FinetunedChoice(adapter=path).value))
 
     def refresh_hub(self) -> None:
         """List the Hub's `fireact` adapters again, in the background (after a push)."""
@@ -160,18 +160,22 @@ class Runtime:
         return r
 
 
-def user_errors(n_outputs: int, message_index: int = 0) -> Callable[[Callable], Callable]:
-    """Turn a handler's `FireActError` into a message in output `message_index` (others unchanged).
+def _failure(message: Any, on_error: Mapping[Any, Callable[[], Any]] | None, text: str, kind: str) -> dict[Any, Any]:
+    """The updates of a failed handler: the message on its component, `on_error`'s resets, the rest unchanged."""
+    return {**{c: make() for c, make in (on_error or {}).items()}, message: render_message(text, kind)}
+
+
+def user_errors(message: Any, on_error: Mapping[Any, Callable[[], Any]] | None = None) -> Callable[[Callable], Callable]:
+    """Turn a handler's `FireActError` into a message on the `message` component; `on_error` gives the
+    components to reset on failure (component → a function making its value); the other outputs stay.
+    The failure is a `{component: value}` mapping, which Gradio puts on the event's outputs.
 
     Unexpected errors are logged and shown as a short generic message: no traceback reaches a user.
     """
-    import gradio as gr
 
     def wrap(fn: Callable) -> Callable:
-        def fail(text: str, kind: str) -> Any:
-            out = [gr.skip()] * n_outputs
-            out[message_index] = render_message(text, kind)
-            return tuple(out) if n_outputs > 1 else out[0]
+        def fail(text: str, kind: str) -> dict[Any, Any]:
+            return _failure(message, on_error, text, kind)
 
         @functools.wraps(fn)
         def handler(*args: Any, **kwargs: Any) -> Any:
@@ -188,17 +192,12 @@ def user_errors(n_outputs: int, message_index: int = 0) -> Callable[[Callable], 
     return wrap
 
 
-def stream_user_errors(n_outputs: int, message_index: int = 0,
-                       on_error: dict[int, Callable[[], Any]] | None = None) -> Callable[[Callable], Callable]:
-    """`user_errors` for generator handlers; `on_error` gives outputs to reset on failure (index → value)."""
-    import gradio as gr
+def stream_user_errors(message: Any, on_error: Mapping[Any, Callable[[], Any]] | None = None
+                       ) -> Callable[[Callable], Callable]:
+    """`user_errors` for generator handlers."""
 
-    def fail(text: str, kind: str) -> tuple:
-        out: list[Any] = [gr.skip()] * n_outputs
-        for i, make in (on_error or {}).items():
-            out[i] = make()
-        out[message_index] = render_message(text, kind)
-        return tuple(out)
+    def fail(text: str, kind: str) -> dict[Any, Any]:
+        return _failure(message, on_error, text, kind)
 
     def wrap(fn: Callable[..., Iterator]) -> Callable[..., Iterator]:
         @functools.wraps(fn)

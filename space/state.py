@@ -5,6 +5,7 @@ server lost it (a restart) or the page did (a reload): the battle's ticket, chec
 # No `from __future__ import annotations`: Gradio reads the type hints of handlers built from these.
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -46,6 +47,31 @@ class ArenaState:
     rater_id: str | None = None  # the battle's rater, when a reloaded page took it back (`recover`)
 
 
+@dataclass(frozen=True)
+class ArenaOutputs:
+    """The arena's components that its handlers update. A handler returns a `{component: value}` mapping over
+    them (`Updates`); Gradio puts each value on its component among the event's outputs and leaves the
+    others as they are, so no handler counts positions. API clients still get the outputs in order."""
+
+    status: Any
+    sides: tuple[Any, Any]
+    votes: tuple[Any, Any, Any, Any]  # the vote buttons, in `arena.VOTES`' order
+    reveal: Any
+    state: Any
+    run_btn: Any
+    ticket: Any
+    rate_msg: Any
+
+    @classmethod
+    def detached(cls) -> "ArenaOutputs":
+        """Fresh components on no page, for calling the handlers without one (the tests)."""
+        return cls(gr.HTML(), (gr.HTML(), gr.HTML()), (gr.Button(), gr.Button(), gr.Button(), gr.Button()),
+                   gr.HTML(), gr.State(), gr.Button(), gr.Textbox(), gr.HTML())
+
+
+Updates = dict[Any, Any]  # {component: value}
+
+
 def ticket_of(st: ArenaState | None, session_hash: str | None = None) -> str:
     """The page's ticket for a finished battle: its id, and the session that ran it (empty when
     there is no battle to vote on). The session names an anonymous rater, so a reloaded page (a new
@@ -76,17 +102,20 @@ def _view_of(n: str, traj: Trajectory, blind: bool) -> SideView:
                     elapsed_s=traj.time_s)
 
 
-def restore(rt: Runtime, ticket: str | None, who: Callable[[], Rater]) -> tuple:
-    """A loaded page's outputs: its browser's last battle back when it has not been voted on (after
-    a restart Gradio's page may reload itself), else nothing changed. The outputs: status, both sides, the
-    four vote buttons, the state and the ticket."""
+def restore(rt: Runtime, ui: ArenaOutputs, ticket: str | None, who: Callable[[], Rater]) -> Updates:
+    """A loaded page's updates: its browser's last battle back when it has not been voted on (after a
+    restart Gradio's page may reload itself; the status, both sides, the vote buttons, the state and the
+    ticket), else none."""
     st = recover(rt, None, ticket, who)
     if st is None or st.voted:
-        return (gr.skip(),) * 9
+        return {ui.status: gr.skip()}  # nothing changes (Gradio refuses an empty mapping)
     back = "Your last battle is back (the page reloaded)."
     if st.failed:
         msg = render_message(f"{back} {FAILED_STATUS}", "warn")
     else:
         msg = render_message(f"{back} Which trajectory is better?", "ok")
-    votes = [gr.skip() if st.failed else gr.update(interactive=True)] * 4
-    return (msg, *[render_side(s.view) for s in st.sides], *votes, st, ticket)
+    out = {ui.status: msg, **{c: render_side(s.view) for c, s in zip(ui.sides, st.sides)}, ui.state: st,
+           ui.ticket: ticket}
+    if not st.failed:  # a failed battle's vote buttons stay closed
+        out.update({b: gr.update(interactive=True) for b in ui.votes})
+    return out

@@ -267,7 +267,7 @@ def test_admin_exports_a_training_set(app):
     assert n == len(store.select_training("em")) and n >= 1
     path = files[0]["path"] if isinstance(files[0], dict) else files[0]  # the server's file (same machine)
     back = list(read_trajectories(path))
-    assert len(back) == n and all(t.meta["em"] == 1.0 for t in back)
+    assert len(back) == n and all(t.em == 1.0 and t.evidence is not None for t in back)
 
 
 @pytest.mark.slow

@@ -24,11 +24,13 @@ from space.loading import SearchTools
 from space.questions import QuestionBank, tool_examples
 from space.raters import Rater
 from space.runtime import Runtime
+from space.state import ArenaOutputs
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # app.py lives at the repository root
     sys.path.insert(0, str(ROOT))
 ME = Rater("anon:tools-test", "anon")
+UI = ArenaOutputs.detached()  # the components the arena's {component: value} updates name
 HOTPOT_Q = "Were Scott Derrickson and Ed Wood of the same nationality?"
 PAGES = {"Scott Derrickson": "Scott Derrickson (born July 16, 1966) is an American director, screenwriter and "
                              "producer. He lives in Los Angeles, California.",
@@ -232,14 +234,14 @@ def rt(tmp_path, wiki, serp):
 def _battle(rt: Runtime, tool: str | None, question: str = HOTPOT_Q, noise: str = "off", p: float = 0.5):
     from space.arena import battle_updates
 
-    outs = list(battle_updates(rt, question, "fake:scripted", "react", 2, "model:fake:tuned", noise, p, 0, False,
+    outs = list(battle_updates(rt, UI, question, "fake:scripted", "react", 2, "model:fake:tuned", noise, p, 0, False,
                                tool=tool, who=lambda: ME))
-    return outs, outs[-1][8]
+    return outs, outs[-1][UI.state]
 
 
 def test_a_wikipedia_battle_searches_the_stand_in_on_both_sides_and_records_the_tool(rt, wiki):
     outs, st = _battle(rt, "wikipedia")
-    assert "Both agents finished" in outs[-1][0]
+    assert "Both agents finished" in outs[-1][UI.status]
     trajs = [side.view.trajectory for side in st.sides]
     for t in trajs:
         assert t.agent.tools == "wikipedia" and t.answer == "yes" and t.em == 1.0  # gold from the bank
@@ -250,7 +252,7 @@ def test_a_wikipedia_battle_searches_the_stand_in_on_both_sides_and_records_the_
     keys = {r["agent_key"] for r in rt.store._rows("SELECT agent_key FROM runs")}
     assert keys == {"fake:tuned · fine-tuned · wikipedia",
                     "fake:scripted · react 2-shot · nearest · scratchpad · constrained · extractive · wikipedia"}
-    assert "· wikipedia" in outs[-1][1] and "· wikipedia" in outs[-1][2]  # named on the (not blind) sides
+    assert all("· wikipedia" in outs[-1][side] for side in UI.sides)  # named on the (not blind) sides
 
 
 def test_google_is_refused_without_a_key_and_searches_serpapi_with_one(rt, serp, monkeypatch):
@@ -258,7 +260,7 @@ def test_google_is_refused_without_a_key_and_searches_serpapi_with_one(rt, serp,
 
     monkeypatch.delenv("SERPAPI_API_KEY", raising=False)
     with pytest.raises(InputError, match="needs SERPAPI_API_KEY"):
-        list(battle_updates(rt, HOTPOT_Q, "fake:scripted", "react", 2, "model:fake:tuned", "off", 0.5, 0, False,
+        list(battle_updates(rt, UI, HOTPOT_Q, "fake:scripted", "react", 2, "model:fake:tuned", "off", 0.5, 0, False,
                             tool="google", who=lambda: ME))
     assert rt.store.count("runs") == 0
     monkeypatch.setenv("SERPAPI_API_KEY", "serp-test-key")

@@ -64,6 +64,16 @@ def test_the_hub_listing_keeps_only_bases_the_app_loads(adapters, monkeypatch):
     assert choices.hub_adapter_choices() == [("Hub: a/small (10↓)", "adapter:a/small"),
                                              ("Hub: g/gem (5↓) (on gemma3)", "on:gemma3:g/gem")]
     assert choices.parse_finetuned("on:gemma3:g/gem") == ("gemma3", "g/gem")
+    listed = [choices.FinetunedChoice.parse(v) for _, v in choices.hub_adapter_choices()]  # typed where it comes in
+    assert listed == [choices.FinetunedChoice(adapter="a/small"), choices.FinetunedChoice(adapter="g/gem", base="gemma3")]
+    assert [c.value for c in listed] == ["adapter:a/small", "on:gemma3:g/gem"]
+
+
+def test_a_fine_tuned_choice_is_a_typed_value_its_string_gives_back():
+    FC = choices.FinetunedChoice
+    for c in (FC(adapter="/x/loop-1"), FC(adapter="o/n", base="local:meta-llama/Llama-2-7b-hf"), FC(model="openai:ft:a:b")):
+        assert FC.parse(c.value) == c  # a base may hold ":" (local:<id>), a repo id not
+    assert FC.parse("someone/x") is None and FC.parse("ft:gpt-4o-mini:org::abc") is None  # typed by a visitor
 
 
 def test_the_cli_puts_an_adapter_on_its_base(adapters):
@@ -110,14 +120,15 @@ def test_the_arena_shows_what_each_side_chose(tmp_path):
     from space.fakes import fake_config
     from space.raters import Rater
     from space.runtime import Runtime
+    from space.state import ArenaOutputs
 
-    rt = Runtime(fake_config(tmp_path / "app.duckdb"))
+    rt, ui = Runtime(fake_config(tmp_path / "app.duckdb")), ArenaOutputs.detached()
     try:
-        outs = list(battle_updates(rt, "What is the capital of France?", "fake:scripted", "cot", 2, "model:fake:tuned",
+        outs = list(battle_updates(rt, ui, "What is the capital of France?", "fake:scripted", "cot", 2, "model:fake:tuned",
                                    "off", 0.5, 0, False, who=lambda: Rater("anon:x", "anon")))
-        st = outs[-1][8]
+        st = outs[-1][ui.state]
         prompted, tuned = (s.view.trajectory for s in st.sides)
         assert (prompted.chosen_method, tuned.chosen_method) == ("cot", "react")  # the fake fine-tuned side searches
-        assert 'data-chosen="react"' in outs[-1][2] and 'data-chosen="cot"' in outs[-1][1]
+        assert 'data-chosen="react"' in outs[-1][ui.sides[1]] and 'data-chosen="cot"' in outs[-1][ui.sides[0]]
     finally:
         rt.store.close()

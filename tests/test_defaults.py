@@ -340,10 +340,12 @@ def space_app(hub_down, tmp_path):
 def _arena_battle(rt, finetuned: str = f"adapter:{BUNDLED_ADAPTER}") -> tuple[str, list]:
     from space.arena import battle_updates
     from space.raters import Rater
+    from space.state import ArenaOutputs
 
-    outs = list(battle_updates(rt, "What is the capital of France?", "smollm2", "react", 2, finetuned, "off", 0.5, 0,
+    ui = ArenaOutputs.detached()  # the components the arena's {component: value} updates name
+    outs = list(battle_updates(rt, ui, "What is the capital of France?", "smollm2", "react", 2, finetuned, "off", 0.5, 0,
                                False, who=lambda: Rater("anon:startup", "anon")))
-    return outs[-1][0], [s.view for s in outs[-1][8].sides]
+    return outs[-1][ui.status], [s.view for s in outs[-1][ui.state].sides]
 
 
 def test_on_a_space_the_default_waits_for_the_hub_then_switches_to_it_without_a_restart(space_app):

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORD = {"fireact_core", "fireact_core.errors", "fireact_core.noise", "fireact_core.spec", "fireact_core.trajectory"}
+RECORD = {"fireact_core", "fireact_core.errors", "fireact_core.evidence", "fireact_core.noise", "fireact_core.spec", "fireact_core.trajectory"}
 LINT = "from importlinter.cli import lint_imports; raise SystemExit(lint_imports(no_cache=True, no_logo=True))"
 
 

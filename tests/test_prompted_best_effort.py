@@ -40,7 +40,7 @@ def test_the_arenas_default_prompting_searches_with_each_questions_nearest_exemp
     from space.choices import parse_prompting
 
     setup = parse_prompting(None)
-    assert setup["prompts"] == "nearest" and setup["extractive"]
-    spec = AgentSpec(model="smollm2", method="react", exemplars=2, max_steps=4, **setup)
+    assert setup.prompts == "nearest" and setup.extractive
+    spec = AgentSpec(model="smollm2", method="react", exemplars=2, max_steps=4, **setup.spec_fields())
     searched, valid = _run(spec, DEFAULT_HANDFUL)
     assert searched >= DEFAULT_MEASURED["searched"] - 1 and valid >= DEFAULT_MEASURED["valid"] - 1, (searched, valid)

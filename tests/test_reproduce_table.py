@@ -33,8 +33,10 @@ def _write(out: Path, agent: str, noise: str, ems: list[int], search: bool) -> N
 def test_the_table_reports_drops_their_paired_difference_and_behaviour(tmp_path):
     bench = _bench()
     cfg = bench.RunConfig.load(tmp_path, model="gemma3", prompted="--constrained", noises="off,none")
-    assert cfg.noises == ("off", "none") and cfg.options("prompted")[-1] == "--constrained"
-    assert cfg.options("fine-tuned") == ["--model", "gemma3", "--adapter", "default"]
+    prompted, tuned = cfg.spec("prompted"), cfg.spec("fine-tuned")  # the options a person wrote, parsed once
+    assert cfg.noises == ("off", "none") and prompted.constrained and not prompted.finetuned
+    assert (prompted.model, prompted.adapter, prompted.method) == ("gemma3", None, "react")
+    assert (tuned.model, tuned.adapter, tuned.finetuned, tuned.constrained) == ("gemma3", "default", True, False)
     cfg.save(tmp_path)
     _write(tmp_path, "prompted", "off", [1] * 30 + [0] * 30, search=True)
     _write(tmp_path, "prompted", "none", [1] * 10 + [0] * 50, search=True)
@@ -47,6 +49,6 @@ def test_the_table_reports_drops_their_paired_difference_and_behaviour(tmp_path)
     assert "| prompted | off | 100% | 100% | 0% |" in text and "| fine-tuned | off | 0% | 100% | 100% |" in text
     assert "- fine-tuned / prompted time per trial (noise off): 0.50x" in text
     again = bench.RunConfig.load(tmp_path, adapter="runs/x")  # a later run reads the saved settings back
-    assert again.noises == ("off", "none") and "gemma3" in again.options("prompted")
-    assert again.options("fine-tuned")[-2:] == ["--adapter", "runs/x"]
+    assert again.noises == ("off", "none") and again.spec("prompted").model == "gemma3"
+    assert again.spec("prompted").constrained and again.spec("fine-tuned").adapter == "runs/x"
     assert bench.table(tmp_path) == text

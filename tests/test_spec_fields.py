@@ -19,7 +19,7 @@ from fireact_core.backends.base import Completion
 from fireact_core.backends.fake import FakeModel
 from fireact_core.errors import FormatError
 from fireact_core.noise import NoiseConfig
-from fireact_core.options import add_agent_args, spec_from_options
+from fireact_core.options import add_agent_args, spec_argv, spec_from_options
 from fireact_core.spec import ADAPTER_KINDS, LOCAL_KINDS, MODEL_KINDS, AgentSpec
 from fireact_core.trajectory import FORMAT_VERSION, Step, Trajectory
 
@@ -54,6 +54,20 @@ def test_every_field_of_the_spec_but_the_arenas_role_is_an_option_with_the_field
         assert getattr(spec, name) == value, (name, getattr(spec, name))
     with pytest.raises(Exception, match="max-steps"):
         spec_from_options([*base, "--max-steps", "0"])  # a field's minimum is the option's
+
+
+def test_a_spec_turns_back_into_the_options_that_rebuild_it():
+    """Code passes `AgentSpec`s; `spec_argv` writes the command a person reruns, and it is the same agent."""
+    base = ["--model", "fake", "--adapter", "none"]
+    for name, (flags, _) in NOT_DEFAULT.items():
+        spec = spec_from_options([*base, *(["--constrained"] if name == "extractive" else []), *flags])
+        assert spec_from_options(spec_argv(spec)) == spec, name
+    noisy = dataclasses.replace(AgentSpec(model="fake", adapter="runs/x", finetuned=True, prompt_format="chat"),
+                                noise=NoiseConfig(mode="random", p=0.25, seed=3), max_steps=4)
+    argv = spec_argv(noisy)
+    at = argv.index("--noise")
+    assert argv[:4] == ["--model", "fake", "--adapter", "runs/x"] and argv[at:at + 4] == ["--noise", "random", "--p", "0.25"]
+    assert spec_from_options(argv) == noisy
 
 
 def test_the_method_is_the_agents_and_the_choice_is_read_from_the_steps():

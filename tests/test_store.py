@@ -252,7 +252,7 @@ def test_training_set_selects_best_rated_and_em_correct(store, tmp_path):
     assert store.export_training_set(out, "rated_or_em") == 2
     back = list(read_trajectories(out))  # the trainer's input format
     assert [t.id for t in back] == ["run001", "run002"]
-    assert back[1].meta["rating"] == 1.0 and back[1].meta["em"] == 0.0 and back[0].meta["rating"] is None
+    assert back[1].evidence.rating == 1.0 and back[1].em == 0.0 and back[0].evidence.rating is None
 
 
 def test_secrets_from_the_environment_never_reach_the_database_or_exports(store, tmp_path, monkeypatch):

@@ -406,7 +406,7 @@ def test_agent_eval_after_training_goes_through_fireact_eval(tmp_path):
     import shlex
 
     from fireact_core.tasks import load_task
-    from train.after import agent_eval
+    from train.after import agent_eval, eval_spec
 
     try:
         dev = load_task("world", "dev")
@@ -415,11 +415,16 @@ def test_agent_eval_after_training_goes_through_fireact_eval(tmp_path):
     gold = dev.examples[0].answer
     cfg = load_config(None, {"eval_questions": 2, "eval_task": "world", "eval_split": "dev",
                              "eval_args": f"--model fake:{shlex.quote(gold)} --tools none"})
-    res = agent_eval(cfg, tmp_path, DataSummary(by_task={"world": 3}))
+    spec = eval_spec(cfg, tmp_path)  # the recipe's options, parsed once into the record the evaluation takes
+    assert (spec.model, spec.adapter, spec.tools) == (f"fake:{gold}", str(tmp_path), "none")
+    res = agent_eval(cfg, spec, DataSummary(by_task={"world": 3}), tmp_path)
     assert (res["task"], res["split"], res["questions"]) == ("world", "dev", 2)
     assert res["em"] == (1.0 if dev.examples[1].answer == gold else 0.5)
     assert len((tmp_path / "eval_trajectories.jsonl").read_text().splitlines()) == 2
     assert res["command"].startswith("fireact eval --task world --split dev --limit 2")
+    from fireact_core.options import spec_from_options  # the command a person reruns is the same agent
+
+    assert spec_from_options(shlex.split(res["command"])[8:]) == spec
 
 
 def test_trim_memory_hands_freed_heap_pages_back_after_every_step():

@@ -108,10 +108,12 @@ def _runtime(tmp_path, name: str, loader=_loader):
 
 def _battle(rt, prompted: str = "smollm2", finetuned: str = f"adapter:{ADAPTER}", blind: bool = False) -> list[SideView]:
     from space.arena import battle_updates
+    from space.state import ArenaOutputs
 
-    outs = list(battle_updates(rt, "What is the capital of France?", prompted, "react", 2, finetuned, "off", 0.5, 0,
+    ui = ArenaOutputs.detached()  # the components the arena's {component: value} updates name
+    outs = list(battle_updates(rt, ui, "What is the capital of France?", prompted, "react", 2, finetuned, "off", 0.5, 0,
                                blind, DEFAULT_PROMPTING, who=lambda: ME))
-    return [s.view for s in outs[-1][8].sides], outs[-1][0]
+    return [s.view for s in outs[-1][ui.state].sides], outs[-1][ui.status]
 
 
 def test_only_on_zerogpu_hardware(spaces, monkeypatch):

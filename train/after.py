@@ -6,10 +6,13 @@ Both load what `train.sft` wrote to the adapter folder, so they also work on an 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from train.config import TrainConfig
 from train.data import DataSummary
+
+if TYPE_CHECKING:
+    from fireact_core.spec import AgentSpec
 
 
 def merge(cfg: TrainConfig, adapter_dir: Path) -> Path:
@@ -29,24 +32,33 @@ def merge(cfg: TrainConfig, adapter_dir: Path) -> Path:
     return target
 
 
-def agent_eval(cfg: TrainConfig, adapter_dir: Path, summary: DataSummary) -> dict[str, Any]:
-    """EM of the trained agent on `eval_questions` questions: the `AgentSpec` of the adapter on its base,
-    with the recipe's `eval_args` (`fireact eval`'s agent options) on top."""
+def eval_spec(cfg: TrainConfig, adapter_dir: Path) -> AgentSpec:
+    """The agent the post-training evaluation runs: the adapter on its base, with the recipe's `eval_args`
+    (`fireact eval`'s agent options, written by a person) on top. The one place those options are parsed."""
+    import shlex
+
+    from fireact_core.models import bundled_name
+    from fireact_core.options import spec_from_options
+
+    model = bundled_name(cfg.base) or f"local:{cfg.base}"
+    return spec_from_options(shlex.split(cfg.eval_args), model=model, adapter=str(adapter_dir))
+
+
+def agent_eval(cfg: TrainConfig, spec: AgentSpec, summary: DataSummary, out: Path) -> dict[str, Any]:
+    """EM of the agent `spec` (see `eval_spec`) on `eval_questions` questions; its trajectories go to
+    `out/eval_trajectories.jsonl`, and `command` is the `fireact eval` line that reruns it."""
     import shlex
 
     from fireact_core.build import agent_factory
     from fireact_core.evaluate import evaluate
-    from fireact_core.models import bundled_name
-    from fireact_core.options import spec_from_options
+    from fireact_core.options import spec_argv
     from fireact_core.tasks import load_task
 
     task_name = cfg.eval_task or max(summary.by_task, key=summary.by_task.get)
-    model = bundled_name(cfg.base) or f"local:{cfg.base}"
-    spec = spec_from_options(shlex.split(cfg.eval_args), model=model, adapter=str(adapter_dir))
     task = load_task(task_name, cfg.eval_split)
     examples = task.examples[: cfg.eval_questions]
-    res = evaluate(agent_factory(spec), examples, out=adapter_dir / "eval_trajectories.jsonl", progress=True)
+    res = evaluate(agent_factory(spec), examples, out=out / "eval_trajectories.jsonl", progress=True)
     argv = ["eval", "--task", task_name, "--split", cfg.eval_split, "--limit", str(cfg.eval_questions),
-            "--model", model, "--adapter", str(adapter_dir), *shlex.split(cfg.eval_args)]
+            *spec_argv(spec)]
     return {"task": task.name, "split": task.split, "questions": res.n, "em": res.em, "f1": res.f1,
             "mean_steps": res.mean_steps, "command": "fireact " + shlex.join(argv)}

@@ -2,7 +2,7 @@
 
 Inputs are whatever `fireact_core.formats.read_trajectories` reads (the paper's Alpaca JSON,
 chat JSONL, our trajectory JSONL, and the app's DuckDB export, which is trajectory JSONL with
-its ratings, votes and step labels in `meta`). Which trajectories and which of their steps are
+its ratings, votes and step labels beside each trajectory, `evidence`). Which trajectories and which of their steps are
 trained on, and the one training view of a Reflexion episode, is `fireact_core.training_rule`'s
 `TrainingRule`, the rule the app's export applies too. Each kept trajectory becomes what the
 fine-tuned agent sees at inference, rendered by `fireact_core.prompt_formats` (the agent's renderer):

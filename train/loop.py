@@ -25,11 +25,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fireact_core.errors import ConfigError
 from fireact_core.paths import ADAPTERS_DIR, DEFAULT_ADAPTER  # train.commands reads ADAPTERS_DIR from here
 from fireact_core.training_rule import TrainingRule
+
+if TYPE_CHECKING:
+    from fireact_core.spec import AgentSpec
 
 Progress = Callable[[str], None]
 
@@ -107,7 +110,9 @@ def run_loop(store: Any, cfg: LoopConfig, *, progress: Progress = print) -> Loop
     comparison: dict[str, Any] = {}
     if cfg.eval_questions > 0 and predecessor:
         progress(f"3/4 evaluating the new adapter against {predecessor} on {cfg.eval_questions} held-out questions …")
-        comparison = compare(tcfg.base, out, predecessor, cfg)
+        specs = {label: eval_spec(tcfg.base, adapter, cfg.eval_options)
+                 for label, adapter in (("new", str(out)), ("predecessor", predecessor))}
+        comparison = compare(specs, out, cfg)
     else:
         progress("3/4 no predecessor or no evaluation questions: skipping the comparison")
     info = {"name": name, "predecessor": predecessor, "rule": asdict(rule), "trajectories": n, **learned,
@@ -144,26 +149,34 @@ def learned_from(store: Any, data: Path) -> dict[str, Any]:
     trajs = list(read_trajectories(data))
     ids = [t.id for t in trajs]
     battles = sorted({r["battle_id"] for r in store.runs_table() if r["id"] in set(ids) and r["battle_id"]})
-    return {"runs": ids, "battles": battles, "ratings": sum(int(t.meta.get("ratings") or 0) for t in trajs),
-            "step_labels": sum(len(t.meta.get("step_votes") or {}) for t in trajs),
-            "votes_won": sum(int(t.meta.get("votes_won") or 0) for t in trajs)}
+    evidence = [t.evidence for t in trajs if t.evidence]
+    return {"runs": ids, "battles": battles, "ratings": sum(e.ratings for e in evidence),
+            "step_labels": sum(len(e.steps) for e in evidence), "votes_won": sum(e.votes_won for e in evidence)}
 
 
-def compare(base: str, new: Path, predecessor: str, cfg: LoopConfig) -> dict[str, Any]:
-    """EM of the new adapter and of its predecessor on the same held-out world questions."""
-    from fireact_core.build import agent_factory, base_model_spec
-    from fireact_core.evaluate import evaluate
+def eval_spec(base: str, adapter: str, options: str) -> AgentSpec:
+    """The comparison's agent: `adapter` on `base` with the loop's `eval_options` (agent options a person
+    wrote on the command line or in the app's config), parsed here, where they come in."""
+    from fireact_core.build import base_model_spec
     from fireact_core.options import spec_from_options
+
+    return spec_from_options(shlex.split(options), model=base_model_spec(base), adapter=adapter)
+
+
+def compare(specs: dict[str, AgentSpec], new: Path, cfg: LoopConfig) -> dict[str, Any]:
+    """EM of each agent in `specs` (the new adapter's and its predecessor's, by label) on the same held-out
+    world questions; their trajectories go to `new/eval_<label>.jsonl`."""
+    from fireact_core.build import agent_factory
+    from fireact_core.evaluate import evaluate
     from fireact_core.tasks import load_task
 
     task = load_task("world", cfg.eval_split)
     examples = task.examples[: cfg.eval_questions]
     out: dict[str, Any] = {"task": task.name, "split": task.split, "questions": len(examples),
                            "options": cfg.eval_options}
-    for label, adapter in (("new", str(new)), ("predecessor", predecessor)):
-        spec = spec_from_options(shlex.split(cfg.eval_options), model=base_model_spec(base), adapter=adapter)
+    for label, spec in specs.items():
         res = evaluate(agent_factory(spec), examples, out=new / f"eval_{label}.jsonl", progress=False)
-        out[label] = {"adapter": adapter, "em": res.em, "f1": res.f1, "mean_steps": res.mean_steps}
+        out[label] = {"adapter": spec.adapter, "em": res.em, "f1": res.f1, "mean_steps": res.mean_steps}
     return out
 
 

@@ -322,9 +322,9 @@ def main(cfg: TrainConfig, *, log: Any = print) -> dict[str, Any]:
     result["data"] = run.summary.to_dict()
     out = save(run, result)
     if cfg.eval_questions > 0:
-        from train.after import agent_eval
+        from train.after import agent_eval, eval_spec
 
-        result["agent_eval"] = agent_eval(cfg, out, run.summary)
+        result["agent_eval"] = agent_eval(cfg, eval_spec(cfg, out), run.summary, out)
         card.write(out, cfg=cfg, summary=run.summary, results=result, base_id=card.read_manifest(out)["base_model"],
                    four_bit=run.four_bit)
     if cfg.merge:

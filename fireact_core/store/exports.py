@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fireact_core.errors import ConfigError
+from fireact_core.evidence import Evidence
 from fireact_core.store.schema import TABLES
 from fireact_core.training_rule import TrainingRule, step_votes
 from fireact_core.trajectory import Trajectory
@@ -37,9 +38,8 @@ class Exports:
         return paths
 
     def training_candidates(self) -> list[Trajectory]:
-        """Every stored trajectory with the evidence `TrainingRule` reads in its meta: `rating` (mean of its thumbs
-        and votes: won +1, lost -1, both bad -1), `ratings` (how many), `votes_won`/`votes_lost`, `em`, and
-        `step_votes` (`[right, wrong]` per step index). The run id is the trajectory's id."""
+        """Every stored trajectory with the evidence `TrainingRule` reads beside it (`Trajectory.evidence`): its
+        thumbs and votes (won +1, lost -1, both bad -1) and its step labels. The run id is the trajectory's id."""
         scores: dict[str, list[int]] = {}
         for r in self.ratings():
             scores.setdefault(r["run_id"], []).append(r["score"])
@@ -53,16 +53,12 @@ class Exports:
         labels: dict[str, list[dict[str, Any]]] = {}
         for r in self.ratings(steps=True):
             labels.setdefault(r["run_id"], []).append(r)
-        rows = self._rows("SELECT id, trajectory, em FROM runs ORDER BY created_at, id")
+        rows = self._rows("SELECT id, trajectory FROM runs ORDER BY created_at, id")
         out = []
         for r in rows:
-            votes = scores.get(r["id"], []) + [1] * won.get(r["id"], 0) + [-1] * lost.get(r["id"], 0)
             t = Trajectory.from_dict(json.loads(r["trajectory"]))
-            t.meta.update(rating=sum(votes) / len(votes) if votes else None, ratings=len(votes), em=r["em"])
-            if won.get(r["id"]) or lost.get(r["id"]):  # the rest only when there is some: meta stays small
-                t.meta.update(votes_won=won.get(r["id"], 0), votes_lost=lost.get(r["id"], 0))
-            if labels.get(r["id"]):
-                t.meta["step_votes"] = step_votes(labels[r["id"]])
+            t.evidence = Evidence.from_scores(scores.get(r["id"], []), won.get(r["id"], 0), lost.get(r["id"], 0),
+                                              step_votes(labels.get(r["id"], [])))
             out.append(t)
         return out
 
@@ -72,7 +68,7 @@ class Exports:
         return rule.select(self.training_candidates())
 
     def export_training_set(self, path: str | Path, rule: TrainingRule | str = "rated_or_em") -> int:
-        """Write `select_training(rule)` as trajectory JSONL (the trainer's input, evidence in meta); return the count."""
+        """Write `select_training(rule)` as trajectory JSONL (the trainer's input, each with its `evidence`); return the count."""
         from fireact_core.formats import write_trajectories
 
         return write_trajectories(self.select_training(rule), path, "trajectories")
