@@ -39,7 +39,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 for p in (ROOT / "tests", ROOT):
     sys.path.insert(0, str(p))
 
-from bench.app import free_port  # noqa: E402  (the app benchmark's; re-exported for the tests)
+from bench.app import free_port, stop  # noqa: E402  (the app benchmark's; free_port re-exported for the tests)
 from fireact_core.models import BUNDLED_ID  # noqa: E402
 from space.manifest import front_matter, requirement_pins, space_files  # noqa: E402
 
@@ -223,11 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             print((work / "app.log").read_text(errors="replace")[-4000:], file=sys.stderr)
             return 1
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
             log.close()
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
