@@ -7,13 +7,12 @@ the store migration that gives older runs theirs, the handlers, and the app thro
 
 from __future__ import annotations
 
-import socket
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from servers import FakeSerpAPI, FakeWikipedia
+from servers import FakeSerpAPI, FakeWikipedia, free_port
 
 from fireact_core.errors import ConfigError, InputError
 from fireact_core.spec import AgentSpec
@@ -42,10 +41,7 @@ WORLD = {q.question for q in QUESTIONS if q.task == "world"}
 
 
 def _dead_url() -> str:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now
+    port = free_port()
     return f"http://127.0.0.1:{port}/w/api.php"
 
 
@@ -311,10 +307,7 @@ def app(tmp_path_factory):
         mp.setenv("FIREACT_CACHE", str(tmp / "cache"))
         mp.setenv("FIREACT_TOOLS", "wikipedia")  # the owner's default
         demo = create_app(fake_config(tmp / "app.duckdb", make_tools=SearchTools()))
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        sock.close()
+        port = free_port()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
         try:
             yield f"http://127.0.0.1:{port}/", demo.fireact_runtime.store, w

@@ -10,7 +10,6 @@ bad adapter fails its own side and never moves the defaults.
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 from hub_server import HubServer
 from huggingface_hub import constants
+from servers import free_port
 
 from fireact_core.models import BUNDLED_ID, resolve_base
 from fireact_core.spec import AgentSpec
@@ -58,10 +58,7 @@ def test_the_probe_asks_the_hub_for_the_default_base(online):
 
 
 def test_an_unreachable_hub_means_the_bundled_files_without_a_long_wait(monkeypatch):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there: connection refused
+    port = free_port()
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
@@ -171,10 +168,7 @@ def hub_app(tmp_path):
     loader, calls, broken = _recording_loader()
     defaults = DefaultSources(str(BUNDLED_ADAPTER), adapter_repo=REPO, probe=lambda: True)
     demo = create_app(fake_config(tmp_path / "app.duckdb", load_model=loader, defaults=defaults))
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     for _ in range(100):  # the probe runs in a background thread at start
         if defaults.hub:
@@ -233,14 +227,6 @@ def test_hub_adapters_tagged_fireact_join_the_fine_tuned_choices(online, tmp_pat
 
 
 # --- start-up: the Hub down, then up ------------------------------------------------------------
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there: connection refused
-    return port
-
-
 def _hub_on(port: int) -> HubServer:
     """A Hub stand-in listening on `port` (the address the app was started with), not yet serving."""
     from http.server import ThreadingHTTPServer
@@ -258,7 +244,7 @@ def _hub_on(port: int) -> HubServer:
 @pytest.fixture
 def hub_down(monkeypatch, tmp_path):
     """Online, with `HF_ENDPOINT` at a port where no Hub answers yet; yields that port."""
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
