@@ -14,13 +14,14 @@ as context managers. Every request is recorded in `.requests` (path, query, JSON
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from bench.app import free_port as free_port  # re-exported for the tests: a loopback port nothing listens on
 
 Reply = tuple[int, dict[str, str], bytes | Iterable[bytes]]
 
@@ -93,15 +94,6 @@ class LocalServer(Serving):
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> Reply:
         raise NotImplementedError
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound once, then released): for an app to serve on, or to refuse."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
