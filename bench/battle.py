@@ -1,6 +1,6 @@
 """A default world battle timed end to end, as the arena runs it: both sides, on the app's own path.
 
-The sides are the arena's defaults (`space.arena._side_specs` with the page's default values: the
+The sides are the arena's defaults (`space.sides.side_specs` with the page's default values: the
 prompted SmolLM2 with the default prompting, nearest exemplars and extractive decoding; the
 fine-tuned side with the bundled adapter), loaded through the app's loader (`AppConfig().load_model`,
 one base shared by both sides) and run by `space.runner.run_battle`, both sides at once on the
@@ -54,6 +54,18 @@ class Timed:
             yield item
 
 
+def default_specs(cfg: Any) -> list:
+    """The two sides a fresh arena page runs (its form's default values), resolved as a battle resolves them."""
+    from fireact_core.models import DEFAULT_ADAPTER
+    from space.choices import DEFAULT_METHOD, DEFAULT_PROMPTING, DEFAULT_SHOTS, FinetunedChoice
+    from space.sides import side_specs
+
+    prompted_model = cfg.prompted_choices()[0][1]
+    prompted, finetuned, _ = side_specs(prompted_model, DEFAULT_METHOD, DEFAULT_SHOTS,
+                                        FinetunedChoice(adapter=str(DEFAULT_ADAPTER)).value, DEFAULT_PROMPTING)
+    return [cfg.defaults.resolve(prompted), cfg.defaults.resolve(finetuned)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2, help="torch threads (a free CPU Space has 2 cores)")
@@ -65,9 +77,6 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     t_import = time.perf_counter()
-    from fireact_core.models import DEFAULT_ADAPTER
-    from space.arena import _side_specs
-    from space.choices import DEFAULT_PROMPTING
     from space.config import AppConfig
     from space.render import SideView
     from space.runner import Battle, ModelPool, run_battle
@@ -76,8 +85,7 @@ def main() -> None:
     print(f"threads: {torch.get_num_threads()}, cpu: {torch.backends.cpu.get_cpu_capability()}, "
           f"load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())}, "
           f"imports {time.perf_counter() - t_import:.1f}s")
-    prompted, finetuned, _ = _side_specs("smollm2", "react", 2, f"adapter:{DEFAULT_ADAPTER}", DEFAULT_PROMPTING)
-    specs = [cfg.defaults.resolve(prompted), cfg.defaults.resolve(finetuned)]
+    specs = default_specs(cfg)
     calls: dict[int, list] = {0: [], 1: []}
     loaded: dict[tuple[str, str | None], Any] = {}
     for i, spec in enumerate(specs):  # the app loads on a side's first battle; timed apart here

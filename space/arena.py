@@ -28,7 +28,9 @@ from fireact_core.methods import METHODS
 from fireact_core.spec import AgentSpec
 from fireact_core.tools.noisy import NoiseConfig
 from space.choices import (
+    DEFAULT_METHOD,
     DEFAULT_PROMPTING,
+    DEFAULT_SHOTS,
     PROMPTING_CHOICES,
     FinetunedChoice,
     Prompting,
@@ -107,8 +109,8 @@ def build(rt: Runtime) -> Tab:
                     p_model = gr.Dropdown(prompted, value=prompted[0][1] if prompted else None, label="Model",
                                           allow_custom_value=True, elem_id="fa-p-model",
                                           info="local base model or an OpenAI model (set OPENAI_API_KEY)")
-                    p_method = gr.Radio([(METHOD_LABELS[m], m) for m in METHODS], value="react", label="Method")
-                    p_shots = gr.Slider(0, 6, value=2, step=1, label="Few-shot exemplars")
+                    p_method = gr.Radio([(METHOD_LABELS[m], m) for m in METHODS], value=DEFAULT_METHOD, label="Method")
+                    p_shots = gr.Slider(0, 6, value=DEFAULT_SHOTS, step=1, label="Few-shot exemplars")
                     p_prompting = gr.Dropdown(PROMPTING_CHOICES, value=DEFAULT_PROMPTING, label="Prompting",
                                               elem_id="fa-p-prompting",
                                               info="how the prompted agent sees its steps: one growing scratchpad "

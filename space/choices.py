@@ -49,6 +49,8 @@ PROMPTING_CHOICES: list[Choice] = [
     ("the paper's ReAct prompt, verbatim as raw text (its data folder)", "text:paper"),
 ]
 DEFAULT_PROMPTING = PROMPTING_CHOICES[0][1]
+DEFAULT_METHOD = "react"  # the prompted side's method on a fresh page
+DEFAULT_SHOTS = 2  # and its few-shot exemplars (the nearest teacher exemplars by default)
 # The search tools the arena offers, one per battle for both sides (`AgentSpec.tools`, in the
 # leaderboard key); `space.loading.SearchTools` says which of them work here. The owner's default
 # is `FIREACT_TOOLS`, the offline world unless set.
