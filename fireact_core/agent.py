@@ -110,6 +110,9 @@ class Agent:
         except BackendError as e:
             traj.status, traj.reason = "failed", redact(f"model error: {e}")  # SDK errors may echo a key
         traj.time_s = time.perf_counter() - t0
+        engine = getattr(self.model, "engine", None)  # what decoded it (a local model says), for every caller
+        if isinstance(engine, str) and engine:
+            traj.meta.setdefault("engine", engine)
         traj.finalize_totals()
         traj.cost_usd = self._cost_usd
         if gold is not None and traj.answer is not None:

@@ -38,6 +38,7 @@ class Summary:
     tokens_out_per_trial: float = 0.0
     cost_usd: float = 0.0
     status: dict[str, int] = field(default_factory=dict)  # finished / step_limit / failed → count
+    engines: dict[str, int] = field(default_factory=dict)  # what decoded them (local models say) → count
     out: str | None = None
 
     @classmethod
@@ -59,6 +60,9 @@ class Summary:
         s.cost_usd = sum(t.cost_usd for t in trajs)
         for t in trajs:
             s.status[t.status] = s.status.get(t.status, 0) + 1
+            engine = t.meta.get("engine") if isinstance(t.meta, dict) else None
+            if engine:
+                s.engines[str(engine)] = s.engines.get(str(engine), 0) + 1
         return s
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +83,10 @@ class Summary:
             f"out {self.tokens_out_per_trial:.0f})",
             "status          " + ", ".join(f"{k} {v}" for k, v in sorted(self.status.items())),
         ]
+        if len(self.engines) == 1:  # the time per trial depends on it
+            lines.append(f"engine          {next(iter(self.engines))}")
+        elif self.engines:
+            lines.append("engines         " + ", ".join(f"{k} ({v})" for k, v in sorted(self.engines.items())))
         if self.cost_usd:
             lines.append(f"cost            ${self.cost_usd:.4f}")
         if self.out:

@@ -49,6 +49,11 @@ class ServedModels:
     def get(self, name: str) -> Model | None:
         return self.models.get(name)
 
+    def engine(self, name: str) -> str | None:
+        """What decodes `name`'s tokens, in words (a local model says; an API model does not)."""
+        engine = getattr(self.models.get(name), "engine", None)
+        return engine if isinstance(engine, str) and engine else None
+
 
 class _ApiError(Exception):
     def __init__(self, status: HTTPStatus, message: str, type_: str = "invalid_request_error",
@@ -144,7 +149,8 @@ class Handler(BaseHTTPRequestHandler):
         served: ServedModels = self.server.served  # type: ignore[attr-defined]
         path = self.path.split("?")[0].rstrip("/")
         if path in ("/v1/models", "/models"):
-            data = [{"id": n, "object": "model", "created": served.created, "owned_by": "fireact"} for n in served.models]
+            data = [{"id": n, "object": "model", "created": served.created, "owned_by": "fireact",
+                     **({"engine": e} if (e := served.engine(n)) else {})} for n in served.models]
             self._send_json(HTTPStatus.OK, {"object": "list", "data": data})
         elif path == "/health":
             self._send_json(HTTPStatus.OK, {"status": "ok"})

@@ -142,12 +142,9 @@ def battle_spec(spec: AgentSpec, battle: Battle) -> AgentSpec:
 
 def agent_events(spec: AgentSpec, battle: Battle, model: Model, tools: Tools | None) -> Iterator[object]:
     """One agent's own events on `battle`; its `Finished` trajectory carries the side's spec and cost (summed
-    by the agent, once) and, for a local model, the engine that decoded it."""
+    by the agent, once) and, for a local model, the engine that decoded it (recorded by the agent)."""
     agent = Agent(model, tools, battle_spec(spec, battle), prompts=_prompts(spec.prompts), noise_pool=battle.noise_pool)
-    for ev in agent.run(battle.question, gold=battle.gold, task=battle.task, meta=dict(battle.meta)):
-        if isinstance(ev, Finished) and getattr(model, "engine", None):
-            ev.trajectory.meta.setdefault("engine", model.engine)
-        yield ev
+    yield from agent.run(battle.question, gold=battle.gold, task=battle.task, meta=dict(battle.meta))
 
 
 def agent_events_of(spec: AgentSpec, battle: Battle, pool: ModelPool,

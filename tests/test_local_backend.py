@@ -241,3 +241,11 @@ def test_quantised_step_gives_the_same_logits_whether_the_cache_has_room_or_must
     assert roomy.get_seq_length() == full.get_seq_length() == len(ids) + 3
     assert torch.equal(roomy.layers[3].keys, full.layers[3].keys)
     assert full.layers[0].buffers[0].shape[-2] > len(ids) + 3  # it grew
+
+
+def test_an_agent_on_the_local_backend_records_its_engine(fast):
+    from fireact_core.agent import Agent
+    from fireact_core.spec import AgentSpec
+
+    traj = Agent(fast, None, AgentSpec(method="cot", max_tokens=8)).solve("What is the capital of France?")
+    assert traj.meta["engine"] == fast.engine and "int4" in traj.meta["engine"]  # `fireact run/eval` on CPU

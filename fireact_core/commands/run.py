@@ -64,5 +64,7 @@ def run(args: argparse.Namespace) -> int:
         out.write(f"Stopped: {traj.reason}\n")
     if traj.em is not None:
         out.write(f"EM {traj.em:.0f}  F1 {traj.f1:.2f}\n")
-    out.write(f"{traj.num_steps} steps, {traj.time_s:.1f} s, {traj.tokens_in + traj.tokens_out} tokens\n")
+    engine = traj.meta.get("engine")
+    out.write(f"{traj.num_steps} steps, {traj.time_s:.1f} s, {traj.tokens_in + traj.tokens_out} tokens"
+              + (f" ({engine})" if engine else "") + "\n")
     return 0 if traj.status != "failed" else 1

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"fireact serve: warning: listening on {args.host} without authentication; "
               "anyone who can reach it can use the model", file=sys.stderr)
     # The URL line is what scripts (and the tests) wait for.
-    print(f"fireact serve: listening on {server.url} serving {', '.join(models)}", file=sys.stderr, flush=True)
+    served = ", ".join(n + (f" ({e})" if (e := server.served.engine(n)) else "") for n in models)
+    print(f"fireact serve: listening on {server.url} serving {served}", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
