@@ -21,6 +21,7 @@ peft's `load_adapter`/`set_adapter`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -290,8 +291,36 @@ def resolve_adapter(adapter: str | os.PathLike, base: str | os.PathLike | None =
     return name
 
 
+# peft imports bitsandbytes, which on a CPU with avx512_bf16 fetches a CPU 4-bit kernel from the Hub as it is
+# imported and, offline, warns that it could not (advising an install that is already there), with `kernels`
+# adding that it skipped a trust check. bitsandbytes runs here on CUDA only (`:4bit`), so on CPU those two
+# lines are noise no user can act on; they are dropped, and every other line of both loggers kept.
+_IMPORT_NOISE = {
+    "bitsandbytes.backends.cpu.ops": "Failed to load CPU gemm_4bit_forward from kernels-community",
+    "kernels._internals.hf_hub": "Skipping publisher trust check for 'kernels-community/quantization-bitsandbytes'",
+}
+
+
+def _not_import_noise(record: logging.LogRecord) -> bool:
+    prefix = _IMPORT_NOISE.get(record.name)
+    return prefix is None or not record.getMessage().startswith(prefix)
+
+
+def quiet_peft_import() -> None:
+    """Drop the two import-time lines above (idempotent); call before importing peft. Also peft's call of a
+    transformers method deprecated in favour of another (a FutureWarning at every adapter load)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    for name in _IMPORT_NOISE:
+        logger = logging.getLogger(name)
+        if _not_import_noise not in logger.filters:
+            logger.addFilter(_not_import_noise)
+
+
 def adapter_base(adapter: str | os.PathLike, base: str | os.PathLike | None = None) -> str:
     """The base model an adapter was trained on (its `base_model_name_or_path`)."""
+    quiet_peft_import()
     from peft import PeftConfig
 
     source = resolve_adapter(adapter, base)
@@ -333,6 +362,7 @@ def load_adapter(model: Any, adapter: str | os.PathLike, name: str | None = None
     switching (`set_adapter`) never reloads the base. Loading a name that is already there
     just activates it.
     """
+    quiet_peft_import()
     from peft import PeftModel
 
     name = name or Path(str(adapter)).name or "adapter"

@@ -123,3 +123,22 @@ def test_cache_root_honours_env(monkeypatch, tmp_path):
     assert models.bundled_cache_dir() == tmp_path / "models" / "SmolLM2-135M-Instruct"
     monkeypatch.delenv("FIREACT_CACHE")
     assert models.cache_root() == Path(os.path.expanduser("~/.cache/fireact"))
+
+
+def test_peft_import_noise_is_dropped_and_nothing_else(caplog):
+    import logging
+
+    from fireact_core.models import quiet_peft_import
+
+    quiet_peft_import()
+    quiet_peft_import()  # idempotent
+    bnb = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    assert len(bnb.filters) == 1
+    with caplog.at_level(logging.WARNING):
+        bnb.warning("Failed to load CPU gemm_4bit_forward from kernels-community: offline. Please make sure ...")
+        logging.getLogger("kernels._internals.hf_hub").warning(
+            "Skipping publisher trust check for 'kernels-community/quantization-bitsandbytes' because offline.")
+        bnb.warning("some other bitsandbytes warning")
+        logging.getLogger("kernels._internals.hf_hub").warning("Skipping publisher trust check for 'someone/else'")
+    assert [r.getMessage() for r in caplog.records] == ["some other bitsandbytes warning",
+                                                        "Skipping publisher trust check for 'someone/else'"]

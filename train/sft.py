@@ -156,6 +156,9 @@ def checkpoint_dir(cfg: TrainConfig) -> Path:
 
 def lora_config(cfg: TrainConfig, extra: tuple[dict[str, list[int]], list[str]] | None = None) -> Any:
     """The LoRA; `extra`: embedding rows and whole modules trained beside it (turn markers added to the vocabulary)."""
+    from fireact_core.models import quiet_peft_import
+
+    quiet_peft_import()
     from peft import LoraConfig
 
     rows, modules = extra or (None, None)
