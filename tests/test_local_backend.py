@@ -249,3 +249,21 @@ def test_an_agent_on_the_local_backend_records_its_engine(fast):
 
     traj = Agent(fast, None, AgentSpec(method="cot", max_tokens=8)).solve("What is the capital of France?")
     assert traj.meta["engine"] == fast.engine and "int4" in traj.meta["engine"]  # `fireact run/eval` on CPU
+
+
+def test_an_adapter_the_fast_path_cannot_run_falls_back_to_fp32_and_says_so(loaded, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from fireact_core.backends.local import LocalModel, _FastDecoder
+
+    model, tokenizer = copy.deepcopy(loaded[0]), loaded[1]
+    torch.manual_seed(0)
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], use_dora=True, init_lora_weights=False)
+    peft_model = get_peft_model(model, config)
+    peft_model.save_pretrained(tmp_path / "dora")
+    base = LocalModel.from_model(peft_model.unload(), tokenizer, name="smollm2")
+    dora = base.load_adapter(str(tmp_path / "dora"), "dora")
+    text = complete(dora, Q, max_tokens=4).text
+    assert dora.engine.startswith("torch float32") and not isinstance(base._shared.decoder("dora"), _FastDecoder)
+    assert base.engine.startswith("torch int4")  # the plain base keeps the fast path
+    assert text and text != complete(base, Q, max_tokens=4).text  # the DoRA adapter really ran
