@@ -18,10 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import sys
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+# this checkout's packages first, not an installed copy, and not bench/train.py for the `train` package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 QUESTION = "In what year was the singer of the band Broken Giatan born?"

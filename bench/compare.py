@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages, not an installed copy
 from fireact_core.paths import REPO as ROOT
 
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))  # after the checkout: bench/train.py must not shadow the `train` package
 from reproduce import _kind, wilson
 
 from fireact_core.robustness import mean_interval

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
+# this checkout's packages first, not an installed copy, and not bench/train.py for the `train` package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 CORPUS = {
