@@ -125,20 +125,34 @@ def test_cache_root_honours_env(monkeypatch, tmp_path):
     assert models.cache_root() == Path(os.path.expanduser("~/.cache/fireact"))
 
 
-def test_peft_import_noise_is_dropped_and_nothing_else(caplog):
+def test_peft_import_noise_is_dropped_and_nothing_else():
     import logging
 
     from fireact_core.models import quiet_peft_import
 
     quiet_peft_import()
     quiet_peft_import()  # idempotent
-    bnb = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    bnb, kernels = logging.getLogger("bitsandbytes.backends.cpu.ops"), logging.getLogger("kernels._internals.hf_hub")
     assert len(bnb.filters) == 1
-    with caplog.at_level(logging.WARNING):
+    # a handler on each logger itself: bitsandbytes may have stopped its loggers propagating to the root
+    saved = [(lg, lg.level) for lg in (bnb, kernels)]
+    handler = Keep()
+    for lg, _ in saved:
+        lg.setLevel(logging.WARNING)
+        lg.addHandler(handler)
+    try:
         bnb.warning("Failed to load CPU gemm_4bit_forward from kernels-community: offline. Please make sure ...")
-        logging.getLogger("kernels._internals.hf_hub").warning(
-            "Skipping publisher trust check for 'kernels-community/quantization-bitsandbytes' because offline.")
+        kernels.warning("Skipping publisher trust check for 'kernels-community/quantization-bitsandbytes' because offline.")
         bnb.warning("some other bitsandbytes warning")
-        logging.getLogger("kernels._internals.hf_hub").warning("Skipping publisher trust check for 'someone/else'")
-    assert [r.getMessage() for r in caplog.records] == ["some other bitsandbytes warning",
-                                                        "Skipping publisher trust check for 'someone/else'"]
+        kernels.warning("Skipping publisher trust check for 'someone/else'")
+    finally:
+        for lg, level in saved:
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+    assert seen == ["some other bitsandbytes warning", "Skipping publisher trust check for 'someone/else'"]
