@@ -63,11 +63,14 @@ def default_device() -> str:
 
 
 def use_all_cores() -> None:
-    """Let torch use every core, unless `OMP_NUM_THREADS` says otherwise (torch already read it)."""
+    """Let torch use every core this process may use (`cpus.usable_cpus`: a container's CPU quota, not the
+    host's CPU count), unless `OMP_NUM_THREADS` says otherwise (torch already read it)."""
     import torch
 
+    from fireact_core.cpus import usable_cpus
+
     if not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(usable_cpus())
 
 
 def chat_template(base: str | os.PathLike | None = None) -> str:

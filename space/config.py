@@ -54,6 +54,17 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {os.environ[name]!r}") from None
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    value = (os.environ.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true/false), got {os.environ[name]!r}")
+
+
 def _env_seconds(name: str, default: float) -> float:
     try:
         value = float(os.environ.get(name) or default)
@@ -82,6 +93,9 @@ class AppConfig:
     # the default base and adapter: their Hub copies while the Hub answers (probed in a background thread)
     defaults: DefaultSources = field(default_factory=lambda: DefaultSources(str(DEFAULT_ADAPTER)))
     space: bool = field(default_factory=on_space)
+    # Load the default base and adapter (and build their decoders) in the background at start, so a visitor's
+    # first battle does not wait for them. ZeroGPU always loads them at start, in the main process.
+    preload: bool = field(default_factory=lambda: _env_flag("FIREACT_PRELOAD", True))
     blind_default: bool | None = None  # None: on a Space only
     k_raters: int = field(default_factory=lambda: _env_int("FIREACT_K_RATERS", 3))  # raters per queued trajectory
     rate_per_minute: int = field(default_factory=lambda: _env_int("FIREACT_RATINGS_PER_MINUTE", 60))  # per rater

@@ -175,6 +175,7 @@ def fake_config(db_path: str | Path | None, **overrides: Any) -> AppConfig:
         defaults=DefaultSources("", probe=lambda: False),
         model_limits={"fake": 64},
         tick_s=0.05,
+        preload=False,  # the tests that want it say so
     )
     kw.update(overrides)
     return AppConfig(**kw)

@@ -43,6 +43,8 @@ class Runtime:
         self.loop_job: Any = None  # the admin's training loop (space.loopjob)
         self.loop_lock = threading.Lock()
         answered = self._preload_defaults() if self.gpu_run is not None else False
+        if self.gpu_run is None and cfg.preload:
+            threading.Thread(target=self._preload_in_background, name="fireact-preload", daemon=True).start()
         threading.Thread(target=self._list_hub, name="fireact-hub-listing", daemon=True).start()
         if answered:  # (the defaults loaded already, from the Hub)
             threading.Thread(target=self._hub_answered, args=(False,), name="fireact-hub-sets", daemon=True).start()
@@ -61,7 +63,14 @@ class Runtime:
         self._load_defaults()
         return hub
 
-    def _load_defaults(self) -> None:
+    def _preload_in_background(self) -> None:
+        """On CPU: the same defaults, loaded in a background thread with their decoders built, so the first
+        battle starts at once (the page serves meanwhile; a battle that comes first waits for the loader's
+        lock and uses what it loaded). The Hub is probed first, so what loads is what battles will ask for."""
+        self.cfg.defaults.check()
+        self._load_defaults(warm=True)
+
+    def _load_defaults(self, warm: bool = False) -> None:
         bundled = self.cfg.defaults.bundled_adapter or None
         for spec in (AgentSpec(role="prompted"), AgentSpec(role="finetuned", adapter=bundled, finetuned=True)):
             spec = self.cfg.defaults.resolve(spec)
@@ -69,14 +78,16 @@ class Runtime:
                 continue  # nothing to load yet: the watch loads the Hub's copies once it answers
             try:
                 with FORK_GUARD:  # (the watch may load them while a battle's GPU call starts)
-                    self.pool.load(spec)
+                    model = self.pool.load(spec)
+                if warm and callable(getattr(model, "warm_up", None)):
+                    model.warm_up()  # the quantised decoder, with the adapter's LoRA beside it
             except Exception:  # the battle will show it on its side; the app still starts
-                log.exception("preloading %s for ZeroGPU failed", spec.key)
+                log.exception("preloading %s failed", spec.key)
 
     def _hub_answered(self, load: bool = True) -> None:
         """The Hub answered: on ZeroGPU its defaults load now (main process); the missing question sets arrive."""
-        if load and self.gpu_run is not None:
-            self._load_defaults()
+        if load and (self.gpu_run is not None or self.cfg.preload):
+            self._load_defaults(warm=self.gpu_run is None)
         if self.cfg.more_questions is None:
             return
         try:
