@@ -49,7 +49,8 @@ def _connect(url: str, over: Any) -> Any:
 
 
 def rater(url: str, n: int, over: Any, out: Any, voting: Any) -> None:
-    """Battle → vote until `over` is set; reports each acknowledged vote's question and wall-clock time.
+    """Battle → vote until `over` is set; reports each acknowledged vote's question, when it was sent and when its
+    acknowledgement arrived (wall clock).
 
     `voting` is set at the first acknowledged vote (connecting can take seconds on a loaded machine)."""
     threading.excepthook = lambda _: None  # gradio_client's stream threads die with the server
@@ -61,12 +62,13 @@ def rater(url: str, n: int, over: Any, out: Any, voting: Any) -> None:
         try:
             if "Both agents finished" not in c.submit(q, *SETTINGS, api_name="/battle").result(timeout=30)[0]:
                 continue
+            sent = time.time()
             reveal = c.submit(api_name="/vote_a").result(timeout=30)[0]
         except Exception:
             c = _connect(url, over)
             continue
         if "is saved" in reveal:
-            acked.append((q, time.time()))
+            acked.append((q, sent, time.time()))
             voting.set()
     out.put(acked)
 
@@ -75,6 +77,9 @@ def rater(url: str, n: int, over: Any, out: Any, voting: Any) -> None:
 class LossResult:
     interval_s: float
     acked: list[tuple[str, float]] = field(default_factory=list)  # (question, when acknowledged)
+    # when each vote was sent: it was committed between then and its acknowledgement, so the stop that can lose it
+    # is the first one after it was sent (an acknowledgement read just after a kill came from the killed app)
+    sent: dict[str, float] = field(default_factory=dict)
     kills: list[float] = field(default_factory=list)  # when each stop happened
     clean: list[bool] = field(default_factory=list)  # whether it was a clean stop (SIGTERM)
     stored: set[str] = field(default_factory=set)  # questions with a vote in the database at the end
@@ -88,10 +93,15 @@ class LossResult:
         """Acknowledged votes at least `age` seconds older than the stop (a kill, or with `clean` a SIGTERM) after them."""
         out = []
         for q, t in self.acked:
-            after = [(k, c) for k, c in zip(self.kills, self.clean) if k > t]
-            if after and after[0][1] == clean and after[0][0] - t >= age:
+            stop = self.stop_after(q, t)
+            if stop is not None and stop[1] == clean and stop[0] - t >= age:
                 out.append(q)
         return out
+
+    def stop_after(self, q: str, t: float) -> tuple[float, bool] | None:
+        """(when, clean) of the first stop after vote `q` (acknowledged at `t`) was sent; None if none came."""
+        sent = self.sent.get(q, t)
+        return next(((k, c) for k, c in zip(self.kills, self.clean) if k > sent), None)
 
 
     def owed(self) -> list[str]:
@@ -101,7 +111,7 @@ class LossResult:
         after any kill, however late a loaded machine ran the copies."""
         out = []
         for q, t in self.acked:
-            kill, clean = next(((k, c) for k, c in zip(self.kills, self.clean) if k > t), (None, True))
+            kill, clean = self.stop_after(q, t) or (None, True)
             if kill is None or clean:
                 continue
             done = [taken for taken, took in self.copies if taken + took < kill]
@@ -158,7 +168,9 @@ def loss_run(db: Path, env: dict[str, str], *, stops: tuple[str, ...] = ("kill",
             res.notes.append(page_notes(url))
         over.set()
         for _ in clients:
-            res.acked += out.get(timeout=120)
+            for q, sent, t in out.get(timeout=120):
+                res.acked.append((q, t))
+                res.sent[q] = sent
     finally:
         over.set()
         for c in clients:
@@ -173,9 +185,9 @@ def loss_run(db: Path, env: dict[str, str], *, stops: tuple[str, ...] = ("kill",
     finally:
         con.close()
     for q, t in res.acked:
-        after = [k for k in res.kills if k > t]
-        if q not in res.stored:
-            res.lost.append((q, after[0] - t if after else 0.0))
+        if q not in res.stored:  # its age at the stop that lost it (0 when the acknowledgement was read after it)
+            lost_at = res.stop_after(q, t)
+            res.lost.append((q, max(0.0, lost_at[0] - t) if lost_at else 0.0))
     for m in _COPIED.finditer(log.read_text(errors="replace")):
         res.copy_s.setdefault(m.group(1), []).append(float(m.group(3)))
         res.copies.append((datetime.fromisoformat(m.group(2)).timestamp(), float(m.group(3))))
