@@ -75,6 +75,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (a free CPU Space has 2 cores)")
     ap.add_argument("--rounds", type=int, default=2, help="battles after the first (timed once loaded)")
     ap.add_argument("--question", default=QUESTION)
+    ap.add_argument("--keep-cache", action="store_true",
+                    help="keep the keys/values llama.cpp holds from one battle to the next (default: drop them, "
+                         "so each battle prefills in full, as a new question does)")
     args = ap.parse_args()
 
     import torch
@@ -102,6 +105,9 @@ def main() -> None:
     for r in range(1 + args.rounds):
         for c in calls.values():
             c.clear()
+        if not args.keep_cache:
+            for model, _ in loaded.values():
+                model.forget()
         views = [SideView(title=t) for t in ("prompted", "fine-tuned")]
         t = time.perf_counter()
         for _ in run_battle(Battle(args.question, max_steps=cfg.max_steps), specs, views, pool=pool,

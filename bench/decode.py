@@ -58,11 +58,13 @@ def main() -> None:
     device = models.default_device()
     if args.threads:
         torch.set_num_threads(args.threads)
-    fast = LocalModel.from_model(model, tok, name="local")
+    # The default path (llama.cpp where it is installed, for a base from its GGUF) and torch's own step.
+    fast = LocalModel.from_model(model, tok, name="local", gguf=models.gguf_source(args.model or None))
     t = time.perf_counter()
     fast.warm_up()
     print(f"device: {device}, threads: {torch.get_num_threads()}, quantised decoder: {fast.quantized} "
-          f"(built in {time.perf_counter() - t:.1f}s)")
+          f"(built in {time.perf_counter() - t:.1f}s), default engine: {fast.engine}")
+    on_torch = None if fast.engine.startswith("torch") else LocalModel.from_model(model, tok, name="local")
     end_ids = sorted(fast._shared.end_ids)
 
     class Stamps(BaseStreamer):
@@ -89,10 +91,10 @@ def main() -> None:
         text = tok.decode([i for i in new if i not in end_ids], skip_special_tokens=True)
         return text, len(new), stamps.times[-1] - stamps.times[1], total
 
-    def local(q: str) -> tuple[str, int, float, float]:
+    def local(q: str, view: LocalModel = fast) -> tuple[str, int, float, float]:
         t0 = time.perf_counter()
         first = done = None
-        for item in fast.stream([{"role": "user", "content": q}], stop=(), max_tokens=args.max_tokens):
+        for item in view.stream([{"role": "user", "content": q}], stop=(), max_tokens=args.max_tokens):
             if isinstance(item, Completion):
                 done = item
             elif first is None:
@@ -102,6 +104,9 @@ def main() -> None:
         return done.text, done.completion_tokens, end - first, end - t0
 
     engines = [("naive", naive), ("local", local)]
+    if on_torch is not None:
+        on_torch.warm_up()
+        engines.append(("torch", lambda q: local(q, on_torch)))
     llama = llama_cpp_engine(args, models, fast, torch.get_num_threads())
     if isinstance(llama, str):
         print(f"llama.cpp: skipped ({llama})")
@@ -124,15 +129,18 @@ def main() -> None:
     rate = {k: (n - calls) / d for k, (n, d, _) in totals.items()}  # intervals after each first token
     overall = {k: n / s for k, (n, _, s) in totals.items()}
     labels = {"naive": "naive fp32 model.generate", "local": f"local backend ({fast.engine})",
-              "llama.cpp": "llama.cpp (same GGUF)"}
+              "torch": f"its torch path ({on_torch.engine if on_torch else ''})", "llama.cpp": "llama.cpp (same GGUF)"}
     for k in totals:
-        print(f"{labels[k] + ':':27s}{rate[k]:6.1f} tok/s decoding, {overall[k]:5.1f} tok/s with prefill "
+        print(f"{labels[k] + ':':30s}{rate[k]:6.1f} tok/s decoding, {overall[k]:5.1f} tok/s with prefill "
               f"({totals[k][0]} tokens)")
     print(f"speedup with prefill: {overall['local'] / overall['naive']:.2f}")
     print(f"decode speedup: {rate['local'] / rate['naive']:.2f}")
     if "llama.cpp" in totals:
         print(f"vs llama.cpp: {rate['local'] / rate['llama.cpp']:.2f} (with prefill: "
               f"{overall['local'] / overall['llama.cpp']:.2f}; goal >= 0.8 decoding)")
+        if "torch" in totals:
+            print(f"torch path vs llama.cpp: {rate['torch'] / rate['llama.cpp']:.2f} (with prefill: "
+                  f"{overall['torch'] / overall['llama.cpp']:.2f})")
         same_llama = sum(answers["llama.cpp"][q] == answers["local"][q] for q in QUESTIONS)
         print(f"answers equal to llama.cpp's: {same_llama}/{len(QUESTIONS)} (its own Q4_1 kernels, "
               "8-bit activations: not the same arithmetic)")
@@ -145,6 +153,9 @@ def main() -> None:
         k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
         print(f"\nchanged: {q!r} (first difference at char {k})\n  fp32:  {a!r}\n  local: {b!r}")
     print(f"answers unchanged: {same}/{len(QUESTIONS)}")
+    if "torch" in totals:
+        same_torch = sum(answers["torch"][q] == answers["naive"][q] for q in QUESTIONS)
+        print(f"torch path's answers unchanged: {same_torch}/{len(QUESTIONS)}")
 
 
 def llama_cpp_engine(args: argparse.Namespace, models: object, fast: object, threads: int) -> object:

@@ -99,6 +99,7 @@ class Agent:
             traj.id = id
         t0 = time.perf_counter()
         self._cost_usd = 0.0
+        self._engines: dict[str, None] = {}  # what computed each call's logits, in order (a local model says)
         trials = cfg.trials if cfg.method == "reflexion" else 1
         try:
             for trial in range(trials):
@@ -110,7 +111,8 @@ class Agent:
         except BackendError as e:
             traj.status, traj.reason = "failed", redact(f"model error: {e}")  # SDK errors may echo a key
         traj.time_s = time.perf_counter() - t0
-        engine = getattr(self.model, "engine", None)  # what decoded it (a local model says), for every caller
+        # what decoded it, for every caller: the calls' own engines (one session may differ from the view's)
+        engine = " + ".join(self._engines) or getattr(self.model, "engine", None)
         if isinstance(engine, str) and engine:
             traj.meta.setdefault("engine", engine)
         traj.finalize_totals()
@@ -216,6 +218,8 @@ class Agent:
         step.tokens_out += done.completion_tokens
         step.prefill_tokens += done.prefill_tokens
         self._cost_usd += done.cost_usd
+        if done.engine:
+            self._engines[done.engine] = None
         return done.text
 
     def _execute(self, step: Step, text: str, tools: Tools | None, use_tools: bool, traj: Trajectory) -> None:
@@ -305,6 +309,8 @@ class Agent:
                 done = item
         if done is not None:
             self._cost_usd += done.cost_usd
+            if done.engine:
+                self._engines[done.engine] = None
         return done.text if done else ""
 
 

@@ -190,6 +190,24 @@ def resolve_base(name_or_path: str | os.PathLike | None = None) -> Path | str:
         f"download it once online, pass a local folder, or use a bundled base ({', '.join(BUNDLED_BASES)})")
 
 
+def gguf_source(name_or_path: str | os.PathLike | None = None) -> Path | None:
+    """The GGUF file whose weights a base's folder holds (a converted bundled base), if it is on
+    disk; None for anything else (a Hub or local safetensors base, whose weights are not the GGUF's)."""
+    try:
+        source = resolve_base(name_or_path)
+    except ConfigError:
+        return None
+    if not isinstance(source, Path) or not (source / MARKER).is_file():
+        return None
+    recorded = Path(json.loads((source / MARKER).read_text()).get("source") or "")
+    if recorded.is_file():
+        return recorded
+    bundled = bundled_base(json.loads((source / MARKER).read_text()).get("base_model", ""))
+    if bundled is None or len(bundled.chunks) > 1:  # a joined file is removed after its conversion
+        return None
+    return bundled_gguf(bundled.name)
+
+
 def canonical_base(name_or_path: str | os.PathLike | None) -> str:
     """The Hub id a base is known by: our converted folders and the bundled names map to it."""
     from fireact_core.adapters import alias

@@ -28,9 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 OURS = {"fireact_core", "space", "train", "worldgen", "app"}
 # Imported inside `try: ... except ImportError` with a fallback: used when present, never required.
-OPTIONAL = {"psutil"}  # fireact_core/base_fit.py: available RAM (else /proc/meminfo)
+# psutil: fireact_core/base_fit.py, available RAM (else /proc/meminfo). llama_cpp: backends/llamacpp.py decodes with
+# it where it is installed (`make llama-cpp` compiles it: PyPI has it as source only, so no extra or
+# requirements.txt asks for it), else torch does.
+OPTIONAL = {"psutil", "llama_cpp"}
 # fireact_core modules that belong to an extra's layer (their top-level imports are that extra's).
 PART_OF = {"fireact_core/backends/local.py": "local", "fireact_core/backends/quant.py": "local",
+           "fireact_core/backends/feeds.py": "local", "fireact_core/backends/llamacpp.py": "local",
            "fireact_core/store": "app"}
 # Where pyproject.toml and requirements.txt may differ, and why.
 PIN_ONLY_IN_REQUIREMENTS = {"torch": "torch==2.13.0"}  # a Space pins one ZeroGPU supports; the extra gives the minimum

@@ -152,7 +152,8 @@ def test_concurrent_sessions_share_one_model(fast):
 def test_two_adapters_on_one_base_switch_without_reload(loaded, tmp_path, monkeypatch):
     from peft import LoraConfig, get_peft_model
 
-    from fireact_core.backends.local import LocalModel, _FastDecoder
+    from fireact_core.backends.local import LocalModel
+    from fireact_core.backends.shared import _FastDecoder
 
     model, tokenizer = copy.deepcopy(loaded[0]), loaded[1]  # adapters are injected into the base in place
     folders = {}
@@ -254,7 +255,8 @@ def test_an_agent_on_the_local_backend_records_its_engine(fast):
 def test_an_adapter_the_fast_path_cannot_run_falls_back_to_fp32_and_says_so(loaded, tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    from fireact_core.backends.local import LocalModel, _FastDecoder
+    from fireact_core.backends.local import LocalModel
+    from fireact_core.backends.shared import _FastDecoder
 
     model, tokenizer = copy.deepcopy(loaded[0]), loaded[1]
     torch.manual_seed(0)

@@ -28,6 +28,7 @@ class Completion:
     finish_reason: str = "stop"  # stop | length | error
     prefill_s: float = 0.0  # local backend: seconds encoding the prompt (to the first token's logits)
     decode_s: float = 0.0  # local backend: seconds from then to the end of the reply
+    engine: str = ""  # local backend: what computed the logits, e.g. `llama.cpp 0.3.36, 2 threads`
 
 
 class BackendError(Exception):
