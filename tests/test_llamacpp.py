@@ -99,12 +99,16 @@ def test_llama_cpp_decodes_the_adapter_as_torch_does(cpp):
 
 
 @needs_llama_cpp
-def test_a_short_trajectory_runs_on_llama_cpp_a_long_prompt_on_torch(cpp):
+def test_a_short_prompt_runs_on_llama_cpp_a_long_one_it_does_not_hold_on_torch(cpp):
     done = complete(cpp, Q, max_tokens=8)
     assert done.engine.startswith("llama.cpp") and done.prefill_s > 0 and done.decode_s > 0
     long = [{"role": "user", "content": "Say yes. " * 300}]  # a few-shot prompt's length
-    assert len(cpp._shared.encode(long)) > llamacpp.FIRST_PROMPT_MAX
-    assert complete(cpp, long, max_tokens=4).engine.startswith("torch int4")
+    assert len(cpp._shared.encode(long)) > llamacpp.PREFILL_MAX
+    session = cpp.session()
+    assert complete(session, long, max_tokens=4).engine.startswith("torch int4")
+    more = [*long, {"role": "assistant", "content": "Yes."}, {"role": "user", "content": "Again?"}]
+    assert complete(session, more, max_tokens=4).engine.startswith("torch int4")  # llama.cpp does not hold it
+    assert complete(session, Q, max_tokens=4).engine.startswith("llama.cpp")  # one session, a short prompt
 
 
 @needs_llama_cpp
@@ -171,3 +175,17 @@ def test_an_adapter_llama_cpp_cannot_take_decodes_on_torch_and_says_why(loaded, 
     assert dora.engine.startswith("torch float32")
     assert "DoRA" in base._shared.cpp.refused["dora"]
     assert complete(dora, Q, max_tokens=4).engine.startswith("torch float32")
+
+
+@needs_llama_cpp
+def test_fireact_run_decodes_on_llama_cpp_by_default_where_it_is_installed(monkeypatch, capsys):
+    """The factory's path (`fireact run`, `eval`, `serve` and the app load models through it): the
+    bundled base is known to come from its GGUF, so `auto` picks llama.cpp with no option given."""
+    import json
+
+    from fireact_core.cli import main
+
+    monkeypatch.setenv("FIREACT_ENGINE", "auto")
+    assert main(["run", WORLD_Q, "--json"]) == 0
+    traj = json.loads(capsys.readouterr().out)
+    assert traj["meta"]["engine"].startswith("llama.cpp") and traj["answer"] == "1978"

@@ -36,11 +36,11 @@ from fireact_core.backends.feeds import common_prefix
 from fireact_core.errors import ConfigError
 
 ENGINES = ("auto", "torch", "llama.cpp")
-# A trajectory whose first prompt is longer decodes on torch (decision, docs/performance.md): llama.cpp
-# prefills Q4_1 at ~225 tokens/s on 2 AVX2 cores, torch's fp32 GEMMs at ~520, while llama.cpp decodes
-# ~2.4x as fast; a few-shot prompt (~1,000 tokens, one short reply) is faster on torch, a fine-tuned
-# agent's (~260 tokens, ~140 decoded over its steps) on llama.cpp.
-FIRST_PROMPT_MAX = 512
+# A call that llama.cpp would have to prefill more of decodes on torch (decision, docs/performance.md):
+# llama.cpp prefills Q4_1 at ~225 tokens/s on 2 AVX2 cores, torch's fp32 GEMMs at ~520, while llama.cpp
+# decodes ~2.4x as fast. So a few-shot prompt (~1,000 tokens, one short reply) runs on torch, a
+# fine-tuned agent's trajectory (~260 tokens, then an observation per step) on llama.cpp.
+PREFILL_MAX = 512
 BATCH = 256  # tokens per llama_decode call while prefilling
 MAX_CONTEXT = 2048  # keys/values are allocated up front (~23 KB a token for SmolLM2); longer trajectories decode on torch
 # HF module name -> llama.cpp tensor name, and whether llama.cpp's converter permutes its rows.
@@ -244,6 +244,11 @@ class Engine:
                 self.refused[adapter] = str(e)
                 raise
         return self.contexts[adapter]
+
+    def held(self, adapter: str | None) -> list[int]:
+        """The tokens whose keys/values `adapter`'s context holds (none before its first call)."""
+        context = self.contexts.get(adapter)
+        return context.tokens if context is not None else []
 
     def forget_tokens(self) -> None:
         """Every context forgets the tokens it holds (their keys/values are dropped on its next call)."""

@@ -43,7 +43,7 @@ from typing import Any
 from fireact_core import models
 from fireact_core.backends import llamacpp
 from fireact_core.backends.base import BackendError, Completion, Message, cut_at_stop, held_back
-from fireact_core.backends.feeds import CppFeed, TorchFeed
+from fireact_core.backends.feeds import CppFeed, TorchFeed, common_prefix
 from fireact_core.backends.grammar import DONE, ActionGrammar, pick_valid
 from fireact_core.backends.shared import _CppDecoder, _Shared
 from fireact_core.errors import ConfigError
@@ -57,7 +57,6 @@ class LocalSession:
         self.name = owner.name
         self.ids: list[int] = []  # tokens whose keys/values are in `cache`
         self.cache: Any = None
-        self.cpp: bool | None = None  # whether llama.cpp decodes this trajectory (decided at its first call)
 
     def session(self) -> LocalSession:
         return LocalSession(self.owner)
@@ -169,12 +168,11 @@ class LocalModel:
             raise BackendError(f"{self.name}: the context ({len(prompt)} tokens) exceeds the model's "
                                f"{sh.max_context}-token window")
         max_tokens = max(0, min(max_tokens, sh.max_context - len(prompt)))
-        engine = sh.llama_cpp() if sess.cpp is not False else None
-        if sess.cpp is None:  # a long first prompt (few-shot) prefills faster in torch's fp32 GEMMs
-            sess.cpp = engine is not None and len(prompt) <= llamacpp.FIRST_PROMPT_MAX
-        decoder = sh.decoder(self.adapter, cpp=bool(sess.cpp) and len(prompt) + max_tokens <= engine.n_ctx)
-        if not isinstance(decoder, _CppDecoder):
-            sess.cpp = False  # and it stays on torch, whose cache holds this trajectory from now on
+        engine, cpp = sh.llama_cpp(), False
+        if engine is not None and len(prompt) + max_tokens <= engine.n_ctx:
+            # What llama.cpp would have to prefill: a long prompt it does not hold (few-shot) is faster on torch.
+            cpp = len(prompt) - common_prefix(engine.held(self.adapter), prompt) <= llamacpp.PREFILL_MAX
+        decoder = sh.decoder(self.adapter, cpp=cpp)
         feed = (CppFeed(sh.lock, decoder.context, prompt) if isinstance(decoder, _CppDecoder)
                 else TorchFeed(sh, sess, decoder, prompt, self.adapter))
         t0 = time.perf_counter()
