@@ -70,10 +70,13 @@ class Runtime:
         lock and uses what it loaded). The Hub is probed first, so what loads is what battles will ask for."""
         t0 = time.perf_counter()
         self.cfg.defaults.check()
-        self._load_defaults(warm=True)
-        log.info("the default models are loaded, their decoders built (%.1f s after start)", time.perf_counter() - t0)
+        engines = self._load_defaults(warm=True)
+        log.info("the default models are loaded, their decoders built (%.1f s after start; %s)",
+                 time.perf_counter() - t0, "; ".join(engines) or "no local model")
 
-    def _load_defaults(self, warm: bool = False) -> None:
+    def _load_defaults(self, warm: bool = False) -> list[str]:
+        """Load the default sides' models (`warm`: their decoders built too); returns what decodes each, in words."""
+        engines = []
         bundled = self.cfg.defaults.bundled_adapter or None
         for spec in (AgentSpec(role="prompted"), AgentSpec(role="finetuned", adapter=bundled, finetuned=True)):
             spec = self.cfg.defaults.resolve(spec)
@@ -83,9 +86,11 @@ class Runtime:
                 with FORK_GUARD:  # (the watch may load them while a battle's GPU call starts)
                     model = self.pool.load(spec)
                 if warm and callable(getattr(model, "warm_up", None)):
-                    model.warm_up()  # the quantised decoder, with the adapter's LoRA beside it
+                    model.warm_up()  # the quantised decoder (and llama.cpp's context), the adapter beside it
+                    engines.append(f"{spec.role}: {getattr(model, 'engine', None) or model.name}")
             except Exception:  # the battle will show it on its side; the app still starts
                 log.exception("preloading %s failed", spec.key)
+        return engines
 
     def _hub_answered(self, load: bool = True) -> None:
         """The Hub answered: on ZeroGPU its defaults load now (main process); the missing question sets arrive."""

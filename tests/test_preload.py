@@ -30,6 +30,8 @@ class Recorder:
         outer = self
 
         class Warm(FakeModel):
+            engine = "fake engine, 2 threads"
+
             def warm_up(self) -> None:
                 with outer.lock:
                     outer.warmed += 1
@@ -55,12 +57,15 @@ def _wait(pred, timeout: float = 10.0) -> bool:
     return pred()
 
 
-def test_the_defaults_load_and_warm_up_in_the_background_at_start(tmp_path):
+def test_the_defaults_load_and_warm_up_in_the_background_at_start(tmp_path, caplog):
     loader = Recorder()
+    caplog.set_level("INFO", logger="fireact.app")
     rt = _runtime(tmp_path, True, loader)
     try:
         assert _wait(lambda: ("smollm2", str(DEFAULT_ADAPTER)) in loader.calls and loader.warmed >= 2), loader.calls
         assert ("smollm2", None) in loader.calls  # the prompted side's plain base too
+        # the log says when, and what decodes each side
+        assert _wait(lambda: "prompted: fake engine, 2 threads; finetuned: fake engine, 2 threads" in caplog.text), caplog.text
     finally:
         rt.store.close()
 
