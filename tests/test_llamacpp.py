@@ -189,3 +189,19 @@ def test_fireact_run_decodes_on_llama_cpp_by_default_where_it_is_installed(monke
     assert main(["run", WORLD_Q, "--json"]) == 0
     traj = json.loads(capsys.readouterr().out)
     assert traj["meta"]["engine"].startswith("llama.cpp") and traj["answer"] == "1978"
+
+
+@needs_llama_cpp
+def test_contexts_beyond_the_cap_are_dropped_and_one_still_decoding_stays_valid(cpp, monkeypatch):
+    engine, plain = cpp._shared.cpp, cpp.with_adapter(None)
+    want = {v.adapter: complete(v, Q, max_tokens=10).text for v in (cpp, plain)}
+    monkeypatch.setattr(llamacpp, "MAX_CONTEXTS", 1)
+    engine.close()  # as a fresh engine: no contexts yet
+    stream = cpp.session().stream(Q, max_tokens=10)
+    text = next(stream)  # the adapter's context is decoding this reply...
+    assert complete(plain, Q, max_tokens=10).text == want[None]  # ...when the plain base's takes the only place
+    assert list(engine.contexts) == [None]
+    text += "".join(x for x in stream if isinstance(x, str))
+    assert text == want["default"]  # the dropped context finished its reply
+    assert complete(cpp, Q, max_tokens=10).text == want["default"]  # a new context, the converted LoRA reused
+    assert list(engine.contexts) == ["default"] and list(engine.loras) == ["default"]

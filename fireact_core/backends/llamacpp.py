@@ -28,6 +28,7 @@ import ctypes
 import os
 import tempfile
 import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ ENGINES = ("auto", "torch", "llama.cpp")
 # fine-tuned agent's trajectory (~260 tokens, then an observation per step) on llama.cpp.
 PREFILL_MAX = 512
 BATCH = 256  # tokens per llama_decode call while prefilling
+MAX_CONTEXTS = 4  # contexts kept (one per adapter), the least recently used dropped first
 MAX_CONTEXT = 2048  # keys/values are allocated up front (~23 KB a token for SmolLM2); longer trajectories decode on torch
 # HF module name -> llama.cpp tensor name, and whether llama.cpp's converter permutes its rows.
 TENSORS = {"q_proj": ("attn_q", True), "k_proj": ("attn_k", True), "v_proj": ("attn_v", False),
@@ -122,8 +124,19 @@ def write_lora(model: Any, name: str, path: Path) -> Path:
     return path
 
 
+class _Handles:
+    """The model and LoRA adapters in llama.cpp's memory, freed together (adapters first) when nothing
+    refers to them any more, or at exit. Contexts hold it, so a context never outlives its model."""
+
+    def __init__(self) -> None:
+        self.owned: list[tuple[Any, Any]] = []  # (free function, handle), freed newest first
+        self._finalizer = weakref.finalize(self, _free, self.owned)
+
+
 class Context:
-    """One llama.cpp context over the engine's model (optionally with one LoRA) and the tokens its cache holds."""
+    """One llama.cpp context over the engine's model (optionally with one LoRA) and the tokens its cache holds.
+
+    Freed when the last reference goes (the engine's, or a reply still decoding on it), never under a caller."""
 
     def __init__(self, engine: Engine, lora: Any = None) -> None:
         import llama_cpp
@@ -131,10 +144,11 @@ class Context:
         params = llama_cpp.llama_context_default_params()
         params.n_ctx, params.n_batch, params.n_ubatch = engine.n_ctx, BATCH, BATCH
         params.n_threads = params.n_threads_batch = engine.threads
+        self.handles = engine.handles
         self.ctx = llama_cpp.llama_init_from_model(engine.model, params)
         if not self.ctx:
             raise Unsupported("llama.cpp could not create a context")
-        engine._owned.append((llama_cpp.llama_free, self.ctx))
+        weakref.finalize(self, llama_cpp.llama_free, self.ctx)
         if lora is not None:
             adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(lora)
             if llama_cpp.llama_set_adapters_lora(self.ctx, adapters, 1, (ctypes.c_float * 1)(1.0)):
@@ -172,7 +186,7 @@ class Context:
 
 
 def _free(owned: list[tuple[Any, Any]]) -> None:
-    """Free contexts, adapters and the model, newest first (a context before its model)."""
+    """Free adapters and the model, newest first (the model last)."""
     while owned:
         free, handle = owned.pop()
         free(handle)
@@ -192,14 +206,14 @@ class Engine:
         self.gguf_path = gguf_path
         self.threads = max(1, threads)
         self.n_ctx = min(max_context, MAX_CONTEXT)
-        self._owned: list[tuple[Any, Any]] = []  # (free function, handle), freed in reverse at close or exit
-        self._finalizer = weakref.finalize(self, _free, self._owned)
+        self.handles = _Handles()
         self.model = llama_cpp.llama_model_load_from_file(str(gguf_path).encode(), llama_cpp.llama_model_default_params())
         if not self.model:
             raise Unsupported(f"llama.cpp could not load {gguf_path}")
-        self._owned.append((llama_cpp.llama_model_free, self.model))
+        self.handles.owned.append((llama_cpp.llama_model_free, self.model))
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model))
-        self.contexts: dict[str | None, Context] = {}
+        self.contexts: OrderedDict[str | None, Context] = OrderedDict()  # least recently used first
+        self.loras: dict[str, Any] = {}  # adapter -> its LoRA in llama.cpp's memory (kept when its context goes)
         self.refused: dict[str | None, str] = {}  # adapter -> why llama.cpp cannot run it
         self._dir: tempfile.TemporaryDirectory | None = None
         self.kind = f"llama.cpp {getattr(llama_cpp, '__version__', '')}".strip()
@@ -227,22 +241,25 @@ class Engine:
 
         if adapter in self.refused:
             raise Unsupported(self.refused[adapter])
-        if adapter not in self.contexts:
-            if adapter is None:
-                self.contexts[None] = Context(self)
-                return self.contexts[None]
+        if adapter in self.contexts:
+            self.contexts.move_to_end(adapter)
+            return self.contexts[adapter]
+        if adapter is not None and adapter not in self.loras:
             if self._dir is None:
                 self._dir = tempfile.TemporaryDirectory(prefix="fireact-lora-")
             try:
-                path = write_lora(model, adapter, Path(self._dir.name) / f"{len(self.contexts)}.gguf")
+                path = write_lora(model, adapter, Path(self._dir.name) / f"{len(self.loras)}.gguf")
                 lora = llama_cpp.llama_adapter_lora_init(self.model, str(path).encode())
                 if not lora:
                     raise Unsupported(f"llama.cpp refused the converted adapter {adapter!r}")
-                self._owned.append((llama_cpp.llama_adapter_lora_free, lora))
-                self.contexts[adapter] = Context(self, lora)
             except Unsupported as e:
                 self.refused[adapter] = str(e)
                 raise
+            self.handles.owned.append((llama_cpp.llama_adapter_lora_free, lora))
+            self.loras[adapter] = lora
+        self.contexts[adapter] = Context(self, self.loras.get(adapter) if adapter is not None else None)
+        while len(self.contexts) > MAX_CONTEXTS:  # each holds its keys/values (~50 MB at 2,048 tokens)
+            self.contexts.popitem(last=False)  # freed once no reply decodes on it
         return self.contexts[adapter]
 
     def held(self, adapter: str | None) -> list[int]:
@@ -256,6 +273,5 @@ class Engine:
             context.keep(0)
 
     def close(self) -> None:
-        """Free the contexts, adapters and model now (else when the engine is collected, or at exit)."""
+        """Drop the contexts; the model and adapters are freed with the last of them (or at exit)."""
         self.contexts.clear()
-        self._finalizer()
