@@ -15,7 +15,10 @@ llama.cpp computes the logits and everything else stays the project's own:
   trained modules, added tokens) decodes on torch instead;
 - key/value reuse: one context per adapter keeps the tokens whose keys/values it holds, and a
   call evaluates only what follows the longest common prefix, so two sessions interleaving on
-  one context stay correct (each re-prefills what the other displaced).
+  one context stay correct (each re-prefills what the other displaced);
+- what decodes a call: llama.cpp unless it would have to prefill more than `PREFILL_MAX` tokens
+  (its Q4_1 prompt processing is slower than torch's fp32 GEMMs), so a few-shot prompt runs on
+  torch and a fine-tuned agent's trajectory on llama.cpp; a call longer than its context, on torch.
 
 The arithmetic is llama.cpp's (8-bit activations against the 4-bit weights), not torch's, so
 greedy text can differ from the torch path; `FIREACT_ENGINE=torch` keeps the torch path, and

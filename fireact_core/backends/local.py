@@ -171,7 +171,9 @@ class LocalModel:
         engine, cpp = sh.llama_cpp(), False
         if engine is not None and len(prompt) + max_tokens <= engine.n_ctx:
             # What llama.cpp would have to prefill: a long prompt it does not hold (few-shot) is faster on torch.
-            cpp = len(prompt) - common_prefix(engine.held(self.adapter), prompt) <= llamacpp.PREFILL_MAX
+            with sh.lock:  # (another session's reply may be changing what the context holds)
+                held = list(engine.held(self.adapter))
+            cpp = len(prompt) - common_prefix(held, prompt) <= llamacpp.PREFILL_MAX
         decoder = sh.decoder(self.adapter, cpp=cpp)
         feed = (CppFeed(sh.lock, decoder.context, prompt) if isinstance(decoder, _CppDecoder)
                 else TorchFeed(sh, sess, decoder, prompt, self.adapter))
