@@ -35,6 +35,7 @@ OPTIONAL = {"psutil", "llama_cpp"}
 # fireact_core modules that belong to an extra's layer (their top-level imports are that extra's).
 PART_OF = {"fireact_core/backends/local.py": "local", "fireact_core/backends/quant.py": "local",
            "fireact_core/backends/feeds.py": "local", "fireact_core/backends/llamacpp.py": "local",
+           "fireact_core/backends/shared.py": "local",
            "fireact_core/store": "app"}
 # Where pyproject.toml and requirements.txt may differ, and why.
 PIN_ONLY_IN_REQUIREMENTS = {"torch": "torch==2.13.0"}  # a Space pins one ZeroGPU supports; the extra gives the minimum
