@@ -209,6 +209,7 @@ def test_shipped_trajectories_parse_score_and_show_the_real_tool(questions):
     per_question = Counter(t.meta["qid"] for t in trajs)  # only 3-hop questions come round again
     assert all(n == 1 or gold_q[qid]["hops"] == 3 for qid, n in per_question.items())
     assert max(per_question.values()) <= MAX_PASSES
+    tie_broken_elsewhere = []
     for t in trajs:
         _round_trip(t)
         assert t.em == 1.0 and exact_match(t.answer, gold[t.meta["qid"]])
@@ -216,7 +217,10 @@ def test_shipped_trajectories_parse_score_and_show_the_real_tool(questions):
         earlier: list[str] = []  # the tool's clean results so far: the pool "random" noise replays from
         for s in t.steps[:-1]:
             clean = search(s.argument)
-            if s.noise == "clean":
+            if s.noise == "clean" and s.observation != clean:  # only where articles tie for the top score
+                assert s.observation in _tied_tops(s.argument), (t.id, s.argument)
+                tie_broken_elsewhere.append((t.id, s.argument))
+            elif s.noise == "clean":
                 assert s.observation == clean, (t.id, s.argument)
             elif s.noise == "none":
                 assert s.observation == "None"
@@ -242,6 +246,22 @@ def test_shipped_trajectories_parse_score_and_show_the_real_tool(questions):
     thoughts = Counter(re.sub(r"[A-Z][a-z]+( [A-Z][a-z]+)*|\d[\d,]*", "X", t.steps[0].thought) for t in trajs
                        if t.method == "react")
     assert len(thoughts) >= 10  # the wording varies
+    # Where articles tie for the top score (namesakes, for a first name alone: 23 of the 2,844 clean searches),
+    # bm25s's top-k orders them by numpy's partition kernel, which is the CPU's: on an AVX2 CPU one of the 23
+    # opens another namesake than on the AVX512 CPU that generated the data.
+    assert tie_broken_elsewhere in ([], [("world-train-0551-reflexion-flat-s0", "Alkaird")]), tie_broken_elsewhere
+
+
+def _tied_tops(query: str) -> list[str]:
+    """The search results of every article that shares the top score for `query`."""
+    import bm25s
+    import Stemmer
+
+    index = get_index(WORLD / "corpus.jsonl")
+    tokens = bm25s.tokenize([query], stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False,
+                            show_progress=False)[0]
+    scores = index.bm25.get_scores(tokens)
+    return [" ".join(split_sentences(index.articles[i].text)[:5]) for i in range(len(scores)) if scores[i] == scores.max()]
 
 
 def test_teacher_methods_through_the_agent_loop(teacher, questions):
