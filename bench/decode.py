@@ -142,8 +142,10 @@ def main() -> None:
             print(f"torch path vs llama.cpp: {rate['torch'] / rate['llama.cpp']:.2f} (with prefill: "
                   f"{overall['torch'] / overall['llama.cpp']:.2f})")
         same_llama = sum(answers["llama.cpp"][q] == answers["local"][q] for q in QUESTIONS)
-        print(f"answers equal to llama.cpp's: {same_llama}/{len(QUESTIONS)} (its own Q4_1 kernels, "
-              "8-bit activations: not the same arithmetic)")
+        why = ("the same engine, but flash attention on here (llama.cpp's default for a context), off in "
+               "llama-cpp-python's Llama" if fast.engine.startswith("llama.cpp") else
+               "its own Q4_1 kernels, 8-bit activations: not the same arithmetic")
+        print(f"answers equal to llama.cpp's: {same_llama}/{len(QUESTIONS)} ({why})")
     same = 0
     for q in QUESTIONS:
         a, b = answers["naive"][q], answers["local"][q]
