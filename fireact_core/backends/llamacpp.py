@@ -32,7 +32,6 @@ import os
 import tempfile
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +158,7 @@ class Context:
         self.n_ctx, self.n_vocab = engine.n_ctx, engine.n_vocab
         self.tokens: list[int] = []
 
-    def logits(self, tokens: Sequence[int]) -> tuple[Any, int]:
+    def logits(self, tokens: list[int]) -> tuple[Any, int]:
         """The next-token logits (fp32 torch tensor) after `tokens`, and how many tokens were evaluated."""
         import llama_cpp
         import numpy as np
@@ -168,10 +167,10 @@ class Context:
         if len(tokens) > self.n_ctx:
             raise ValueError(f"{len(tokens)} tokens exceed the context of {self.n_ctx}")
         held = len(self.tokens)  # the usual case: the same sequence, longer by what was just picked
-        k = held if len(tokens) > held and list(tokens[:held]) == self.tokens else common_prefix(self.tokens, tokens)
+        k = held if len(tokens) > held and tokens[:held] == self.tokens else common_prefix(self.tokens, tokens)
         k = min(k, len(tokens) - 1)  # always evaluate >= 1 token to get its logits
         llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self.ctx), 0, k, -1)
-        self.tokens = list(tokens[:k])
+        del self.tokens[k:]  # (the first k are `tokens`' own: no copy of the whole sequence per decoded token)
         for i in range(k, len(tokens), BATCH):  # a batch's positions follow what the cache holds
             chunk = list(tokens[i:i + BATCH])
             ids = (llama_cpp.llama_token * len(chunk))(*chunk)  # alive until llama_decode has read it
